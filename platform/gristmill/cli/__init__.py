@@ -1,0 +1,70 @@
+"""The ``gristmill`` command: one sub-command per stage, plus ``demo``, ``init`` and ``run``.
+
+User mistakes end in one line on stderr and exit code 1, never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from gristmill.errors import GristmillError
+
+app = typer.Typer(
+    name="gristmill",
+    help="Gristmill: messy files in, served and monitored models out, on your own machines.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def _root(
+    workspace: str = typer.Option(None, "--workspace", "-w", envvar="GRISTMILL_WORKSPACE",
+                                  help="Workspace folder holding all state (default: ./workspace)."),
+) -> None:
+    import os
+
+    if workspace:
+        os.environ["GRISTMILL_WORKSPACE"] = workspace
+
+
+def _register() -> None:
+    from gristmill.cli import features, monitor, stages
+
+    stages.register(app)
+    app.add_typer(features.app, name="features")
+    app.add_typer(monitor.app, name="monitor")
+
+
+_register()
+
+
+def main() -> None:
+    """Console entry point."""
+    import warnings
+
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    from gristmill.cli.output import json_mode
+
+    json_mode(sys.argv[1:])
+    try:
+        app(standalone_mode=False)
+    except GristmillError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    except (typer.Abort, KeyboardInterrupt):
+        typer.echo("aborted", err=True)
+        sys.exit(130)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except Exception as exc:  # click usage errors arrive here in non-standalone mode
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise

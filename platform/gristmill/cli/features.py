@@ -1,0 +1,76 @@
+"""``gristmill features``: apply definitions, build training sets, materialize, list."""
+
+from __future__ import annotations
+
+import typer
+
+from gristmill.cli.output import console, emit_json, table
+
+app = typer.Typer(help="Feast features: apply, dataset, materialize, list.", no_args_is_help=True)
+JSON = typer.Option(False, "--json", help="Print one JSON object.")
+PROJECT = typer.Argument(..., help="Project name or spec file.")
+
+
+def _ctx(project: str):
+    from gristmill.pipeline import project_spec
+    from gristmill.workspace import Workspace
+
+    ws = Workspace.resolve()
+    return ws, project_spec(ws, project)
+
+
+@app.command()
+def apply(project: str = PROJECT, as_json: bool = JSON) -> None:
+    """Build feature tables, write feature_repo/projects/<project>.py and run `feast apply`."""
+    from gristmill import pipeline
+
+    ws, spec = _ctx(project)
+    result = pipeline.features_apply(ws, spec)
+    if as_json:
+        emit_json(result)
+        return
+    console.print(f"applied {result['features']} features in {len(result['feature_views'])} views: "
+                  f"{result['definitions']}")
+
+
+@app.command()
+def dataset(project: str = PROJECT, as_json: bool = JSON) -> None:
+    """Build a point-in-time correct training set from the label table."""
+    from gristmill import pipeline
+
+    ws, spec = _ctx(project)
+    dataset_id, path = pipeline.features_dataset(ws, spec)
+    if as_json:
+        emit_json({"id": dataset_id, "path": str(path)})
+        return
+    console.print(f"training set {dataset_id}: {path}")
+
+
+@app.command()
+def materialize(project: str = PROJECT, as_json: bool = JSON) -> None:
+    """Load the latest feature values into the online store (incremental after the first run)."""
+    from gristmill import pipeline
+
+    ws, spec = _ctx(project)
+    state = pipeline.features_materialize(ws, spec)
+    if as_json:
+        emit_json(state)
+        return
+    console.print(f"materialized {len(state['views'])} views from {state['start']} to {state['end']}")
+
+
+@app.command("list")
+def list_(as_json: bool = JSON) -> None:
+    """List feature views with their owning project."""
+    from gristmill.features.naming import PROJECT_TAG
+    from gristmill.features.store import open_store
+    from gristmill.workspace import Workspace
+
+    store = open_store(Workspace.resolve())
+    rows = [{"view": v.name, "project": v.tags.get(PROJECT_TAG, ""), "features": len(v.features)}
+            for v in store.list_feature_views()]
+    if as_json:
+        emit_json({"feature_views": rows})
+        return
+    table("Feature views", ["view", "project", "features"],
+          [[r["view"], r["project"], r["features"]] for r in rows])

@@ -1,0 +1,32 @@
+"""Names of a project's Feast objects: every one is scoped by the project."""
+
+from __future__ import annotations
+
+import re
+
+FEAST_PROJECT = "gristmill"
+PROJECT_TAG = "gristmill_project"
+TIMESTAMP = "event_timestamp"
+STATIC_TIME = "1970-01-01 00:00:00"
+
+
+def entity_name(project: str, entity: str) -> str:
+    return f"{project}__{entity}"
+
+
+def view_name(project: str, table: str) -> str:
+    return f"{project}__{table}"
+
+
+def service_name(project: str) -> str:
+    return project
+
+
+def feature_name(table: str, column: str) -> str:
+    return f"{table}__{column}"
+
+
+def snake(value: str) -> str:
+    """Lower-case snake_case made of [a-z0-9_] (used for category values inside feature names)."""
+    out = re.sub(r"[^0-9a-zA-Z]+", "_", str(value)).strip("_").lower()
+    return out or "blank"

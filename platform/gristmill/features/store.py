@@ -1,0 +1,117 @@
+"""Feast operations for a project: apply, training sets, materialisation, online reads."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+from gristmill.errors import GristmillError, StageNotReady
+from gristmill.features.naming import TIMESTAMP, service_name, view_name
+from gristmill.features.tables import Manifest, manifest_path
+from gristmill.workspace import Workspace
+
+
+class FeastError(GristmillError):
+    """Feast refused an operation; the message carries Feast's own last line."""
+
+
+def load_manifest(ws: Workspace, project: str) -> Manifest:
+    path = manifest_path(ws, project)
+    if not path.is_file():
+        raise StageNotReady("this step", f"the feature tables of {project!r}",
+                            f"gristmill features apply {project}")
+    return Manifest.load(path)
+
+
+def feast_apply(ws: Workspace) -> str:
+    """Run the real ``feast apply`` in the feature repo; return its output."""
+    feast = shutil.which("feast", path=str(Path(sys.executable).parent)) or shutil.which("feast")
+    if feast is None:
+        raise FeastError("the `feast` command is not installed in this environment")
+    env = {**os.environ, "FEAST_USAGE": "False"}
+    proc = subprocess.run([feast, "apply"], cwd=ws.feature_repo, capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        lines = [ln for ln in (proc.stderr or proc.stdout).strip().splitlines() if ln.strip()]
+        raise FeastError(f"feast apply failed in {ws.feature_repo}: {lines[-1] if lines else 'no output'}")
+    return proc.stdout
+
+
+def open_store(ws: Workspace):
+    """A FeatureStore over the workspace's feature repo."""
+    from feast import FeatureStore
+
+    if not (ws.feature_repo / "feature_store.yaml").is_file():
+        raise StageNotReady("this step", "the Feast repo", "gristmill features apply <project>")
+    return FeatureStore(repo_path=str(ws.feature_repo))
+
+
+def _service_version(store, project: str) -> str:
+    service = store.get_feature_service(service_name(project))
+    parts = []
+    for proj in service.feature_view_projections:
+        parts.append(proj.name + ":" + ",".join(sorted(f"{f.name}:{f.dtype}" for f in proj.features)))
+    return hashlib.sha256("|".join(sorted(parts)).encode()).hexdigest()[:10]
+
+
+def build_training_set(ws: Workspace, project: str) -> tuple[str, Path]:
+    """Point-in-time join of the label table with the project's feature service.
+
+    Returns the training-set id (``<project>-<service version>-<UTC time>``) and its Parquet path.
+    """
+    import pandas as pd
+
+    manifest = load_manifest(ws, project)
+    store = open_store(ws)
+    labels = pd.read_parquet(manifest.labels_path)
+    labels[TIMESTAMP] = pd.to_datetime(labels[TIMESTAMP], utc=True)
+    service = store.get_feature_service(service_name(project))
+    frame = store.get_historical_features(entity_df=labels, features=service).to_df()
+    version = _service_version(store, project)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+    dataset_id = f"{project}-{version}-{stamp}"
+    out = ws.datasets(project)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{dataset_id}.parquet"
+    frame = frame.sort_values([TIMESTAMP, manifest.key]).reset_index(drop=True)
+    frame.to_parquet(path.with_suffix(".tmp"), index=False, coerce_timestamps="us",
+                     allow_truncated_timestamps=True)
+    path.with_suffix(".tmp").replace(path)
+    meta = {"id": dataset_id, "rows": len(frame), "feature_service": service_name(project),
+            "service_version": version, "key": manifest.key, "target": manifest.target,
+            "features": [c for c in frame.columns if c not in (manifest.key, TIMESTAMP, manifest.target)]}
+    (out / f"{dataset_id}.json").write_text(json.dumps(meta, indent=2))
+    return dataset_id, path
+
+
+def latest_training_set(ws: Workspace, project: str) -> tuple[str, Path]:
+    out = ws.datasets(project)
+    found = sorted(out.glob("*.parquet")) if out.is_dir() else []
+    if not found:
+        raise StageNotReady("training", f"a training set of {project!r}",
+                            f"gristmill features dataset {project}")
+    return found[-1].stem, found[-1]
+
+
+def materialize(ws: Workspace, project: str, end: datetime | None = None) -> dict:
+    """Load the latest feature values up to ``end`` (default now) into the online store.
+
+    The first run covers all history; later runs continue from where the last one ended.
+    """
+    manifest = load_manifest(ws, project)
+    store = open_store(ws)
+    end = end or datetime.now(timezone.utc)
+    views = [view_name(project, t.table) for t in manifest.tables]
+    state_path = ws.lake(project) / "_features" / "_materialized.json"
+    start = datetime(1970, 1, 1, tzinfo=timezone.utc)
+    if state_path.is_file():
+        start = datetime.fromisoformat(json.loads(state_path.read_text())["end"])
+    store.materialize(start_date=start, end_date=end, feature_views=views)
+    state = {"start": start.isoformat(), "end": end.isoformat(), "views": views}
+    state_path.write_text(json.dumps(state))
+    return state

@@ -1,0 +1,140 @@
+"""The path from raw files to a served, monitored model, one function per stage.
+
+Only the CLI and this module wire areas together; areas meet through names (DuckDB tables, Feast
+feature services, MLflow model URIs, run ids).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+from gristmill.errors import StageNotReady
+from gristmill.spec import ProjectSpec, dump_spec, load_spec
+from gristmill.workspace import Workspace
+
+
+def register(ws: Workspace, spec_path: Path) -> ProjectSpec:
+    """Validate the spec at ``spec_path`` and record it in the workspace, source paths made absolute."""
+    spec = load_spec(spec_path)
+    base = spec_path.resolve().parent
+    sources = [s.model_copy(update={"path": str(p.resolve())})
+               for s, p in zip(spec.sources, spec.source_paths(base))]
+    spec = spec.model_copy(update={"sources": sources})
+    target = ws.ensure().spec_path(spec.project)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(dump_spec(spec), encoding="utf-8")
+    return spec
+
+
+def project_spec(ws: Workspace, project_or_file: str) -> ProjectSpec:
+    """A registered project by name, or a spec file (registered on the way)."""
+    path = Path(project_or_file)
+    if path.suffix in (".yaml", ".yml") or path.is_file():
+        return register(ws, path)
+    return load_spec(ws.spec_path(ws.require_project(project_or_file)))
+
+
+def ingest(ws: Workspace, spec: ProjectSpec, folder: Path | None = None, jsonl: bool = False,
+           progress: bool = False):
+    """Ingest the spec's sources (or every file of ``folder``) into the project's lake and schema."""
+    from ingestion import SourceSpec, ingest as run_ingest
+
+    if folder is not None:
+        sources = [SourceSpec(name=None, path=folder)]
+    else:
+        sources = [SourceSpec(name=s.name, path=Path(s.path), format=s.format) for s in spec.sources]
+    ws.ensure()
+    return run_ingest(sources, project=spec.project, lake_dir=ws.lake(spec.project), catalog=ws.catalog,
+                      jsonl=jsonl, progress=progress)
+
+
+def features_apply(ws: Workspace, spec: ProjectSpec) -> dict:
+    """Build feature tables, write the Feast definitions and run ``feast apply``."""
+    from gristmill.features.repo import write_repo
+    from gristmill.features.store import feast_apply
+    from gristmill.features.tables import build_feature_tables
+
+    manifest = build_feature_tables(ws, spec)
+    repo = write_repo(ws, manifest)
+    feast_apply(ws)
+    return {"feature_repo": str(repo), "definitions": str(repo / "projects" / f"{spec.project}.py"),
+            "feature_views": [t.table for t in manifest.tables],
+            "features": sum(len(t.features) for t in manifest.tables)}
+
+
+def features_dataset(ws: Workspace, spec: ProjectSpec) -> tuple[str, Path]:
+    from gristmill.features.store import build_training_set
+
+    return build_training_set(ws, spec.project)
+
+
+def features_materialize(ws: Workspace, spec: ProjectSpec) -> dict:
+    from gristmill.features.store import materialize
+
+    return materialize(ws, spec.project)
+
+
+def train(ws: Workspace, spec: ProjectSpec, budget: int | None = None, dataset_id: str | None = None,
+          progress: bool = False):
+    from gristmill.features.store import latest_training_set
+    from gristmill.training.train import train as run_train
+
+    if dataset_id:
+        path = ws.datasets(spec.project) / f"{dataset_id}.parquet"
+        if not path.is_file():
+            raise StageNotReady("training", f"training set {dataset_id!r}",
+                                f"gristmill features dataset {spec.project}")
+    else:
+        dataset_id, path = latest_training_set(ws, spec.project)
+    return run_train(ws, spec, dataset_id, path, budget_seconds=budget, progress=progress)
+
+
+def deploy(ws: Workspace, spec: ProjectSpec) -> Path:
+    from gristmill.serving.bento import write_bento
+
+    return write_bento(ws, spec.project, spec.entity.name, spec.entity.key, spec.serving.port)
+
+
+def monitor(ws: Workspace, spec: ProjectSpec, current: Path | None = None):
+    """Drift of current data against the latest training set.
+
+    ``current`` is a Parquet/CSV file of feature rows; without it, the features of every labelled
+    entity as of now (a point-in-time read of the offline store) form the current batch.
+    """
+    import pandas as pd
+
+    from gristmill.features.naming import TIMESTAMP, service_name
+    from gristmill.features.store import latest_training_set, load_manifest, open_store
+    from monitoring.drift import run_drift_report
+
+    manifest = load_manifest(ws, spec.project)
+    dataset_id, path = latest_training_set(ws, spec.project)
+    reference = pd.read_parquet(path)
+    columns = [c for c in reference.columns if c not in (manifest.key, TIMESTAMP, manifest.target)]
+    if current is not None:
+        current_df = pd.read_parquet(current) if current.suffix == ".parquet" else pd.read_csv(current)
+    else:
+        store = open_store(ws)
+        ids = reference[manifest.key].drop_duplicates()
+        entity_df = pd.DataFrame({manifest.key: ids, TIMESTAMP: pd.Timestamp.now(tz="UTC")})
+        current_df = store.get_historical_features(
+            entity_df=entity_df, features=store.get_feature_service(service_name(spec.project))).to_df()
+    # a column empty on either side has no distribution to compare
+    usable = [c for c in columns if c in current_df and reference[c].notna().any()
+              and current_df[c].notna().any()]
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+    return run_drift_report(reference[usable], current_df[usable], ws.reports(spec.project),
+                            name=f"drift-{stamp}", columns=usable,
+                            drift_share_threshold=spec.monitoring.drift_share_threshold)
+
+
+def sample_entity_id(ws: Workspace, spec: ProjectSpec) -> str:
+    """An entity id that has features online (for the printed curl example)."""
+    import pyarrow.parquet as pq
+
+    from gristmill.features.store import load_manifest
+
+    manifest = load_manifest(ws, spec.project)
+    keys = pq.read_table(manifest.labels_path, columns=[manifest.key]).column(0)
+    return str(keys[len(keys) - 1]) if len(keys) else ""

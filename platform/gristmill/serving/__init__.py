@@ -1,0 +1,1 @@
+"""Serving: the champion model plus online features, behind BentoML services in ``bentos/``."""

@@ -1,0 +1,202 @@
+"""The declarative project spec (YAML) that drives the whole path.
+
+Every model forbids unknown keys and every field says what it is for; :func:`load_spec` turns a
+validation problem into one line naming the file and the key path, e.g.
+``churn.yaml: label.target: field required``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from gristmill.errors import SpecError
+from gristmill.workspace import PROJECT_NAME, PROJECT_RULE
+
+Identifier = Annotated[str, Field(min_length=1, max_length=128)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SourceSpec(_Strict):
+    """Where raw files come from."""
+
+    path: str = Field(description="A file, folder or glob; relative paths start at the spec's folder.")
+    name: Identifier | None = Field(
+        None, description="Table name for these files (default: derived from each file's name)."
+    )
+    format: Literal["csv", "excel", "json", "jsonl", "parquet"] | None = Field(
+        None, description="Force a reader instead of detecting the format from the content."
+    )
+
+
+class EntitySpec(_Strict):
+    """The thing predictions are about (a customer, a machine, a loan)."""
+
+    name: Identifier = Field(description="Entity name used in Feast, e.g. 'customer'.")
+    key: Identifier = Field(description="Column holding the entity id in feature and label tables.")
+
+
+class FeatureTableSpec(_Strict):
+    """An ingested table that feeds features."""
+
+    table: Identifier = Field(description="Ingested table name (after snake_case normalisation).")
+    key: Identifier | None = Field(None, description="Entity id column if not the entity's key.")
+    timestamp: Identifier | None = Field(
+        None, description="Event-time column; without one the rows are static attributes."
+    )
+    kind: Literal["snapshot", "events"] = Field(
+        "snapshot",
+        description="'snapshot': each row states the entity's values as of its timestamp; "
+        "'events': rows are events, turned into running counts, sums and means per entity.",
+    )
+    columns: list[Identifier] | None = Field(
+        None, description="Columns to use as features (default: all but key and timestamp)."
+    )
+    ttl_days: int | None = Field(
+        None, ge=1, description="How long a value stays valid after its timestamp (default: forever)."
+    )
+
+    @model_validator(mode="after")
+    def _events_need_time(self) -> "FeatureTableSpec":
+        if self.kind == "events" and not self.timestamp:
+            raise ValueError("kind 'events' needs a timestamp column")
+        return self
+
+
+class LabelSpec(_Strict):
+    """The table of outcomes to learn, each observed at a point in time."""
+
+    table: Identifier = Field(description="Ingested table holding the labels.")
+    target: Identifier = Field(description="Column to predict.")
+    timestamp: Identifier = Field(
+        description="As-of column: features are taken as they were at this time (no leakage)."
+    )
+    key: Identifier | None = Field(None, description="Entity id column if not the entity's key.")
+
+
+class TrainingSpec(_Strict):
+    """How models are searched and chosen."""
+
+    task: Literal["auto", "binary", "multiclass", "regression"] = Field(
+        "auto", description="Learning task; 'auto' detects it from the target."
+    )
+    metric: Literal["auto", "roc_auc", "log_loss", "accuracy", "rmse", "mae", "r2"] = Field(
+        "auto", description="Selection metric; 'auto': roc_auc (binary), log_loss (multiclass), rmse."
+    )
+    trainer: Literal["lightgbm"] = Field("lightgbm", description="Model family to tune.")
+    budget_seconds: int = Field(60, ge=5, le=86_400, description="Wall-clock budget of the search.")
+    max_trials: int = Field(200, ge=1, description="Upper bound on Optuna trials within the budget.")
+    holdout_fraction: float = Field(
+        0.2, gt=0.0, lt=0.5, description="Share of labelled rows kept apart to score the winner."
+    )
+    seed: int = Field(42, description="Seed for splits and the search.")
+
+
+class ServingSpec(_Strict):
+    """How the project's BentoML service runs."""
+
+    port: int = Field(3000, ge=1, le=65_535, description="Port for `bentoml serve`.")
+
+
+class MonitoringSpec(_Strict):
+    """Drift checks of current data against the training reference."""
+
+    drift_share_threshold: float = Field(
+        0.5, gt=0.0, le=1.0, description="Share of drifted features that marks the dataset as drifted."
+    )
+
+
+class ProjectSpec(_Strict):
+    """A Gristmill project: sources to ingest, features to build, a target to learn, how to serve."""
+
+    project: str = Field(description="Project name; scopes every table, feature, model and bento.")
+    description: str = Field("", description="Free text shown in listings.")
+    sources: list[SourceSpec] = Field(min_length=1, description="Raw files to ingest.")
+    entity: EntitySpec
+    features: list[FeatureTableSpec] = Field(min_length=1, description="Tables that feed features.")
+    label: LabelSpec
+    training: TrainingSpec = TrainingSpec()
+    serving: ServingSpec = ServingSpec()
+    monitoring: MonitoringSpec = MonitoringSpec()
+
+    @field_validator("project")
+    @classmethod
+    def _valid_name(cls, value: str) -> str:
+        if not PROJECT_NAME.match(value) or "__" in value:
+            raise ValueError(f"{value!r} is not a valid project name: {PROJECT_RULE} (no '__')")
+        return value
+
+    @model_validator(mode="after")
+    def _distinct_feature_tables(self) -> "ProjectSpec":
+        seen: set[str] = set()
+        for table in (f.table for f in self.features):
+            if table in seen:
+                raise ValueError(f"features: table {table!r} is listed twice")
+            seen.add(table)
+        return self
+
+    def label_key(self) -> str:
+        return self.label.key or self.entity.key
+
+    def source_paths(self, base: Path) -> list[Path]:
+        return [(base / s.path) if not Path(s.path).is_absolute() else Path(s.path) for s in self.sources]
+
+
+def _key_path(loc: tuple) -> str:
+    parts: list[str] = []
+    for item in loc:
+        if isinstance(item, int):
+            parts[-1 if parts else 0 :] = [f"{parts[-1] if parts else ''}[{item}]"]
+        else:
+            parts.append(str(item))
+    return ".".join(parts)
+
+
+def _describe(error: dict) -> tuple[str, str]:
+    loc = tuple(p for p in error["loc"] if p not in ("function-after",))
+    message = error["msg"]
+    if error["type"] == "missing":
+        message = "field required"
+    elif error["type"] == "extra_forbidden":
+        message = "unknown key (check its spelling and indentation)"
+    elif message.startswith("Value error, "):
+        message = message[len("Value error, ") :]
+    return _key_path(loc), message
+
+
+def parse_spec(data: object, file: str) -> ProjectSpec:
+    """Validate already-parsed YAML ``data``; errors name ``file`` and the key path."""
+    if not isinstance(data, dict):
+        raise SpecError(file, "", "the spec must be a YAML mapping of keys (project, sources, ...)")
+    try:
+        return ProjectSpec.model_validate(data)
+    except ValidationError as exc:
+        problems = [_describe(error) for error in exc.errors()]
+        key, message = problems[0]
+        rest = "; ".join(f"{k}: {m}" if k else m for k, m in problems[1:])
+        raise SpecError(file, key, message + (f"; {rest}" if rest else "")) from None
+
+
+def load_spec(path: str | Path) -> ProjectSpec:
+    """Read and validate the spec at ``path``."""
+    path = Path(path)
+    if not path.is_file():
+        raise SpecError(str(path), "", "no such spec file")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark else ""
+        raise SpecError(path.name, where, f"not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    return parse_spec(data, path.name)
+
+
+def dump_spec(spec: ProjectSpec) -> str:
+    """The spec as YAML, keys in declaration order, defaults included."""
+    return yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False, allow_unicode=True)

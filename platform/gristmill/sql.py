@@ -1,0 +1,31 @@
+"""Small helpers for building SQL from names that come from user data (always quoted)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def ident(name: str) -> str:
+    """Quote an identifier for DuckDB: ``a"b`` -> ``"a""b"``."""
+    return '"' + str(name).replace('"', '""') + '"'
+
+
+def literal(value: str | Path) -> str:
+    """Quote a string literal: ``it's`` -> ``'it''s'``."""
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def qualified(schema: str, table: str) -> str:
+    return f"{ident(schema)}.{ident(table)}"
+
+
+def connect(catalog: Path, read_only: bool = False):
+    """Open the workspace's DuckDB catalog."""
+    import duckdb
+
+    if read_only and not catalog.exists():
+        read_only = False
+    catalog.parent.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(str(catalog), read_only=read_only)
+    con.execute("SET TimeZone = 'UTC'")  # naive timestamps in the lake are UTC
+    return con

@@ -1,0 +1,1 @@
+"""Training stage: Optuna-tuned models tracked in MLflow and registered with aliases."""

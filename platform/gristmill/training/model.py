@@ -1,0 +1,122 @@
+"""The trained model as served: preprocessing + a native LightGBM booster, with no pyfunc overhead.
+
+:class:`TabularModel` is what both the MLflow pyfunc wrapper and the BentoML service call, so the
+registered model and the served model run the same code.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gristmill.errors import InvalidRequest
+
+BOOSTER_FILE = "booster.txt"
+META_FILE = "gristmill_model.json"
+
+
+@dataclass
+class TabularModel:
+    """Feature schema + booster. ``categories`` maps each text column to its training levels."""
+
+    project: str
+    task: str
+    features: list[str]
+    numeric: list[str]
+    categories: dict[str, list[str]]
+    classes: list[Any] = field(default_factory=list)
+    dataset_id: str = ""
+    metric: str = ""
+    booster: Any = None
+
+    # -- preprocessing -------------------------------------------------------------------------
+    def frame(self, rows):
+        """A model-ready DataFrame from a DataFrame or a list of dicts (missing features -> NaN)."""
+        import numpy as np
+        import pandas as pd
+
+        df = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame.from_records(list(rows))
+        out = {}
+        for col in self.numeric:
+            values = df[col] if col in df else pd.Series(np.nan, index=df.index)
+            converted = pd.to_numeric(values, errors="coerce")
+            bad = converted.isna() & values.notna()
+            if bad.any():
+                raise InvalidRequest(f"feature {col!r} must be a number, got {values[bad].iloc[0]!r}")
+            out[col] = converted.astype("float64")
+        for col, levels in self.categories.items():
+            values = df[col] if col in df else pd.Series(None, index=df.index, dtype="object")
+            text = values.map(lambda v: None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v))
+            out[col] = pd.Categorical(text, categories=levels)
+        return pd.DataFrame(out, index=df.index)[self.features]
+
+    def unknown_fields(self, row: dict) -> list[str]:
+        return sorted(set(row) - set(self.features))
+
+    # -- prediction ----------------------------------------------------------------------------
+    def predict_raw(self, frame):
+        """Scores of a prepared frame: P(class) matrix for classifiers, values for regression."""
+        import numpy as np
+
+        scores = np.asarray(self.booster.predict(frame, num_threads=1))
+        if self.task == "binary":
+            return np.column_stack([1.0 - scores, scores])
+        return scores
+
+    def predict_records(self, rows) -> list[dict]:
+        """Predictions as JSON-able dicts: ``prediction`` and, for classifiers, ``probabilities``."""
+        scores = self.predict_raw(self.frame(rows))
+        if self.task == "regression":
+            return [{"prediction": float(s)} for s in scores]
+        out = []
+        for row in scores:
+            best = int(row.argmax())
+            out.append({"prediction": _plain(self.classes[best]),
+                        "probabilities": {str(c): float(p) for c, p in zip(self.classes, row)}})
+        return out
+
+    def predict_table(self, rows):
+        """Predictions as a DataFrame: ``prediction`` and one ``probability_<class>`` per class."""
+        import pandas as pd
+
+        flat = []
+        for rec in self.predict_records(rows):
+            row = {"prediction": rec["prediction"]}
+            row.update({f"probability_{c}": p for c, p in rec.get("probabilities", {}).items()})
+            flat.append(row)
+        return pd.DataFrame(flat)
+
+    # -- persistence ---------------------------------------------------------------------------
+    def save(self, folder: Path) -> dict[str, str]:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.booster.save_model(str(folder / BOOSTER_FILE))
+        meta = {k: v for k, v in asdict(self).items() if k != "booster"}
+        (folder / META_FILE).write_text(json.dumps(meta, indent=2, default=str))
+        return {"booster": str(folder / BOOSTER_FILE), "meta": str(folder / META_FILE)}
+
+    @classmethod
+    def load(cls, booster_path: str | Path, meta_path: str | Path) -> "TabularModel":
+        import lightgbm as lgb
+
+        meta = json.loads(Path(meta_path).read_text())
+        return cls(**meta, booster=lgb.Booster(model_file=str(booster_path)))
+
+
+def _plain(value):
+    return value.item() if hasattr(value, "item") else value
+
+
+def pyfunc_class():
+    """The MLflow PythonModel wrapping :class:`TabularModel` (defined lazily: mlflow is heavy)."""
+    import mlflow.pyfunc
+
+    class GristmillModel(mlflow.pyfunc.PythonModel):
+        def load_context(self, context):
+            self.model = TabularModel.load(context.artifacts["booster"], context.artifacts["meta"])
+
+        def predict(self, context, model_input, params=None):
+            return self.model.predict_table(model_input)
+
+    return GristmillModel

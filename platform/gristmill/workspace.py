@@ -1,0 +1,115 @@
+"""The workspace: one folder that holds all of Gristmill's state.
+
+Layout (every per-project path is scoped by the project's name)::
+
+    <workspace>/
+      catalog.duckdb            DuckDB catalog: one schema per project
+      lake/<project>/           typed Parquet (+ JSONL) tables, schema records, feature tables
+      projects/<project>/       the registered project spec
+      datasets/<project>/       point-in-time training sets (versioned Parquet)
+      feast/                    Feast SQL registry and SQLite online store
+      mlflow/                   MLflow tracking database and artifacts
+      optuna/                   Optuna journal storage, one file per project
+      reports/<project>/        drift reports (HTML + JSON)
+      logs/
+
+The workspace defaults to ``./workspace``; ``GRISTMILL_WORKSPACE`` or ``--workspace`` moves it. The
+files users read and edit live in the source tree instead: ``feature_repo/`` (Feast definitions),
+``bentos/`` (services); ``GRISTMILL_FEATURE_REPO`` and ``GRISTMILL_BENTOS`` move those.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from gristmill.errors import InvalidName, ProjectNotFound
+
+PROJECT_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+PROJECT_RULE = "use 1-63 lower-case letters, digits or '_', starting with a letter"
+
+
+def check_project_name(name: str) -> str:
+    """Return ``name`` if it is a valid project name, else raise :class:`InvalidName`."""
+    if not PROJECT_NAME.match(name or "") or "__" in name:
+        raise InvalidName("project", name, PROJECT_RULE + " (no '__')")
+    return name
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """Paths of one workspace and of the source-tree folders it writes to."""
+
+    root: Path
+    feature_repo: Path
+    bentos: Path
+
+    @classmethod
+    def resolve(cls, root: str | Path | None = None) -> "Workspace":
+        """The workspace named by ``root``, else ``$GRISTMILL_WORKSPACE``, else ``./workspace``."""
+        chosen = root or os.environ.get("GRISTMILL_WORKSPACE") or "workspace"
+        repo = os.environ.get("GRISTMILL_FEATURE_REPO") or "feature_repo"
+        bentos = os.environ.get("GRISTMILL_BENTOS") or "bentos"
+        return cls(Path(chosen).resolve(), Path(repo).resolve(), Path(bentos).resolve())
+
+    # -- shared stores -------------------------------------------------------------------------
+    @property
+    def catalog(self) -> Path:
+        return self.root / "catalog.duckdb"
+
+    @property
+    def feast_dir(self) -> Path:
+        return self.root / "feast"
+
+    @property
+    def mlflow_dir(self) -> Path:
+        return self.root / "mlflow"
+
+    @property
+    def mlflow_uri(self) -> str:
+        return f"sqlite:///{self.mlflow_dir / 'mlflow.db'}"
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    # -- per project ---------------------------------------------------------------------------
+    def lake(self, project: str) -> Path:
+        return self.root / "lake" / check_project_name(project)
+
+    def project_dir(self, project: str) -> Path:
+        return self.root / "projects" / check_project_name(project)
+
+    def spec_path(self, project: str) -> Path:
+        return self.project_dir(project) / "project.yaml"
+
+    def datasets(self, project: str) -> Path:
+        return self.root / "datasets" / check_project_name(project)
+
+    def reports(self, project: str) -> Path:
+        return self.root / "reports" / check_project_name(project)
+
+    def optuna_journal(self, project: str) -> Path:
+        return self.root / "optuna" / f"{check_project_name(project)}.journal"
+
+    def bento_dir(self, project: str) -> Path:
+        return self.bentos / check_project_name(project)
+
+    def projects(self) -> list[str]:
+        base = self.root / "projects"
+        if not base.is_dir():
+            return []
+        return sorted(p.name for p in base.iterdir() if (p / "project.yaml").is_file())
+
+    def require_project(self, project: str) -> str:
+        check_project_name(project)
+        if not self.spec_path(project).is_file():
+            raise ProjectNotFound(project, self.projects())
+        return project
+
+    def ensure(self) -> "Workspace":
+        for sub in (self.root, self.feast_dir, self.mlflow_dir, self.logs):
+            sub.mkdir(parents=True, exist_ok=True)
+        return self

@@ -1,0 +1,175 @@
+"""The whole product on the bundled demo, through real commands, servers and HTTP clients.
+
+One module-scoped run of `gristmill demo` feeds every test here; a second project then runs in the
+same workspace to show that neither touches the other.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+pytestmark = pytest.mark.slow
+BIN = Path(sys.executable).parent
+
+
+def _run(args, env, cwd=None, timeout=900):
+    out = subprocess.run(args, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    assert out.returncode == 0, f"{args} failed:\n{out.stderr[-3000:]}"
+    return out
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    root = tmp_path_factory.mktemp("demo")
+    env = {**os.environ, "GRISTMILL_WORKSPACE": str(root / "ws"),
+           "GRISTMILL_FEATURE_REPO": str(root / "feature_repo"), "GRISTMILL_BENTOS": str(root / "bentos")}
+    out = _run([str(BIN / "gristmill"), "demo", "--budget", "15", "--json"], env)
+    return {"root": root, "env": env, "summary": json.loads(out.stdout)}
+
+
+def test_demo_accounts_for_every_row(demo):
+    ingest = demo["summary"]["ingest"]
+    names = {t["name"] for t in ingest["tables"]}
+    assert {"customers", "billing", "support_tickets", "churn_labels"} <= names
+    assert sum(t["rows"] for t in ingest["tables"]) + ingest["quarantined_rows"] == ingest["input_rows"]
+    assert ingest["quarantined_rows"] >= 5  # 3 malformed billing lines + 2 truncated JSON lines
+    labels = next(t for t in ingest["tables"] if t["name"] == "churn_labels")
+    assert labels["rows"] == 7043
+
+
+def test_demo_trains_a_useful_registered_model(demo):
+    train = demo["summary"]["train"]
+    assert train["task"] == "binary" and train["metric"] == "roc_auc"
+    assert train["holdout_score"] > 0.75
+    assert train["version"] == "1"
+    assert train["dataset_id"] == demo["summary"]["training_set_id"]
+
+
+def test_demo_writes_a_drift_report(demo):
+    drift = demo["summary"]["drift"]
+    assert Path(drift["html_path"]).is_file() and Path(drift["json_path"]).is_file()
+    json.loads(Path(drift["json_path"]).read_text())
+
+
+def test_feast_cli_works_by_hand_after_the_demo(demo):
+    repo = demo["root"] / "feature_repo"
+    _run([str(BIN / "feast"), "apply"], demo["env"], cwd=repo)
+    views = _run([str(BIN / "feast"), "feature-views", "list"], demo["env"], cwd=repo).stdout
+    for view in ("churn_demo__customers", "churn_demo__billing", "churn_demo__support_tickets"):
+        assert view in views
+
+
+def test_sql_queries_the_project_schema(demo):
+    out = _run([str(BIN / "gristmill"), "sql", "churn_demo",
+                "select count(*) as n from churn_labels", "--json"], demo["env"])
+    assert json.loads(out.stdout)["rows"] == [{"n": 7043}]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def service(demo):
+    port = _free_port()
+    bento = Path(demo["summary"]["bento"])
+    proc = subprocess.Popen([str(BIN / "bentoml"), "serve", "service:ChurnDemo", "--port", str(port)],
+                            cwd=bento, env=demo["env"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None:
+                raise AssertionError(f"bentoml serve exited:\n{proc.stdout.read().decode()[-3000:]}")
+            time.sleep(1)
+        else:
+            raise AssertionError("bentoml serve did not become ready in 120 s")
+        yield base
+    finally:
+        os.killpg(proc.pid, 15)
+        proc.wait(timeout=30)
+
+
+def _sample_id(demo) -> str:
+    import pandas as pd
+
+    labels = Path(demo["root"] / "ws" / "lake" / "churn_demo" / "_features" / "_labels.parquet")
+    return str(pd.read_parquet(labels)["customer_id"].iloc[0])
+
+
+def test_service_predicts_by_entity_id(demo, service):
+    reply = httpx.post(f"{service}/predict_entity", json={"customer_id": _sample_id(demo)}, timeout=30)
+    assert reply.status_code == 200, reply.text
+    body = reply.json()
+    assert body["prediction"] in ("Yes", "No")
+    assert abs(sum(body["probabilities"].values()) - 1.0) < 1e-6
+    assert body["model_version"] == "1"
+
+
+def test_service_predicts_from_raw_values_and_many_ids(demo, service):
+    reply = httpx.post(f"{service}/predict", json={"rows": [{"customers__contract": "Month-to-month"}, {}]},
+                       timeout=30)
+    assert reply.status_code == 200, reply.text
+    assert len(reply.json()) == 2
+    many = httpx.post(f"{service}/predict_entities", json={"ids": [_sample_id(demo)] * 3}, timeout=30)
+    assert many.status_code == 200 and len(many.json()) == 3
+
+
+@pytest.mark.parametrize("path,payload,status", [
+    ("/predict_entity", {"customer_id": "0000-NOONE"}, 404),
+    ("/predict_entity", {"customer": "x"}, 400),
+    ("/predict", {"rows": [{"no_such_feature": 1}]}, 422),
+    ("/predict", {"rows": [{"billing__monatsbetrag": "lots"}]}, 422),
+    ("/predict", {"rows": "nope"}, 400),
+    ("/predict_entities", {"ids": []}, 422),
+])
+def test_service_rejects_bad_input_with_4xx_and_a_message(service, path, payload, status):
+    reply = httpx.post(f"{service}{path}", json=payload, timeout=30)
+    assert reply.status_code == status, reply.text
+    assert reply.text.strip()
+
+
+def test_second_project_in_the_same_workspace_leaves_the_first_alone(demo):
+    env, root = demo["env"], demo["root"]
+    demo_dir = root / "ws" / "demo" / "churn_demo"
+    spec = yaml.safe_load((demo_dir / "churn_demo.yaml").read_text())
+    spec["project"] = "churn_two"
+    spec["training"]["budget_seconds"] = 5
+    other = demo_dir / "churn_two.yaml"
+    other.write_text(yaml.safe_dump(spec))
+    before = (root / "feature_repo" / "projects" / "churn_demo.py").read_text()
+    _run([str(BIN / "gristmill"), "run", str(other), "--json"], env)
+
+    projects = json.loads(_run([str(BIN / "gristmill"), "projects", "--json"], env).stdout)["projects"]
+    assert projects == ["churn_demo", "churn_two"]
+    assert (root / "feature_repo" / "projects" / "churn_demo.py").read_text() == before
+    views = json.loads(_run([str(BIN / "gristmill"), "features", "list", "--json"], env).stdout)
+    owners = {v["view"]: v["project"] for v in views["feature_views"]}
+    assert owners["churn_demo__billing"] == "churn_demo" and owners["churn_two__billing"] == "churn_two"
+    code = ("import mlflow; from mlflow import MlflowClient; import os; "
+            f"mlflow.set_tracking_uri('sqlite:///{root / 'ws' / 'mlflow' / 'mlflow.db'}'); c = MlflowClient(); "
+            "print(c.get_model_version_by_alias('churn_demo', 'champion').version, "
+            "c.get_model_version_by_alias('churn_two', 'champion').version)")
+    assert _run([sys.executable, "-c", code], env).stdout.split() == ["1", "1"]
+    for project in ("churn_demo", "churn_two"):
+        out = _run([str(BIN / "gristmill"), "sql", project, "select count(*) as n from billing", "--json"], env)
+        assert json.loads(out.stdout)["rows"][0]["n"] > 0

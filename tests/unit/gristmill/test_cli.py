@@ -1,0 +1,62 @@
+"""The CLI through its real entry point: one-line errors, exit codes, lazy imports."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+DEMO_SPEC = Path(__file__).resolve().parents[3] / "platform" / "gristmill" / "demo" / "churn_demo.yaml"
+
+
+def gristmill(*args, cwd=None, env=None):
+    return subprocess.run([sys.executable, "-m", "gristmill", *args], capture_output=True, text=True,
+                          cwd=cwd, env=env)
+
+
+def test_help_imports_no_heavy_library():
+    code = ("import sys; from gristmill.cli import app; import typer.testing as t; "
+            "r = t.CliRunner().invoke(app, ['--help']); assert r.exit_code == 0, r.output; "
+            "heavy = [m for m in ('feast', 'mlflow', 'bentoml', 'evidently', 'lightgbm', 'optuna', "
+            "'pandas', 'duckdb', 'polars', 'torch') if m in sys.modules]; print(heavy)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+
+
+def test_spec_with_unknown_key_fails_in_one_line(tmp_path, workspace):
+    data = yaml.safe_load(DEMO_SPEC.read_text())
+    data["label"]["targt"] = data["label"].pop("target")
+    spec = tmp_path / "churn.yaml"
+    spec.write_text(yaml.safe_dump(data))
+    out = gristmill("run", str(spec))
+    assert out.returncode == 1
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1, out.stderr
+    assert lines[0].startswith("error: churn.yaml: label.")
+    assert "label.targt: unknown key" in lines[0]
+    assert "label.target: field required" in lines[0]
+    assert "Traceback" not in out.stderr
+
+
+def test_unknown_project_is_one_line(workspace):
+    out = gristmill("train", "nosuch")
+    assert out.returncode == 1
+    assert out.stderr.strip() == "error: project 'nosuch' is not in this workspace (no project has run yet)"
+
+
+def test_init_writes_a_spec_that_validates(tmp_path, workspace):
+    out = gristmill("init", "shop", "--dir", str(tmp_path))
+    assert out.returncode == 0, out.stderr
+    from gristmill.spec import load_spec
+
+    assert load_spec(tmp_path / "shop.yaml").project == "shop"
+    again = gristmill("init", "shop", "--dir", str(tmp_path))
+    assert again.returncode == 1 and "--force" in again.stderr
+
+
+def test_projects_json(workspace):
+    out = gristmill("projects", "--json")
+    assert out.returncode == 0
+    assert json.loads(out.stdout)["projects"] == []

@@ -1,0 +1,85 @@
+"""Training on small real-ish data: every task trains, registers a champion and predicts the same
+through MLflow's pyfunc as through the native path the service uses."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from gristmill.spec import parse_spec
+from gristmill.training.train import CHAMPION, configure_mlflow, train
+
+
+def _spec(project: str, task: str, metric: str = "auto") -> object:
+    return parse_spec({
+        "project": project,
+        "sources": [{"path": "unused"}],
+        "entity": {"name": "thing", "key": "thing_id"},
+        "features": [{"table": "t"}],
+        "label": {"table": "labels", "target": "y", "timestamp": "as_of"},
+        "training": {"task": task, "metric": metric, "budget_seconds": 5, "max_trials": 3},
+    }, "t.yaml")
+
+
+def _dataset(ws, project: str, task: str) -> tuple[str, object]:
+    rng = np.random.default_rng(3)
+    n = 400
+    x1, x2 = rng.normal(size=n), rng.normal(size=n)
+    color = rng.choice(["red", "green", "blue"], n)
+    signal = x1 + (color == "red") * 1.5
+    if task == "binary":
+        y = np.where(signal + rng.normal(scale=0.5, size=n) > 0.5, "Yes", "No")
+    elif task == "multiclass":
+        y = np.select([signal < -0.5, signal < 0.8], ["low", "mid"], "high")
+    else:
+        y = 3 * signal + rng.normal(scale=0.3, size=n)
+    frame = pd.DataFrame({"thing_id": [f"id{i}" for i in range(n)],
+                          "event_timestamp": pd.Timestamp("2024-01-01", tz="UTC"),
+                          "y": y, "t__x1": x1, "t__x2": x2, "t__color": color})
+    frame.loc[::17, "t__x2"] = np.nan
+    out = ws.datasets(project)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{project}-test.parquet"
+    frame.to_parquet(path, index=False)
+    return f"{project}-test", path
+
+
+@pytest.mark.parametrize("task,floor", [("binary", 0.8), ("multiclass", None), ("regression", None)])
+def test_every_task_trains_registers_and_predicts_consistently(workspace, task, floor):
+    import mlflow
+    from mlflow import MlflowClient
+
+    project = f"toy_{task}"
+    dataset_id, path = _dataset(workspace, project, task)
+    result = train(workspace, _spec(project, task), dataset_id, path)
+    assert result.task == task and result.n_trials >= 1
+    if floor is not None:
+        assert result.holdout_score >= floor
+
+    configure_mlflow(workspace)
+    version = MlflowClient().get_model_version_by_alias(project, CHAMPION)
+    assert str(version.version) == result.version
+    assert version.tags["training_set_id"] == dataset_id
+    pyfunc = mlflow.pyfunc.load_model(f"models:/{project}@{CHAMPION}")
+    rows = pd.read_parquet(path).drop(columns=["thing_id", "event_timestamp", "y"]).head(20)
+    via_mlflow = pyfunc.predict(rows)
+    native = pyfunc.unwrap_python_model().model.predict_table(rows)
+    pd.testing.assert_frame_equal(via_mlflow.reset_index(drop=True), native)
+    if task != "regression":
+        probs = native.filter(like="probability_")
+        assert np.allclose(probs.sum(axis=1), 1.0)
+
+
+def test_wrong_metric_for_task_is_a_clear_error(workspace):
+    from gristmill.errors import DataError
+
+    dataset_id, path = _dataset(workspace, "toy_bad", "regression")
+    with pytest.raises(DataError, match="training.metric: 'roc_auc' does not fit a regression task"):
+        train(workspace, _spec("toy_bad", "auto", "roc_auc"), dataset_id, path)
+
+
+def test_interrupted_study_keeps_finished_trials(workspace):
+    """A second training on the same training set resumes the Optuna journal."""
+    dataset_id, path = _dataset(workspace, "toy_resume", "binary")
+    first = train(workspace, _spec("toy_resume", "binary"), dataset_id, path)
+    second = train(workspace, _spec("toy_resume", "binary"), dataset_id, path)
+    assert second.n_trials >= first.n_trials
