@@ -44,10 +44,14 @@ _register()
 
 def main() -> None:
     """Console entry point."""
+    import os
     import warnings
 
-    warnings.filterwarnings("ignore", category=DeprecationWarning)
-    warnings.filterwarnings("ignore", category=FutureWarning)
+    if not os.environ.get("GRISTMILL_WARNINGS"):
+        # the stack's own deprecation notices are not the user's business (GRISTMILL_WARNINGS=1
+        # shows them); some libraries reset the warning filters, so silence the display itself
+        warnings.simplefilter("ignore")
+        warnings.showwarning = lambda *args, **kwargs: None
     from gristmill.cli.output import json_mode
 
     json_mode(sys.argv[1:])

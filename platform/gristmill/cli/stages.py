@@ -230,7 +230,7 @@ Next steps:
        curl -s -X POST http://127.0.0.1:{port}/predict_entity -H 'Content-Type: application/json' -d '{{"{key}": "{sample}"}}'
   4. Read the drift report: {drift['html_path']}
   5. Explore features by hand: cd {ws.feature_repo} && uv run feast feature-views list
-""")
+""", soft_wrap=True)
 
 
 def projects(as_json: bool = JSON) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -191,7 +192,7 @@ def train(ws: Workspace, spec: ProjectSpec, dataset_id: str, dataset_path: Path,
         remaining = max(1.0, budget - (time.monotonic() - started))
         done_before = len([t for t in study.trials if t.state.is_finished()])
         study.optimize(objective, timeout=remaining, n_trials=max(1, cfg.max_trials - done_before),
-                       catch=(), show_progress_bar=progress)
+                       catch=(), show_progress_bar=progress and sys.stderr.isatty())
         complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
         if not complete:
             raise DataError("no training trial finished within the budget; raise training.budget_seconds")

@@ -1,0 +1,299 @@
+"""Type inference for text columns, decided from the whole column, and the SQL that applies it.
+
+For every text column:
+
+1. Values are trimmed; empty strings and null tokens (``NA``, ``N/A``, ``null``, ``-``, ``?``...)
+   read as missing.
+2. A sample of values proposes candidate interpretations: boolean words, integers, decimals with a
+   dot or with a comma (``1.234,56``), currency and percent strings, ISO dates and timestamps,
+   day-first dotted dates, slashed dates either way round, month names, epoch seconds or millis
+   (only in columns whose name says time).
+3. One scan of the whole column counts how many values each candidate parses. The candidate that
+   parses the most wins; ties go to the narrower type, and between day-first and month-first (or
+   decimal comma and dot) to the file's dialect (a ``;``-separated file is European), else to
+   month-first and dot, and the interpretation says the column was ambiguous.
+4. A type is chosen only when at least :data:`MIN_SHARE` of the values parse; the rows whose value
+   does not parse are quarantined with the column, the value and the reason. Otherwise the column
+   stays text. Integers with leading zeros (ids, postal codes) stay text.
+
+Percent strings are divided by 100; ``(12.50)`` is read as -12.50; currency symbols and codes are
+dropped (the interpretation names them). Timestamps with an offset or ``Z`` become UTC
+``TIMESTAMPTZ``; naive ones stay ``TIMESTAMP``; timestamps that are all midnight become ``DATE``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from gristmill.sql import ident, literal
+
+MIN_SHARE = 0.98
+SAMPLE = 2000
+NULL_TOKENS = ("", "na", "n/a", "nan", "null", "none", "nil", "-", "--", "?", "#n/a", "(null)",
+               "missing", "n.a.", "k.a.", "#null!", "#value!")
+TRUE_WORDS = ("true", "yes", "y", "t", "ja", "j", "oui", "si", "on", "wahr")
+FALSE_WORDS = ("false", "no", "n", "f", "nein", "non", "off", "falsch")
+_TIME_NAME = re.compile(r"(time|date|_at$|^at_|_ts$|^ts_|^ts$|epoch|created|updated|modified|"
+                        r"timestamp|_on$|datum|zeit)", re.I)
+
+_CUR = r"(?:[€$£¥₹]|EUR|USD|GBP|CHF|JPY|CAD|AUD|SEK|NOK|DKK|PLN)"
+_INT_PART = r"(0|[1-9][0-9]{{0,2}}({t}[0-9]{{3}})+|[1-9][0-9]*)"
+_DOT_NUM = r"[+-]?(" + _INT_PART.format(t="[,'\u00a0\u202f ]") + r"(\.[0-9]+)?|\.[0-9]+)([eE][+-]?[0-9]+)?"
+_COMMA_NUM = r"[+-]?(" + _INT_PART.format(t="[.'\u00a0\u202f ]") + r"(,[0-9]+)?|,[0-9]+)"
+_INT = r"[+-]?(0|[1-9][0-9]*)"
+
+_PY = {
+    "boolean": re.compile(r"^(" + "|".join(TRUE_WORDS + FALSE_WORDS + ("1", "0")) + r")$", re.I),
+    "integer": re.compile(r"^[+-]?\d+$"),
+    "number": re.compile(r"^\(?[+-]?\s*" + _CUR + r"?\s*[+-]?[\d.,'\u00a0\u202f ]*\d[\d.,'\u00a0\u202f ]*"
+                         r"([eE][+-]?\d+)?\s*(" + _CUR + r"|%)?\)?$"),
+    "iso": re.compile(r"^\d{4}-\d{1,2}-\d{1,2}([T ]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?)?\s*(Z|[+-]\d{2}(:?\d{2})?|UTC)?$"),
+    "dots": re.compile(r"^\d{1,2}\.\d{1,2}\.\d{2,4}(\s+\d{1,2}:\d{2}(:\d{2})?)?$"),
+    "slashes": re.compile(r"^\d{1,2}/\d{1,2}/\d{2,4}(\s+\d{1,2}:\d{2}(:\d{2})?(\s*[AaPp][Mm])?)?$"),
+    "ymd_slashes": re.compile(r"^\d{4}/\d{1,2}/\d{1,2}(\s+\d{1,2}:\d{2}(:\d{2})?)?$"),
+    "dashes": re.compile(r"^\d{1,2}-\d{1,2}-\d{4}(\s+\d{1,2}:\d{2}(:\d{2})?)?$"),
+    "month_names": re.compile(r"^(\w{3},\s*)?(\d{1,2}[ -][A-Za-z]{3,9}[ -]\d{2,4}|[A-Za-z]{3,9}\.? \d{1,2},? \d{4})"
+                              r"(\s+\d{1,2}:\d{2}(:\d{2})?)?$"),
+    "epoch": re.compile(r"^\d{9,10}$|^\d{12,13}$"),
+    "compact_date": re.compile(r"^(19|20)\d{2}(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])$"),
+}
+_TZ = re.compile(r"\d:\d{2}(:\d{2}(\.\d+)?)?\s*(Z|[+-]\d{2}(:?\d{2})?|UTC)$")
+_TIMES = ["", " %H:%M", " %H:%M:%S", " %H:%M:%S.%f"]
+
+
+@dataclass
+class Candidate:
+    """One way to read a column: ``sql`` turns the cleaned value ``{v}`` into a typed value."""
+
+    kind: str  # text, integer, decimal, boolean, date, timestamp
+    sql: str
+    rank: int
+    label: str
+    dtype: str = ""
+    extra: dict = field(default_factory=dict)
+
+    def expr(self, value: str) -> str:
+        return self.sql.replace("{v}", value)
+
+
+@dataclass
+class Plan:
+    """How one column is written: its DuckDB type and the SQL producing it from the raw text."""
+
+    column: str
+    dtype: str
+    kind: str
+    expr: str
+    interpretation: str = ""
+    checked: bool = False  # True when a non-null raw value may fail (its row is quarantined)
+    clean: str = ""
+    share: float = 1.0
+
+
+def cleaned(column: str) -> str:
+    """SQL: the trimmed value of ``column``, NULL for empty strings and null tokens."""
+    col = ident(column)
+    tokens = ", ".join(literal(t) for t in NULL_TOKENS)
+    return f"(CASE WHEN lower(trim({col})) IN ({tokens}) THEN NULL ELSE trim({col}) END)"
+
+
+def _strptime(formats: list[str]) -> str:
+    return "try_strptime({v}, [" + ", ".join(literal(f) for f in formats) + "])"
+
+
+def _number_sql(decimal: str) -> str:
+    """SQL reading a number with decimal ``decimal`` ('.' or ','), currency, percent, (negatives)."""
+    pattern = _DOT_NUM if decimal == "." else _COMMA_NUM
+    thousands = "[,'\u00a0\u202f ]" if decimal == "." else "[.'\u00a0\u202f ]"
+    s = "regexp_replace({v}, '^\\((.*)\\)$', '-\\1')"
+    s = f"regexp_replace({s}, '^([+-]?)\\s*{_CUR}\\s*', '\\1')"
+    s = f"regexp_replace({s}, '\\s*{_CUR}$', '')"
+    pct = f"regexp_matches({s}, '\\s*%$')"
+    body = f"regexp_replace({s}, '\\s*%$', '')"
+    digits = f"regexp_replace({body}, {literal(thousands)}, '', 'g')"
+    if decimal == ",":
+        digits = f"replace({digits}, ',', '.')"
+    value = f"TRY_CAST({digits} AS DOUBLE)"
+    return (f"(CASE WHEN regexp_full_match({body}, {literal(pattern)}) "
+            f"THEN {value} * (CASE WHEN {pct} THEN 0.01 ELSE 1 END) END)")
+
+
+def _fraction_sql(decimal: str) -> str:
+    """SQL: the value shows a fractional part or a percent sign (so it is no integer)."""
+    return (f"regexp_matches({{v}}, {literal('[0-9]' + re.escape(decimal) + '[0-9]')}) "
+            "OR regexp_matches({v}, '%')")
+
+
+def candidates(name: str, sample: list[str], european: bool) -> list[Candidate]:
+    """Interpretations worth counting over the whole column, from a sample of its values."""
+    if not sample:
+        return []
+    share = {k: sum(1 for v in sample if rx.match(v)) / len(sample) for k, rx in _PY.items()}
+    out: list[Candidate] = []
+    if share["boolean"] >= 0.5 and any(v.lower() in TRUE_WORDS + FALSE_WORDS for v in sample):
+        truthy = ", ".join(literal(w) for w in TRUE_WORDS + ("1",))
+        falsy = ", ".join(literal(w) for w in FALSE_WORDS + ("0",))
+        out.append(Candidate("boolean", f"(CASE WHEN lower({{v}}) IN ({truthy}) THEN true "
+                                        f"WHEN lower({{v}}) IN ({falsy}) THEN false END)", 0,
+                             "yes/no words read as booleans", "BOOLEAN"))
+    if share["integer"] >= 0.5:
+        out.append(Candidate("integer", f"(CASE WHEN regexp_full_match({{v}}, {literal(_INT)}) "
+                                        "THEN TRY_CAST({v} AS BIGINT) END)", 1, "integers", "BIGINT"))
+    if share["number"] >= 0.5:
+        dot_rank, comma_rank = (3, 2) if european else (2, 3)
+        out.append(Candidate("decimal", _number_sql("."), dot_rank, "numbers with a decimal point",
+                             "DOUBLE", {"fraction": _fraction_sql(".")}))
+        out.append(Candidate("decimal", _number_sql(","), comma_rank,
+                             "numbers with a decimal comma (1.234,56)", "DOUBLE",
+                             {"fraction": _fraction_sql(",")}))
+    if share["iso"] >= 0.5:
+        tz = any(_TZ.search(v) for v in sample if _PY["iso"].match(v))
+        cast = "TIMESTAMPTZ" if tz else "TIMESTAMP"
+        out.append(Candidate("timestamp", f"TRY_CAST({{v}} AS {cast})", 4,
+                             "ISO 8601 timestamps" + (" with offsets, stored in UTC" if tz else ""),
+                             cast))
+    if share["dots"] >= 0.5:
+        formats = [f"%d.%m.%Y{t}" for t in _TIMES] + ["%d.%m.%y", "%d.%m.%y %H:%M"]
+        out.append(Candidate("timestamp", _strptime(formats), 4, "day-first dates (dd.mm.yyyy)",
+                             "TIMESTAMP"))
+    if share["slashes"] >= 0.5:
+        times = _TIMES + [" %I:%M %p", " %I:%M:%S %p"]
+        day = [f"%d/%m/%Y{t}" for t in times] + ["%d/%m/%y"]
+        month = [f"%m/%d/%Y{t}" for t in times] + ["%m/%d/%y"]
+        day_rank, month_rank = (4, 5) if european else (5, 4)
+        out.append(Candidate("timestamp", _strptime(day), day_rank, "day-first dates (dd/mm/yyyy)",
+                             "TIMESTAMP"))
+        out.append(Candidate("timestamp", _strptime(month), month_rank,
+                             "month-first dates (mm/dd/yyyy)", "TIMESTAMP"))
+    if share["ymd_slashes"] >= 0.5:
+        out.append(Candidate("timestamp", _strptime([f"%Y/%m/%d{t}" for t in _TIMES]), 4,
+                             "dates as yyyy/mm/dd", "TIMESTAMP"))
+    if share["dashes"] >= 0.5:
+        day_rank, month_rank = (4, 5) if european else (5, 4)
+        out.append(Candidate("timestamp", _strptime([f"%d-%m-%Y{t}" for t in _TIMES]), day_rank,
+                             "day-first dates (dd-mm-yyyy)", "TIMESTAMP"))
+        out.append(Candidate("timestamp", _strptime([f"%m-%d-%Y{t}" for t in _TIMES]), month_rank,
+                             "month-first dates (mm-dd-yyyy)", "TIMESTAMP"))
+    if share["month_names"] >= 0.5:
+        formats = ["%d %b %Y", "%d-%b-%Y", "%d %B %Y", "%d-%B-%Y", "%b %d, %Y", "%B %d, %Y", "%b %d %Y",
+                   "%B %d %Y", "%d-%b-%y", "%a, %d %b %Y %H:%M:%S", "%d %b %Y %H:%M", "%d %b %Y %H:%M:%S"]
+        out.append(Candidate("timestamp", _strptime(formats), 4, "dates with month names",
+                             "TIMESTAMP"))
+    if _TIME_NAME.search(name) and share["epoch"] >= 0.5:
+        seconds = ("(CASE WHEN regexp_full_match({v}, '[0-9]{9,10}') AND TRY_CAST({v} AS BIGINT) "
+                   "BETWEEN 631152000 AND 4102444800 THEN make_timestamp(TRY_CAST({v} AS BIGINT) * 1000000) END)")
+        millis = ("(CASE WHEN regexp_full_match({v}, '[0-9]{12,13}') AND TRY_CAST({v} AS BIGINT) "
+                  "BETWEEN 631152000000 AND 4102444800000 THEN make_timestamp(TRY_CAST({v} AS BIGINT) * 1000) END)")
+        out.append(Candidate("timestamp", seconds, 0, "epoch seconds (UTC)", "TIMESTAMP"))
+        out.append(Candidate("timestamp", millis, 0, "epoch milliseconds (UTC)", "TIMESTAMP"))
+    if _TIME_NAME.search(name) and share["compact_date"] >= 0.5:
+        out.append(Candidate("timestamp", _strptime(["%Y%m%d"]), 0, "dates as yyyymmdd", "TIMESTAMP"))
+    return out
+
+
+FORCED = {"integer": {"integer", "decimal"}, "decimal": {"decimal", "integer"}, "boolean": {"boolean"},
+          "date": {"timestamp"}, "timestamp": {"timestamp"}}
+
+
+def plan_columns(con, table: str, columns: list[str], european: bool,
+                 forced: dict[str, str] | None = None) -> dict[str, Plan]:
+    """Choose a type for every column of staging ``table`` (typed columns keep their type)."""
+    forced = forced or {}
+    types = {r[0]: r[1] for r in con.execute(f"DESCRIBE {ident(table)}").fetchall()}
+    plans: dict[str, Plan] = {}
+    counted: dict[str, list[Candidate]] = {}
+    for col in columns:
+        dtype = types[col]
+        if dtype == '"NULL"':
+            plans[col] = Plan(col, "VARCHAR", "text", f"CAST({ident(col)} AS VARCHAR)", "no values")
+            continue
+        if dtype != "VARCHAR":
+            plans[col] = Plan(col, dtype, _kind_of(dtype), ident(col), "typed in the source")
+            continue
+        clean = cleaned(col)
+        text = Plan(col, "VARCHAR", "text", clean, "text", clean=clean)
+        plans[col] = text
+        if forced.get(col) == "text":
+            text.interpretation = "text (forced by the source's types)"
+            continue
+        sample = [r[0] for r in con.execute(
+            f"SELECT v FROM (SELECT {clean} AS v FROM {ident(table)}) WHERE v IS NOT NULL "
+            f"LIMIT {SAMPLE}").fetchall()]
+        found = candidates(col, sample, european)
+        if col in forced:
+            found = [c for c in found if c.kind in FORCED[forced[col]]] or _fallback(forced[col])
+        if found:
+            counted[col] = found
+    if not counted:
+        return plans
+    selects = []
+    for col, found in counted.items():
+        v = plans[col].clean
+        selects.append(f"count({v})")
+        for cand in found:
+            selects.append(f"count({cand.expr(v)})")
+            if cand.kind == "decimal":
+                selects.append(f"count(*) FILTER (WHERE {cand.expr(v)} IS NOT NULL AND "
+                               f"({cand.extra['fraction'].replace('{v}', v)}))")
+            elif cand.kind == "timestamp":
+                selects.append(f"count(*) FILTER (WHERE CAST(CAST({cand.expr(v)} AS TIMESTAMP) AS TIME) <> TIME '00:00:00')")
+    row = con.execute(f"SELECT {', '.join(selects)} FROM {ident(table)}").fetchone()
+    pos = 0
+    for col, found in counted.items():
+        nonnull = row[pos]
+        pos += 1
+        scored = []
+        for cand in found:
+            ok, extra = row[pos], row[pos + 1] if cand.kind in ("decimal", "timestamp") else None
+            pos += 2 if cand.kind in ("decimal", "timestamp") else 1
+            scored.append((ok, -cand.rank, cand, extra))
+        if not nonnull:
+            continue
+        scored.sort(key=lambda s: (s[0], s[1]), reverse=True)
+        ok, _, best, extra = scored[0]
+        if ok / nonnull < MIN_SHARE and col not in forced:
+            shown = f"{ok / nonnull:.1%}"
+            plans[col].interpretation = (f"text ({best.label} fit only {shown} of the values; "
+                                         f"{MIN_SHARE:.0%} needed)")
+            continue
+        ties = [s for s in scored[1:] if s[0] == ok and s[2].kind == best.kind and s[2].label != best.label]
+        plans[col] = _plan(col, best, extra, plans[col].clean, ok / nonnull, ties)
+    return plans
+
+
+def _fallback(kind: str) -> list[Candidate]:
+    if kind in ("integer", "decimal"):
+        return [Candidate("decimal", _number_sql("."), 2, "numbers with a decimal point", "DOUBLE",
+                          {"fraction": _fraction_sql(".")})]
+    if kind == "boolean":
+        return candidates("", ["yes"], False)
+    return [Candidate("timestamp", "TRY_CAST({v} AS TIMESTAMP)", 4, "ISO 8601 timestamps", "TIMESTAMP")]
+
+
+def _plan(col: str, best: Candidate, extra, clean: str, share: float, ties: list) -> Plan:
+    expr = best.expr(clean)
+    dtype, kind, label = best.dtype, best.kind, best.label
+    if kind == "decimal" and extra == 0:
+        expr, dtype, kind = f"CAST({expr} AS BIGINT)", "BIGINT", "integer"
+        label += " (all whole: stored as integers)"
+    if kind == "timestamp" and extra == 0 and dtype == "TIMESTAMP":
+        expr, dtype, kind = f"CAST({expr} AS DATE)", "DATE", "date"
+    if ties:
+        label += f"; ambiguous: every value also reads as {ties[0][2].label}"
+    return Plan(col, dtype, kind, expr, label, checked=True, clean=clean, share=share)
+
+
+def _kind_of(dtype: str) -> str:
+    if dtype in ("BIGINT", "INTEGER", "SMALLINT", "TINYINT", "HUGEINT", "UBIGINT", "UINTEGER", "USMALLINT",
+                 "UTINYINT"):
+        return "integer"
+    if dtype in ("DOUBLE", "FLOAT", "REAL") or dtype.startswith("DECIMAL"):
+        return "decimal"
+    if dtype == "BOOLEAN":
+        return "boolean"
+    if dtype == "DATE":
+        return "date"
+    if dtype.startswith("TIMESTAMP"):
+        return "timestamp"
+    return "text" if dtype == "VARCHAR" else dtype.lower()

@@ -1,0 +1,71 @@
+"""Readers: one per kind of file, each loading a file into DuckDB staging tables.
+
+A reader takes the staging connection, an :class:`~ingestion.discover.InputFile`, a prefix for
+its staging tables and a scratch folder for intermediate files, and returns one :class:`RawPart` per dataset found in the file (a workbook's
+sheets, a database's tables, a JSON file and its child tables of nested arrays). Every staging
+table has snake_case columns plus ``_row_number`` (the record's place in its source: line, sheet
+row or ordinal). Rows a reader cannot parse come back as ``rejects`` for the quarantine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ingestion.discover import InputFile
+
+
+@dataclass
+class Reject:
+    """A record that could not be parsed: where it is, its raw text, why."""
+
+    file: str
+    reason: str
+    raw: str = ""
+    line: int | None = None
+    row: int | None = None
+
+
+@dataclass
+class RawPart:
+    """One dataset loaded into staging table ``table`` from ``file``."""
+
+    file: InputFile
+    table: str
+    stem: str
+    columns: list[str]
+    originals: dict[str, str]
+    reader: str
+    input_rows: int
+    rejects: list[Reject] = field(default_factory=list)
+    notes: dict[str, Any] = field(default_factory=dict)
+    european: bool = False
+    display: str = ""
+    row_label: str = "row"
+
+    def __post_init__(self) -> None:
+        self.display = self.display or self.file.display
+
+
+Reader = Callable[[Any, InputFile, str, Path], list[RawPart]]
+
+
+def registry() -> dict[str, Reader]:
+    """Readers by format name (imported lazily: each pulls in its own libraries)."""
+    from ingestion.readers.columnar import read_arrow, read_parquet
+    from ingestion.readers.delimited import read_delimited
+    from ingestion.readers.excel import read_excel
+    from ingestion.readers.jsonfiles import read_json, read_jsonl
+    from ingestion.readers.sqlite import read_sqlite
+
+    return {"csv": read_delimited, "excel": read_excel, "json": read_json, "jsonl": read_jsonl,
+            "parquet": read_parquet, "arrow": read_arrow, "sqlite": read_sqlite}
+
+
+def reader_for(kind: str) -> Reader:
+    readers = registry()
+    if kind not in readers:
+        raise KeyError(f"no reader for {kind!r} (readers: {', '.join(sorted(readers))})")
+    return readers[kind]

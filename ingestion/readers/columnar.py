@@ -1,0 +1,58 @@
+"""Typed columnar files: Parquet (read by DuckDB, streaming) and Arrow IPC / Feather (pyarrow).
+
+Their column types are kept; only text columns go through type inference.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from gristmill.sql import ident, literal
+from ingestion.discover import InputFile
+from ingestion.names import column_names
+from ingestion.readers import RawPart
+
+
+def _stem(file: InputFile) -> str:
+    return file.local.stem if file.member is None else Path(file.member).stem
+
+
+def _renamed(con, table: str) -> tuple[list[str], dict[str, str]]:
+    header = [r[0] for r in con.execute(f"DESCRIBE {ident(table)}").fetchall() if r[0] != "_row_number"]
+    names = column_names(header)
+    for old, new in zip(header, names):
+        if old != new:
+            con.execute(f"ALTER TABLE {ident(table)} RENAME {ident(old)} TO {ident(new)}")
+    return names, dict(zip(names, header))
+
+
+def read_parquet(con, file: InputFile, prefix: str, scratch: Path) -> list[RawPart]:
+    table = f"{prefix}_pq"
+    con.execute(f"CREATE TABLE {ident(table)} AS SELECT *, row_number() OVER () AS _row_number "
+                f"FROM read_parquet({literal(file.local)})")
+    names, originals = _renamed(con, table)
+    rows = con.execute(f"SELECT count(*) FROM {ident(table)}").fetchone()[0]
+    return [RawPart(file, table, _stem(file), names, originals, "duckdb.read_parquet", rows)]
+
+
+def read_arrow(con, file: InputFile, prefix: str, scratch: Path) -> list[RawPart]:
+    import pyarrow as pa
+    import pyarrow.feather as feather
+    import pyarrow.ipc as ipc
+
+    try:
+        data = feather.read_table(str(file.local))
+        reader = "pyarrow.feather"
+    except (pa.ArrowInvalid, OSError):
+        with pa.memory_map(str(file.local)) as source:
+            data = ipc.open_stream(source).read_all()
+        reader = "pyarrow.ipc stream"
+    data = data.append_column("_row_number", pa.array(range(1, data.num_rows + 1), type=pa.int64()))
+    table = f"{prefix}_arrow"
+    con.register("_arrow_in", data)
+    try:
+        con.execute(f"CREATE TABLE {ident(table)} AS SELECT * FROM _arrow_in")
+    finally:
+        con.unregister("_arrow_in")
+    names, originals = _renamed(con, table)
+    return [RawPart(file, table, _stem(file), names, originals, reader, data.num_rows)]
