@@ -35,17 +35,19 @@ def project_spec(ws: Workspace, project_or_file: str) -> ProjectSpec:
     return load_spec(ws.spec_path(ws.require_project(project_or_file)))
 
 
-def ingest(ws: Workspace, spec: ProjectSpec, folder: Path | None = None, jsonl: bool = False,
-           progress: bool = False):
+def ingest(ws: Workspace, project: str, spec: ProjectSpec | None = None, folder: Path | None = None,
+           jsonl: bool = False, progress: bool = False):
     """Ingest the spec's sources (or every file of ``folder``) into the project's lake and schema."""
     from ingestion import SourceSpec, ingest as run_ingest
 
     if folder is not None:
         sources = [SourceSpec(name=None, path=folder)]
     else:
-        sources = [SourceSpec(name=s.name, path=Path(s.path), format=s.format) for s in spec.sources]
+        assert spec is not None, "a spec or a folder"
+        sources = [SourceSpec(name=s.name, path=Path(s.path), format=s.format, types=s.types)
+                   for s in spec.sources]
     ws.ensure()
-    return run_ingest(sources, project=spec.project, lake_dir=ws.lake(spec.project), catalog=ws.catalog,
+    return run_ingest(sources, project=project, lake_dir=ws.lake(project), catalog=ws.catalog,
                       jsonl=jsonl, progress=progress)
 
 

@@ -30,8 +30,13 @@ class SourceSpec(_Strict):
     name: Identifier | None = Field(
         None, description="Table name for these files (default: derived from each file's name)."
     )
-    format: Literal["csv", "excel", "json", "jsonl", "parquet"] | None = Field(
+    format: Literal["csv", "excel", "json", "jsonl", "parquet", "arrow", "sqlite"] | None = Field(
         None, description="Force a reader instead of detecting the format from the content."
+    )
+    types: dict[Identifier, Literal["text", "integer", "decimal", "boolean", "date", "timestamp"]] = Field(
+        default_factory=dict,
+        description="Force column types by snake_case name, e.g. {zip_code: text}; values that do "
+        "not fit are quarantined.",
     )
 
 

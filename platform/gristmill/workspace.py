@@ -98,14 +98,20 @@ class Workspace:
         return self.bentos / check_project_name(project)
 
     def projects(self) -> list[str]:
-        base = self.root / "projects"
-        if not base.is_dir():
-            return []
-        return sorted(p.name for p in base.iterdir() if (p / "project.yaml").is_file())
+        """Projects with a registered spec or ingested tables."""
+        found = set()
+        if (self.root / "projects").is_dir():
+            found |= {p.name for p in (self.root / "projects").iterdir() if (p / "project.yaml").is_file()}
+        if (self.root / "lake").is_dir():
+            found |= {p.name for p in (self.root / "lake").iterdir() if (p / "_catalog.json").is_file()}
+        return sorted(found)
 
-    def require_project(self, project: str) -> str:
+    def require_project(self, project: str, spec: bool = True) -> str:
+        """``project`` if it is in this workspace (with a spec, unless ``spec`` is False)."""
         check_project_name(project)
-        if not self.spec_path(project).is_file():
+        known = self.spec_path(project).is_file() or (
+            not spec and (self.lake(project) / "_catalog.json").is_file())
+        if not known:
             raise ProjectNotFound(project, self.projects())
         return project
 

@@ -46,19 +46,24 @@ def init(
 
 def ingest(
     project: str = typer.Argument(..., help="Project name or spec file."),
-    folder: Path = typer.Argument(None, help="Folder of files to ingest instead of the spec's sources."),
+    folder: Path = typer.Argument(None, help="A file, folder or glob to ingest instead of the spec's "
+                                  "sources (a new project needs no spec for this)."),
     jsonl: bool = typer.Option(False, "--jsonl", help="Also write a JSONL copy of each table."),
     as_json: bool = JSON,
 ) -> None:
     """Turn raw files into typed tables in the lake and the DuckDB catalog."""
     from gristmill import pipeline
+    from gristmill.workspace import check_project_name
 
-    ws, spec = _ws(), _spec(project)
-    if folder is not None and not folder.exists():
-        from gristmill.errors import GristmillError
-
-        raise GristmillError(f"no such file or folder: {folder}")
-    report = pipeline.ingest(ws, spec, folder, jsonl=jsonl, progress=not as_json)
+    ws = _ws()
+    if folder is None:
+        spec = _spec(project)
+        name = spec.project
+    else:
+        is_file = Path(project).suffix in (".yaml", ".yml")
+        spec = _spec(project) if is_file else None
+        name = spec.project if spec else check_project_name(project)
+    report = pipeline.ingest(ws, name, spec, folder, jsonl=jsonl, progress=not as_json)
     if as_json:
         emit_json(report.model_dump(mode="json"))
         return
@@ -66,13 +71,20 @@ def ingest(
 
 
 def show_ingest(report) -> None:
-    table("Ingested tables", ["table", "rows", "columns", "sources"],
-          [[t.name, t.rows, len(t.columns), len(t.sources)] for t in report.tables])
-    table("Accounting", ["input rows", "ingested", "quarantined", "bad files", "skipped files"],
+    table("Ingested tables", ["table", "version", "rows", "quarantined", "columns", "sources"],
+          [[t.name, t.version + ("" if t.changed else " (unchanged)"), t.rows, t.quarantined_rows,
+            len(t.columns), ", ".join(t.sources[:3]) + (" ..." if len(t.sources) > 3 else "")]
+           for t in report.tables])
+    table("Every row accounted for", ["input rows", "ingested", "quarantined", "bad files", "skipped files"],
           [[report.input_rows, sum(t.rows for t in report.tables), report.quarantined_rows,
             len(report.bad_files), len(report.skipped_files)]])
     for bad in report.bad_files:
         err.print(f"[yellow]bad file[/] {bad.path}: {bad.reason}")
+    for skipped in report.skipped_files:
+        err.print(f"[dim]skipped[/] {skipped.path}: {skipped.reason}")
+    if report.quarantined_rows:
+        err.print(f"[dim]quarantined rows: gristmill sql {report.project} "
+                  "\"select * from _quarantine\"[/]")
 
 
 def sql(
@@ -88,7 +100,7 @@ def sql(
     from gristmill.sql import connect, literal
 
     ws = _ws()
-    ws.require_project(project)
+    ws.require_project(project, spec=False)
     con = connect(ws.catalog, read_only=True)
     try:
         con.execute(f"SET search_path = {literal(project)}")
@@ -188,7 +200,7 @@ def run_all(ws, spec, budget: int | None, quiet: bool = False) -> dict:
 
     say = (lambda _m: None) if quiet else step
     say(f"ingest: {len(spec.sources)} source(s) -> lake and DuckDB schema {spec.project!r}")
-    report = pipeline.ingest(ws, spec, progress=not quiet)
+    report = pipeline.ingest(ws, spec.project, spec, progress=not quiet)
     if not quiet:
         show_ingest(report)
     say("features: feature tables, Feast definitions, feast apply")

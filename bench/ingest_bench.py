@@ -1,0 +1,154 @@
+"""Ingestion throughput beside DuckDB's own CSV -> Parquet copy, on the same files in the same run.
+
+    uv run python bench/ingest_bench.py [--size-mb 1000] [--messy-mb 200] [--dir /tmp/gristmill-bench]
+
+It writes a clean CSV of about ``--size-mb`` and its Parquet twin, and a messy European-dialect CSV
+(``;``, decimal commas, dd.mm.yyyy, a title row, 0.01% malformed lines). Each measurement runs in a
+fresh Python process so peak memory (max RSS) is its own:
+
+- ``duckdb COPY``: ``COPY (SELECT * FROM read_csv(...)) TO ... (FORMAT parquet)``, DuckDB's sniffer
+  and types: the peer;
+- ``gristmill ingest``: the full path (content detection, sha256 lineage, dialect sniffing, every
+  value read as text, whole-column type inference, quarantine, zstd Parquet, DuckDB views).
+
+Figures print as a table; copy them to docs/benchmarks.md with the machine they ran on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROW_BYTES = 100  # about, for the clean table below
+
+PEER = """
+import duckdb, resource, sys, time
+src, dst = sys.argv[1], sys.argv[2]
+t = time.monotonic()
+con = duckdb.connect()
+reader = "read_parquet" if src.endswith(".parquet") else "read_csv"
+con.execute(f"COPY (SELECT * FROM {reader}('{src}')) TO '{dst}' (FORMAT parquet, COMPRESSION zstd)")
+rows = con.execute(f"SELECT count(*) FROM read_parquet('{dst}')").fetchone()[0]
+print(rows, time.monotonic() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+GRISTMILL = """
+import resource, shutil, sys, time
+from pathlib import Path
+from ingestion import SourceSpec, ingest
+src, work = Path(sys.argv[1]), Path(sys.argv[2])
+shutil.rmtree(work, ignore_errors=True)
+t = time.monotonic()
+report = ingest([SourceSpec(path=src, name="bench")], project="bench", lake_dir=work / "lake",
+                catalog=work / "catalog.duckdb")
+rows = sum(tab.rows for tab in report.tables)
+print(rows, time.monotonic() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+      report.quarantined_rows)
+"""
+
+
+def make_clean(folder: Path, size_mb: int) -> tuple[Path, Path]:
+    import duckdb
+
+    csv_path, parquet_path = folder / f"clean_{size_mb}mb.csv", folder / f"clean_{size_mb}mb.parquet"
+    if csv_path.exists() and parquet_path.exists():
+        return csv_path, parquet_path
+    rows = size_mb * 1024 * 1024 // ROW_BYTES
+    con = duckdb.connect()
+    con.execute(f"""
+        CREATE TABLE t AS SELECT
+          i AS order_id,
+          'C' || lpad(CAST(i % 200000 AS VARCHAR), 7, '0') AS customer_id,
+          TIMESTAMP '2023-01-01' + to_seconds(i % 31536000) AS ordered_at,
+          round(random() * 1000, 2) AS amount,
+          CAST(1 + i % 9 AS INTEGER) AS quantity,
+          ['books', 'garden', 'toys', 'food', 'tools'][1 + i % 5] AS category,
+          i % 7 = 0 AS returned,
+          round(random(), 4) AS discount,
+          'store-' || CAST(i % 311 AS VARCHAR) AS store
+        FROM range({rows}) r(i)""")
+    con.execute(f"COPY t TO '{csv_path}' (HEADER, DELIMITER ',')")
+    con.execute(f"COPY t TO '{parquet_path}' (FORMAT parquet, COMPRESSION zstd)")
+    return csv_path, parquet_path
+
+
+def make_messy(folder: Path, size_mb: int) -> Path:
+    import duckdb
+
+    path = folder / f"messy_{size_mb}mb.csv"
+    if path.exists():
+        return path
+    rows = size_mb * 1024 * 1024 // 90
+    body = folder / "messy_body.csv"
+    con = duckdb.connect()
+    con.execute(f"""
+        COPY (SELECT
+          'K' || CAST(i % 50000 AS VARCHAR) AS "Kundennummer",
+          strftime(DATE '2023-01-01' + CAST(i % 365 AS INTEGER), '%d.%m.%Y') AS "Rechnungsdatum",
+          CASE WHEN i % 10000 = 17 THEN 'zwölf'
+               ELSE replace(printf('%.2f', random() * 2000), '.', ',') END AS "Monatsbetrag",
+          CASE WHEN i % 3 = 0 THEN 'Ja' ELSE 'Nein' END AS "Bezahlt",
+          CASE WHEN i % 10 = 0 THEN 'k.A.' ELSE printf('%d %%', i % 100) END AS "Rabatt",
+          'Tarif ' || CAST(i % 13 AS VARCHAR) AS "Tarif"
+        FROM range({rows}) r(i)) TO '{body}' (HEADER, DELIMITER ';')""")
+    with open(path, "w", encoding="utf-8") as out, open(body, encoding="utf-8") as src:
+        out.write("Rechnungsexport Acme GmbH\n\n")
+        for n, line in enumerate(src):
+            out.write(line)
+            if n and n % 10000 == 0:
+                out.write("kaputt;zeile\n")  # a malformed line
+    body.unlink()
+    return path
+
+
+def run(code: str, *args: str) -> list[str]:
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=env,
+                         cwd=Path(__file__).resolve().parents[1])
+    if out.returncode != 0:
+        raise SystemExit(out.stderr[-2000:])
+    return out.stdout.split()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size-mb", type=int, default=1000)
+    parser.add_argument("--messy-mb", type=int, default=200)
+    parser.add_argument("--dir", type=Path, default=Path("/tmp/gristmill-bench"))
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    args = parser.parse_args()
+    args.dir.mkdir(parents=True, exist_ok=True)
+    t = time.monotonic()
+    csv_path, parquet_path = make_clean(args.dir, args.size_mb)
+    messy = make_messy(args.dir, args.messy_mb)
+    print(f"inputs ready in {time.monotonic() - t:.0f} s", file=sys.stderr)
+    results = []
+    for label, path in (("clean CSV", csv_path), ("Parquet twin", parquet_path), ("messy CSV", messy)):
+        mb = path.stat().st_size / 1024 / 1024
+        rows, secs, rss = run(PEER, str(path), str(args.dir / "peer_out.parquet"))
+        results.append({"input": label, "system": "duckdb COPY", "mb": round(mb), "rows": int(rows),
+                        "seconds": round(float(secs), 2), "mb_per_s": round(mb / float(secs), 1),
+                        "peak_rss_mb": round(int(rss) / 1024)})
+        rows, secs, rss, quarantined = run(GRISTMILL, str(path), str(args.dir / "gristmill_ws"))
+        results.append({"input": label, "system": "gristmill ingest", "mb": round(mb), "rows": int(rows),
+                        "quarantined": int(quarantined), "seconds": round(float(secs), 2),
+                        "mb_per_s": round(mb / float(secs), 1), "peak_rss_mb": round(int(rss) / 1024)})
+        peer, ours = results[-2], results[-1]
+        ours["vs_duckdb"] = round(peer["seconds"] / ours["seconds"], 2)
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return
+    print(f"{'input':14} {'system':18} {'MB':>6} {'rows':>11} {'quar.':>6} {'s':>7} {'MB/s':>7} "
+          f"{'RSS MB':>7} {'x duckdb':>8}")
+    for r in results:
+        print(f"{r['input']:14} {r['system']:18} {r['mb']:>6} {r['rows']:>11} {r.get('quarantined', ''):>6} "
+              f"{r['seconds']:>7} {r['mb_per_s']:>7} {r['peak_rss_mb']:>7} {r.get('vs_duckdb', ''):>8}")
+
+
+if __name__ == "__main__":
+    main()
