@@ -112,7 +112,7 @@ def run(code: str, *args: str) -> list[str]:
                          cwd=Path(__file__).resolve().parents[1])
     if out.returncode != 0:
         raise SystemExit(out.stderr[-2000:])
-    return out.stdout.split()
+    return out.stdout.strip().splitlines()[-1].split()
 
 
 def main() -> None:

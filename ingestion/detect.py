@@ -47,6 +47,10 @@ _BOMS = [
 ]
 
 
+# Western single-byte code pages a guess may land on for text that is really Windows-1252.
+_LATIN = {"iso8859-1", "iso8859-15", "cp1252", "cp850", "cp437", "cp858"}
+
+
 @dataclass(frozen=True)
 class Detected:
     """``kind`` is a format name, a compression, ``zip``, or ``skip`` (with ``reason``)."""
@@ -114,14 +118,25 @@ def text_encoding(sample: bytes) -> str | None:
     if best is None:
         return None
     name = codecs.lookup(best.encoding).name
-    if name in ("latin-1", "iso8859-1", "iso8859-15", "cp1250", "cp1252", "mac-roman"):
-        for candidate in ("cp1252", "latin-1"):
-            try:
-                sample.decode(candidate)
-                return candidate
-            except UnicodeDecodeError:
-                continue
+    # On short samples the guess often lands on a sibling single-byte code page (mac-iceland,
+    # cp1250, iso8859-15...). Windows-1252 is by far the likeliest for exports: prefer it for Mac
+    # guesses, and whenever it reads the sample exactly as the guess does.
+    try:
+        as_1252 = sample.decode("cp1252")
+    except UnicodeDecodeError:
+        as_1252 = None
+    if as_1252 is not None and (name.startswith("mac-") or name in _LATIN or _same(sample, name, as_1252)):
+        return "cp1252"
+    if name.startswith("mac-") or name in _LATIN:
+        return "latin-1"
     return name
+
+
+def _same(sample: bytes, encoding: str, text: str) -> bool:
+    try:
+        return sample.decode(encoding) == text
+    except (UnicodeDecodeError, LookupError):
+        return False
 
 
 def _looks_utf16(sample: bytes) -> bool:

@@ -15,10 +15,10 @@ import bz2
 import glob
 import gzip
 import hashlib
+import itertools
 import lzma
 import shutil
 import zipfile
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -140,11 +140,13 @@ def _visit(local: Path, display: str, index: int, forced: str | None, origin: Pa
         except (OSError, EOFError, lzma.LZMAError, ValueError) as exc:
             found.bad.append(FileIssue(path=display, reason=f"corrupt {kind.kind} data: {exc}"))
             return
-        inner = display[: -len(local.name)] + target.name if display.endswith(local.name) else target.name
         before = len(found.files)
-        _visit(target, inner, index, forced, origin, member, folder, staging, found, depth + 1)
+        _visit(target, display, index, forced, origin, member, folder, staging, found, depth + 1)
+        size, digest = _hash(local)  # lineage names the file as it is on disk, not its unpacked bytes
         for item in found.files[before:]:
             item.notes.setdefault("decompressed", kind.kind)
+            if item.display == display:
+                item.size, item.sha256 = size, digest
         return
     if kind.kind == "zip":
         _visit_zip(local, display, index, forced, origin, folder, staging, found, depth)
@@ -199,7 +201,7 @@ def _strip_suffix(name: str, kind: str) -> str:
     return name + ".unpacked"
 
 
-_counter = iter(range(1, 1 << 62))
+_counter = itertools.count(1)
 
 
 def _staged(staging: Path, display: str, name: str) -> Path:
@@ -250,7 +252,3 @@ def _hash(path: Path) -> tuple[int, str]:
 
 def cleanup(staging: Path) -> None:
     shutil.rmtree(staging, ignore_errors=True)
-
-
-def iter_sources(found: Discovery) -> Iterator[InputFile]:
-    yield from found.files

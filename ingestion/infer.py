@@ -95,7 +95,9 @@ def cleaned(column: str) -> str:
     """SQL: the trimmed value of ``column``, NULL for empty strings and null tokens."""
     col = ident(column)
     tokens = ", ".join(literal(t) for t in NULL_TOKENS)
-    return f"(CASE WHEN lower(trim({col})) IN ({tokens}) THEN NULL ELSE trim({col}) END)"
+    # guards keep the common case (a short or untrimmed-free value) off the slow string functions
+    return (f"(CASE WHEN strlen({col}) <= 12 AND lower(trim({col})) IN ({tokens}) THEN NULL "
+            f"WHEN starts_with({col}, ' ') OR ends_with({col}, ' ') THEN trim({col}) ELSE {col} END)")
 
 
 def _strptime(formats: list[str]) -> str:
@@ -103,7 +105,17 @@ def _strptime(formats: list[str]) -> str:
 
 
 def _number_sql(decimal: str) -> str:
-    """SQL reading a number with decimal ``decimal`` ('.' or ','), currency, percent, (negatives)."""
+    """SQL reading a number with decimal ``decimal`` ('.' or ','), currency, percent, (negatives).
+
+    Plain numbers (``-12``, ``3.5``) take a fast path: one simple pattern and a cast; only the
+    others go through the currency, percent and thousands handling."""
+    simple = r"[+-]?(0|[1-9][0-9]*)(" + re.escape(decimal) + r"[0-9]+)?"
+    fast = "TRY_CAST({v} AS DOUBLE)" if decimal == "." else "TRY_CAST(replace({v}, ',', '.') AS DOUBLE)"
+    return (f"(CASE WHEN regexp_full_match({{v}}, {literal(simple)}) THEN {fast} "
+            f"ELSE {_number_slow_sql(decimal)} END)")
+
+
+def _number_slow_sql(decimal: str) -> str:
     pattern = _DOT_NUM if decimal == "." else _COMMA_NUM
     thousands = "[,'\u00a0\u202f ]" if decimal == "." else "[.'\u00a0\u202f ]"
     s = "regexp_replace({v}, '^\\((.*)\\)$', '-\\1')"
@@ -120,9 +132,9 @@ def _number_sql(decimal: str) -> str:
 
 
 def _fraction_sql(decimal: str) -> str:
-    """SQL: the value shows a fractional part or a percent sign (so it is no integer)."""
-    return (f"regexp_matches({{v}}, {literal('[0-9]' + re.escape(decimal) + '[0-9]')}) "
-            "OR regexp_matches({v}, '%')")
+    """SQL: the value may have a fractional part (a decimal mark, a percent sign, an exponent)."""
+    marks = f"contains({{v}}, {literal(decimal)}) OR contains({{v}}, '%')"
+    return marks + (" OR contains(lower({v}), 'e')" if decimal == "." else "")
 
 
 def candidates(name: str, sample: list[str], european: bool) -> list[Candidate]:
@@ -144,9 +156,10 @@ def candidates(name: str, sample: list[str], european: bool) -> list[Candidate]:
         dot_rank, comma_rank = (3, 2) if european else (2, 3)
         out.append(Candidate("decimal", _number_sql("."), dot_rank, "numbers with a decimal point",
                              "DOUBLE", {"fraction": _fraction_sql(".")}))
-        out.append(Candidate("decimal", _number_sql(","), comma_rank,
-                             "numbers with a decimal comma (1.234,56)", "DOUBLE",
-                             {"fraction": _fraction_sql(",")}))
+        if any("," in v for v in sample):
+            out.append(Candidate("decimal", _number_sql(","), comma_rank,
+                                 "numbers with a decimal comma (1.234,56)", "DOUBLE",
+                                 {"fraction": _fraction_sql(",")}))
     if share["iso"] >= 0.5:
         tz = any(_TZ.search(v) for v in sample if _PY["iso"].match(v))
         cast = "TIMESTAMPTZ" if tz else "TIMESTAMP"
@@ -196,14 +209,32 @@ FORCED = {"integer": {"integer", "decimal"}, "decimal": {"decimal", "integer"}, 
           "date": {"timestamp"}, "timestamp": {"timestamp"}}
 
 
+def value_alias(index: int) -> str:
+    """Name of the cleaned value of the ``index``-th column in :func:`cleaned_source`."""
+    return ident(f"__v{index}")
+
+
+def cleaned_source(table: str, columns: list[str], text_columns: set[str]) -> str:
+    """SQL selecting ``table`` plus the cleaned value of every text column (``__v<i>``)."""
+    extra = [f"{cleaned(c)} AS {value_alias(i)}" for i, c in enumerate(columns) if c in text_columns]
+    return f"(SELECT *{', ' if extra else ''}{', '.join(extra)} FROM {ident(table)})"
+
+
+def text_columns(con, table: str) -> set[str]:
+    return {r[0] for r in con.execute(f"DESCRIBE {ident(table)}").fetchall() if r[1] == "VARCHAR"}
+
+
 def plan_columns(con, table: str, columns: list[str], european: bool,
                  forced: dict[str, str] | None = None) -> dict[str, Plan]:
-    """Choose a type for every column of staging ``table`` (typed columns keep their type)."""
+    """Choose a type for every column of staging ``table`` (typed columns keep their type).
+
+    A plan's ``expr`` and ``clean`` refer to the columns of :func:`cleaned_source`."""
     forced = forced or {}
     types = {r[0]: r[1] for r in con.execute(f"DESCRIBE {ident(table)}").fetchall()}
+    source = cleaned_source(table, columns, {c for c in columns if types[c] == "VARCHAR"})
     plans: dict[str, Plan] = {}
     counted: dict[str, list[Candidate]] = {}
-    for col in columns:
+    for index, col in enumerate(columns):
         dtype = types[col]
         if dtype == '"NULL"':
             plans[col] = Plan(col, "VARCHAR", "text", f"CAST({ident(col)} AS VARCHAR)", "no values")
@@ -211,15 +242,14 @@ def plan_columns(con, table: str, columns: list[str], european: bool,
         if dtype != "VARCHAR":
             plans[col] = Plan(col, dtype, _kind_of(dtype), ident(col), "typed in the source")
             continue
-        clean = cleaned(col)
+        clean = value_alias(index)
         text = Plan(col, "VARCHAR", "text", clean, "text", clean=clean)
         plans[col] = text
         if forced.get(col) == "text":
             text.interpretation = "text (forced by the source's types)"
             continue
         sample = [r[0] for r in con.execute(
-            f"SELECT v FROM (SELECT {clean} AS v FROM {ident(table)}) WHERE v IS NOT NULL "
-            f"LIMIT {SAMPLE}").fetchall()]
+            f"SELECT {clean} FROM {source} WHERE {clean} IS NOT NULL LIMIT {SAMPLE}").fetchall()]
         found = candidates(col, sample, european)
         if col in forced:
             found = [c for c in found if c.kind in FORCED[forced[col]]] or _fallback(forced[col])
@@ -234,19 +264,23 @@ def plan_columns(con, table: str, columns: list[str], european: bool,
         for cand in found:
             selects.append(f"count({cand.expr(v)})")
             if cand.kind == "decimal":
+                # values that keep the column from being whole numbers: a fraction, or beyond BIGINT
                 selects.append(f"count(*) FILTER (WHERE {cand.expr(v)} IS NOT NULL AND "
                                f"({cand.extra['fraction'].replace('{v}', v)}))")
+                selects.append(f"count(*) FILTER (WHERE abs({cand.expr(v)}) >= 9.2e18)")
             elif cand.kind == "timestamp":
-                selects.append(f"count(*) FILTER (WHERE CAST(CAST({cand.expr(v)} AS TIMESTAMP) AS TIME) <> TIME '00:00:00')")
-    row = con.execute(f"SELECT {', '.join(selects)} FROM {ident(table)}").fetchone()
+                selects.append(f"count(*) FILTER (WHERE CAST(CAST({cand.expr(v)} AS TIMESTAMP) AS TIME) "
+                               "<> TIME '00:00:00')")
+    row = con.execute(f"SELECT {', '.join(selects)} FROM {source}").fetchall()[0]
     pos = 0
     for col, found in counted.items():
         nonnull = row[pos]
         pos += 1
         scored = []
         for cand in found:
-            ok, extra = row[pos], row[pos + 1] if cand.kind in ("decimal", "timestamp") else None
-            pos += 2 if cand.kind in ("decimal", "timestamp") else 1
+            width = {"decimal": 3, "timestamp": 2}.get(cand.kind, 1)
+            ok, extra = row[pos], row[pos + 1: pos + width]
+            pos += width
             scored.append((ok, -cand.rank, cand, extra))
         if not nonnull:
             continue
@@ -271,13 +305,16 @@ def _fallback(kind: str) -> list[Candidate]:
     return [Candidate("timestamp", "TRY_CAST({v} AS TIMESTAMP)", 4, "ISO 8601 timestamps", "TIMESTAMP")]
 
 
-def _plan(col: str, best: Candidate, extra, clean: str, share: float, ties: list) -> Plan:
+def _plan(col: str, best: Candidate, extra: tuple, clean: str, share: float, ties: list) -> Plan:
     expr = best.expr(clean)
     dtype, kind, label = best.dtype, best.kind, best.label
-    if kind == "decimal" and extra == 0:
+    if kind == "decimal" and extra[0] == 0:
+        if extra[1]:  # whole numbers beyond 64 bits: ids or codes; a double would round them
+            return Plan(col, "VARCHAR", "text", clean, "text (whole numbers too large for 64-bit "
+                        "integers, kept exactly as written)", clean=clean)
         expr, dtype, kind = f"CAST({expr} AS BIGINT)", "BIGINT", "integer"
         label += " (all whole: stored as integers)"
-    if kind == "timestamp" and extra == 0 and dtype == "TIMESTAMP":
+    if kind == "timestamp" and extra[0] == 0 and dtype == "TIMESTAMP":
         expr, dtype, kind = f"CAST({expr} AS DATE)", "DATE", "date"
     if ties:
         label += f"; ambiguous: every value also reads as {ties[0][2].label}"

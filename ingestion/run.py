@@ -7,7 +7,7 @@ import json
 import secrets
 import time
 from collections import defaultdict
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -15,7 +15,7 @@ from gristmill.errors import GristmillError
 from ingestion import catalog as cat
 from ingestion.discover import cleanup, discover
 from ingestion.models import FileIssue, IngestReport, SourceSpec, TableReport
-from ingestion.names import dataset_base, table_name, unique
+from ingestion.names import dataset_base, table_name
 from ingestion.readers import RawPart, reader_for
 from ingestion.write import INTERNAL, Group, write_version
 
@@ -31,8 +31,6 @@ class IngestError(GristmillError):
 def ingest(sources: list[SourceSpec], *, project: str, lake_dir: Path, catalog: Path,
            jsonl: bool = False, progress: bool = False) -> IngestReport:
     """Ingest ``sources`` into ``lake_dir`` and the project's schema of the DuckDB ``catalog``."""
-    import duckdb
-
     started = time.monotonic()
     run_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
     lake_dir.mkdir(parents=True, exist_ok=True)
@@ -46,68 +44,102 @@ def ingest(sources: list[SourceSpec], *, project: str, lake_dir: Path, catalog: 
             if problem:
                 raise IngestError(f"source {source.path}: {problem}")
         report.bad_files, report.skipped_files = found.bad, found.skipped
-        unchanged, keys = _unchanged_sources(sources, found, state, lake_dir)
-        con = duckdb.connect(str(staging / "staging.duckdb"))
-        con.execute("SET TimeZone = 'UTC'")
-        con.execute(f"SET temp_directory = {_quote(staging / 'tmp')}")
-        parts: list[RawPart] = []
-        todo = [f for f in found.files if f.source_index not in unchanged]
-        with _progress(progress) as bar:
-            task = bar.add_task("reading", total=len(todo)) if bar else None
-            for n, file in enumerate(todo):
-                if bar:
-                    bar.update(task, description=f"reading {file.display}")
-                try:
-                    got = reader_for(file.kind)(con, file, f"f{n}", staging)
-                except Exception as exc:  # any reader failure: the file is bad, the run goes on
-                    report.bad_files.append(FileIssue(path=file.display, reason=_reason(file.kind, exc)))
-                    got = []
-                for part in got:
-                    if not part.table:
-                        report.skipped_files.append(FileIssue(path=part.display, reason="no rows"))
-                    else:
-                        parts.append(part)
-                if bar:
-                    bar.advance(task)
-            kept = {n for i in unchanged for n in state["sources"][keys[i]]["tables"]}
-            groups = _groups(parts, sources, taken=kept)
-            task = bar.add_task("writing", total=len(groups)) if bar else None
-            written: dict[str, dict] = {}
-            for number, group in enumerate(groups):
-                if bar:
-                    bar.update(task, description=f"writing {group.name}")
-                written[group.name] = _write(con, group, lake_dir, state, run_id, jsonl, number)
-                if bar:
-                    bar.advance(task)
-        con.close()
-        for index in unchanged:
-            for name in state["sources"][keys[index]]["tables"]:
-                written[name] = cat.current_record(lake_dir, state, name) | {"changed": False}
-        for index, key in keys.items():
-            made = sorted(n for n, r in written.items() if _from_source(r, index))
+        keys = [_source_key(s) for s in sources]
+        prints = [_source_fingerprint(i, keys[i], found) for i in range(len(sources))]
+        unchanged = {i for i in range(len(sources)) if _unchanged(keys[i], prints[i], state, lake_dir)}
+        kept = {n for i in unchanged for n in state["sources"][keys[i]]["tables"]}
+        with _progress(progress) as bar, _staging_db(staging) as con:
+            todo = [f for f in found.files if f.source_index not in unchanged]
+            parts = _read_all(con, todo, staging, report, bar)
+            groups = _groups(parts, sources, keys, state, kept)
+            written = _write_all(con, groups, lake_dir, state, run_id, jsonl, bar)
+        for name in kept:
+            written[name] = cat.current_record(lake_dir, state, name) | {"changed": False}
+        for index, key in enumerate(keys):
             if index not in unchanged:
-                state["sources"][key] = {"fingerprint": _source_fingerprint(index, sources, found),
-                                         "tables": made}
+                made = {n: r["version"] for n, r in written.items() if r.get("source_key") == key}
+                state["sources"][key] = {"fingerprint": prints[index], "tables": made}
         for name, record in written.items():
-            state["tables"][name] = {"version": record["version"], "fingerprint": record["fingerprint"]}
-        report.tables = [_table_report(r) for _, r in sorted(written.items())]
-        report.input_rows = sum(r["input_rows"] for r in written.values())
-        report.quarantined_rows = sum(r["quarantined_rows"] for r in written.values())
-        ingested = sum(t.rows for t in report.tables)
-        if ingested + report.quarantined_rows != report.input_rows:
-            raise IngestError(f"row accounting failed: {report.input_rows} input rows, {ingested} "
-                              f"ingested, {report.quarantined_rows} quarantined (a bug: please report)")
+            if "source_key" in record:
+                state["tables"][name] = {"version": record["version"], "fingerprint": record["fingerprint"],
+                                         "source": record["source_key"],
+                                         "columns": sorted(c["name"] for c in record["columns"])}
+        _fill_report(report, written, started)
         cat.save_state(lake_dir, state)
-        report.seconds = round(time.monotonic() - started, 2)
-        cat.append_run(lake_dir, {"run_id": run_id, "finished_at": datetime.now(timezone.utc).isoformat(),
-                                  "seconds": report.seconds, "input_rows": report.input_rows,
-                                  "ingested_rows": ingested, "quarantined_rows": report.quarantined_rows,
-                                  "tables": len(report.tables), "changed_tables": sum(t.changed for t in report.tables),
-                                  "bad_files": len(report.bad_files), "skipped_files": len(report.skipped_files)})
+        cat.append_run(lake_dir, _run_summary(report))
         cat.sync_views(catalog, project, lake_dir, state)
     finally:
         cleanup(staging)
     return report
+
+
+@contextmanager
+def _staging_db(staging: Path):
+    """A DuckDB database for this run's staging tables (spills to disk beyond memory)."""
+    import duckdb
+
+    con = duckdb.connect(str(staging / "staging.duckdb"))
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        con.execute("SET enable_progress_bar = false")
+        con.execute(f"SET temp_directory = {_quote(staging / 'tmp')}")
+        yield con
+    finally:
+        con.close()
+
+
+def _read_all(con, files: list, staging: Path, report: IngestReport, bar) -> list[RawPart]:
+    parts: list[RawPart] = []
+    task = bar.add_task("reading", total=len(files)) if bar else None
+    for n, file in enumerate(files):
+        if bar:
+            bar.update(task, description=f"reading {file.display}")
+        try:
+            got = reader_for(file.kind)(con, file, f"f{n}", staging)
+        except Exception as exc:  # any reader failure: the file is bad, the run goes on
+            report.bad_files.append(FileIssue(path=file.display, reason=_reason(file.kind, exc)))
+            got = []
+        for part in got:
+            if part.table:
+                parts.append(part)
+            else:
+                report.skipped_files.append(FileIssue(path=part.display, reason="no rows"))
+        if bar:
+            bar.advance(task)
+    return parts
+
+
+def _write_all(con, groups: list[Group], lake: Path, state: dict, run_id: str, jsonl: bool,
+               bar) -> dict[str, dict]:
+    written: dict[str, dict] = {}
+    task = bar.add_task("writing", total=len(groups)) if bar else None
+    for number, group in enumerate(groups):
+        if bar:
+            bar.update(task, description=f"writing {group.name}")
+        written[group.name] = _write(con, group, lake, state, run_id, jsonl, number)
+        if bar:
+            bar.advance(task)
+    return written
+
+
+def _fill_report(report: IngestReport, written: dict[str, dict], started: float) -> None:
+    report.tables = [_table_report(r) for _, r in sorted(written.items())]
+    report.input_rows = sum(r["input_rows"] for r in written.values())
+    report.quarantined_rows = sum(r["quarantined_rows"] for r in written.values())
+    ingested = sum(t.rows for t in report.tables)
+    if ingested + report.quarantined_rows != report.input_rows:
+        raise IngestError(f"row accounting failed: {report.input_rows} input rows, {ingested} "
+                          f"ingested, {report.quarantined_rows} quarantined (a bug: please report)")
+    report.seconds = round(time.monotonic() - started, 2)
+
+
+def _run_summary(report: IngestReport) -> dict:
+    return {"run_id": report.run_id, "finished_at": datetime.now(timezone.utc).isoformat(),
+            "seconds": report.seconds, "input_rows": report.input_rows,
+            "ingested_rows": report.input_rows - report.quarantined_rows,
+            "quarantined_rows": report.quarantined_rows, "tables": len(report.tables),
+            "changed_tables": sum(t.changed for t in report.tables),
+            "bad_files": len(report.bad_files), "skipped_files": len(report.skipped_files)}
 
 
 def _quote(path: Path) -> str:
@@ -130,55 +162,59 @@ def _progress(enabled: bool):
 
 
 def _source_key(source: SourceSpec) -> str:
-    return json.dumps([str(Path(source.path).resolve()) if "*" not in str(source.path) else str(source.path),
-                       source.name, source.format, sorted(source.types.items())])
+    text = str(source.path)
+    where = text if any(ch in text for ch in "*?[") else str(Path(source.path).resolve())
+    return json.dumps([where, source.name, source.format, sorted(source.types.items())])
 
 
-def _source_fingerprint(index: int, sources: list[SourceSpec], found) -> str:
+def _source_fingerprint(index: int, key: str, found) -> str:
     files = sorted((f.display, f.sha256, f.kind) for f in found.files if f.source_index == index)
-    return hashlib.sha256(json.dumps([INGEST_VERSION, _source_key(sources[index]), files]).encode()).hexdigest()
+    return hashlib.sha256(json.dumps([INGEST_VERSION, key, files]).encode()).hexdigest()
 
 
-def _unchanged_sources(sources, found, state: dict, lake: Path) -> tuple[set[int], dict[int, str]]:
-    """Sources whose files are byte-identical to last time and whose tables are still current."""
-    keys = {i: _source_key(s) for i, s in enumerate(sources)}
-    same = set()
-    for index, key in keys.items():
-        known = state["sources"].get(key)
-        if not known or known["fingerprint"] != _source_fingerprint(index, sources, found):
-            continue
-        if known["tables"] and all(cat.current_record(lake, state, n) for n in known["tables"]):
-            same.add(index)
-    return same, keys
+def _unchanged(key: str, fingerprint: str, state: dict, lake: Path) -> bool:
+    """The source's files are byte-identical to last time and its tables are still its own."""
+    known = state["sources"].get(key)
+    if not known or known["fingerprint"] != fingerprint or not known["tables"]:
+        return False
+    return all(state["tables"].get(name, {}).get("version") == version
+               and cat.current_record(lake, state, name) is not None
+               for name, version in known["tables"].items())
 
 
-def _from_source(record: dict, index: int) -> bool:
-    return record.get("source_index") == index
+def _groups(parts: list[RawPart], sources: list[SourceSpec], keys: list[str], state: dict,
+            kept: set[str]) -> list[Group]:
+    """Parts with the same columns, folder and base name form one dataset (monthly files union).
 
-
-def _groups(parts: list[RawPart], sources: list[SourceSpec], taken: set[str]) -> list[Group]:
-    """Parts with the same columns, folder and base name form one dataset (monthly files union)."""
+    A name already held by another source's table with other columns, or by a table kept as it
+    is in this run, gets a suffix (``_2``...): one source never overwrites another's dataset."""
     buckets: dict[tuple, list[RawPart]] = defaultdict(list)
     for part in parts:
         columns = frozenset(c for c in part.columns if c not in INTERNAL)
         base = dataset_base(part.stem) or Path(part.file.folder).name or part.stem
         buckets[(part.file.source_index, part.file.folder, base, columns)].append(part)
-    per_source: dict[int, list[tuple]] = defaultdict(list)
+    per_source: dict[int, int] = defaultdict(int)
     for key in buckets:
-        per_source[key[0]].append(key)
-    names, groups = [], []
-    for key, members in buckets.items():
-        index, _, base, _ = key
+        per_source[key[0]] += 1
+    used: set[str] = set()
+    groups = []
+    for (index, _, base, columns), members in buckets.items():
         given = sources[index].name
-        if given:
-            name = given if len(per_source[index]) == 1 else f"{given}__{base}"
-        else:
-            name = base
-        names.append(table_name(name))
-        groups.append(Group("", index, members, dict(sources[index].types)))
-    for group, name in zip(groups, unique(names, taken)):
-        group.name = name
+        wanted = table_name((given if per_source[index] == 1 else f"{given}__{base}") if given else base)
+        name, n = wanted, 1
+        while name in used or name in kept or _held_by_other(state, name, keys[index], columns):
+            n += 1
+            name = f"{wanted}_{n}"
+        used.add(name)
+        groups.append(Group(name, index, members, dict(sources[index].types), keys[index]))
     return groups
+
+
+def _held_by_other(state: dict, name: str, key: str, columns: frozenset) -> bool:
+    entry = state["tables"].get(name)
+    if entry is None or entry.get("source") in (None, key):
+        return False
+    return set(entry.get("columns", [])) != set(columns)
 
 
 def _write(con, group: Group, lake: Path, state: dict, run_id: str, jsonl: bool, number: int) -> dict:
@@ -186,11 +222,11 @@ def _write(con, group: Group, lake: Path, state: dict, run_id: str, jsonl: bool,
         [INGEST_VERSION, group.fingerprint_items(), sorted(group.types.items()), jsonl]).encode()).hexdigest()
     current = cat.current_record(lake, state, group.name)
     if current is not None and current.get("fingerprint") == fingerprint:
-        return current | {"changed": False, "source_index": group.source_index}
+        return current | {"changed": False, "source_key": group.source_key}
     version = cat.next_version(state, group.name)
     record = write_version(con, group, lake / group.name / version, version=version, run_id=run_id,
                            fingerprint=fingerprint, jsonl=jsonl, view=f"g{number}")
-    return record | {"changed": True, "source_index": group.source_index}
+    return record | {"changed": True, "source_key": group.source_key}
 
 
 def _table_report(record: dict) -> TableReport:

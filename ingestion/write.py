@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from gristmill.sql import ident, literal
-from ingestion.infer import Plan, plan_columns
+from ingestion.infer import Plan, cleaned_source, plan_columns
 from ingestion.models import ColumnRecord, SourceRecord
 from ingestion.readers import RawPart, Reject
 
@@ -33,6 +33,7 @@ class Group:
     source_index: int
     parts: list[RawPart]
     types: dict[str, str] = field(default_factory=dict)
+    source_key: str = ""
 
     def fingerprint_items(self) -> list[tuple[str, str]]:
         return sorted((p.display, p.file.sha256) for p in self.parts)
@@ -50,6 +51,7 @@ def write_version(con, group: Group, folder: Path, *, version: str, run_id: str,
     described = [r[0] for r in con.execute(f"DESCRIBE {ident(view)}").fetchall()]
     columns = [c for c in described if c not in INTERNAL]
     plans = plan_columns(con, view, columns, any(p.european for p in group.parts), group.types)
+    source = cleaned_source(view, columns, {p.column for p in plans.values() if p.clean})
     checked = [p for p in plans.values() if p.checked]
     fails = {p.column: f"({p.clean} IS NOT NULL AND {p.expr} IS NULL)" for p in checked}
     any_fail = " OR ".join(fails.values()) or "false"
@@ -60,14 +62,15 @@ def write_version(con, group: Group, folder: Path, *, version: str, run_id: str,
     originals = {c: sorted({p.originals.get(c, c) for p in group.parts if c in p.columns}) for c in columns}
     metadata = json.dumps({"table": group.name, "version": version, "original_names": originals})
     select = ", ".join([*(f"{plans[c].expr} AS {ident(c)}" for c in columns), *map(ident, INTERNAL)])
-    con.execute(f"COPY (SELECT {select} FROM {ident(view)} WHERE NOT ({any_fail})) TO "
+    con.execute(f"COPY (SELECT {select} FROM {source} WHERE NOT ({any_fail})) TO "
                 f"{literal(tmp / 'data.parquet')} (FORMAT parquet, COMPRESSION zstd, "
                 f"KV_METADATA {{gristmill: {literal(metadata)}}})")
-    quarantined = _write_quarantine(con, group, view, columns, plans, fails, any_fail, tmp / "quarantine.parquet")
+    quarantined = _write_quarantine(con, group, source, columns, plans, fails, any_fail,
+                                    tmp / "quarantine.parquet")
     if jsonl:
         con.execute(f"COPY (SELECT * FROM read_parquet({literal(tmp / 'data.parquet')})) TO "
                     f"{literal(tmp / 'data.jsonl')} (FORMAT json)")
-    record = _record(con, group, tmp / "data.parquet", columns, plans, fails, view, originals)
+    record = _record(con, group, tmp / "data.parquet", columns, plans, fails, source, originals)
     record.update({"name": group.name, "version": version, "run_id": run_id, "fingerprint": fingerprint,
                    "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                    "quarantined_rows": quarantined, "path": str(folder / "data.parquet"),
@@ -81,7 +84,7 @@ def write_version(con, group: Group, folder: Path, *, version: str, run_id: str,
     return record
 
 
-def _write_quarantine(con, group: Group, view: str, columns: list[str], plans: dict[str, Plan],
+def _write_quarantine(con, group: Group, source: str, columns: list[str], plans: dict[str, Plan],
                       fails: dict[str, str], any_fail: str, path: Path) -> int:
     con.execute(f"CREATE OR REPLACE TEMP TABLE _q ({QUARANTINE_COLUMNS})")
     rejects: list[Reject] = [r for p in group.parts for r in p.rejects]
@@ -99,8 +102,8 @@ def _write_quarantine(con, group: Group, view: str, columns: list[str], plans: d
         con.execute(f"INSERT INTO _q SELECT _source_file, "
                     f"CASE WHEN _source_file IN ({line_files}) THEN _row_number END, "
                     f"CASE WHEN _source_file IN ({line_files}) THEN NULL ELSE _row_number END, "
-                    f"{raw}, concat_ws('; ', {reasons}) FROM {ident(view)} WHERE {any_fail}")
-    count = con.execute("SELECT count(*) FROM _q").fetchone()[0]
+                    f"{raw}, concat_ws('; ', {reasons}) FROM {source} WHERE {any_fail}")
+    count = con.execute("SELECT count(*) FROM _q").fetchall()[0][0]
     con.execute(f"COPY (SELECT * FROM _q ORDER BY file, coalesce(line, row_number)) TO {literal(path)} "
                 "(FORMAT parquet, COMPRESSION zstd)")
     con.execute("DROP TABLE _q")
@@ -108,17 +111,17 @@ def _write_quarantine(con, group: Group, view: str, columns: list[str], plans: d
 
 
 def _record(con, group: Group, data: Path, columns: list[str], plans: dict[str, Plan],
-            fails: dict[str, str], view: str, originals: dict[str, list[str]]) -> dict:
-    source = f"read_parquet({literal(data)})"
-    types = {r[0]: r[1] for r in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()}
+            fails: dict[str, str], source: str, originals: dict[str, list[str]]) -> dict:
+    written = f"read_parquet({literal(data)})"
+    types = {r[0]: r[1] for r in con.execute(f"DESCRIBE SELECT * FROM {written}").fetchall()}
     stats = ", ".join(f"count(*) - count({ident(c)}), approx_count_distinct({ident(c)})" for c in columns)
-    row = con.execute(f"SELECT count(*){', ' + stats if stats else ''} FROM {source}").fetchone()
+    row = con.execute(f"SELECT count(*){', ' + stats if stats else ''} FROM {written}").fetchall()[0]
     failed: dict[str, tuple[int, list]] = {}
     if fails:
         parts = ", ".join(f"count(*) FILTER (WHERE {cond}), "
                           f"(list(DISTINCT {ident(col)}) FILTER (WHERE {cond}))[1:5]"
                           for col, cond in fails.items())
-        got = con.execute(f"SELECT {parts} FROM {ident(view)}").fetchone()
+        got = con.execute(f"SELECT {parts} FROM {source}").fetchall()[0]
         for i, col in enumerate(fails):
             failed[col] = (got[2 * i], [str(v) for v in (got[2 * i + 1] or [])])
     records = []

@@ -31,7 +31,7 @@ def read_parquet(con, file: InputFile, prefix: str, scratch: Path) -> list[RawPa
     con.execute(f"CREATE TABLE {ident(table)} AS SELECT *, row_number() OVER () AS _row_number "
                 f"FROM read_parquet({literal(file.local)})")
     names, originals = _renamed(con, table)
-    rows = con.execute(f"SELECT count(*) FROM {ident(table)}").fetchone()[0]
+    rows = con.execute(f"SELECT count(*) FROM {ident(table)}").fetchall()[0][0]
     return [RawPart(file, table, _stem(file), names, originals, "duckdb.read_parquet", rows)]
 
 

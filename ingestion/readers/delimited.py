@@ -52,13 +52,16 @@ def read_delimited(con, file: InputFile, prefix: str, scratch: Path) -> list[Raw
     table = f"{prefix}_raw"
     accepted, rejects = _load(con, path, table, names, delim, skip, layout.has_header, file.display,
                               f"{prefix}_a")
+    if rejects:
+        _renumber(con, table, [r.row for r in rejects if r.row is not None])
     if accepted and len(rejects) > max(10, accepted):
         fallback = _duckdb_sniffed(con, path, f"{prefix}_b", file.display)
         if fallback is not None and len(fallback[2]) < len(rejects):
             con.execute(f"DROP TABLE {ident(table)}")
             con.execute(f"ALTER TABLE {ident(fallback[0])} RENAME TO {ident(table)}")
             names, originals, rejects = fallback[1], fallback[3], fallback[2]
-            accepted = con.execute(f"SELECT count(*) FROM {ident(table)}").fetchone()[0]
+            _renumber(con, table, [r.row for r in rejects if r.row is not None])
+            accepted = con.execute(f"SELECT count(*) FROM {ident(table)}").fetchall()[0][0]
             notes["dialect"] = "duckdb sniffer (fallback)"
     european = delim == ";"
     return [RawPart(file, table, file.local.stem if file.member is None else Path(file.member).stem,
@@ -117,7 +120,9 @@ def _sniff(text: str) -> tuple[str, list[list[str]], list[int]]:
         layout = find_layout(rows)
         if layout is None:
             continue
-        score = (layout.width > 1, round(layout.consistency, 2), layout.width)
+        # regular grids first; then the one that needs fewer rows skipped as titles (a ';' file
+        # whose values hold one ',' each is just as regular with ',' minus its header), then width
+        score = (layout.width > 1, round(layout.consistency, 2), -layout.header_index, layout.width)
         if best is None or score > best[0]:
             best = (score, delim, rows, starts)
     if best is None:
@@ -135,16 +140,59 @@ def _load(con, path: Path, table: str, names: list[str], delim: str, skip: int, 
                "strict_mode=true, null_padding=false, encoding='utf-8'")
     con.execute(f"CREATE TABLE {ident(table)} AS SELECT *, row_number() OVER () AS _row_number "
                 f"FROM read_csv({literal(path)}, {options})")
-    accepted = con.execute(f"SELECT count(*) FROM {ident(table)}").fetchone()[0]
-    return accepted, _rejects(con, tag, display)
+    accepted = con.execute(f"SELECT count(*) FROM {ident(table)}").fetchall()[0][0]
+    return accepted, _rejects(con, tag, display, path, skip + int(header))
 
 
-def _rejects(con, tag: str, display: str) -> list[Reject]:
+def _rejects(con, tag: str, display: str, path: Path, before_data: int) -> list[Reject]:
+    """Rejected records with their physical line in the file and their record number.
+
+    DuckDB's ``line`` counts records (a quoted field may span lines), so the physical line is
+    counted from the byte position of the record's start."""
     rows = con.execute(
-        f"SELECT line, any_value(csv_line), string_agg(DISTINCT lower(replace(error_type::VARCHAR, '_', ' '))"
-        f" || ': ' || error_message, '; ') FROM {ident(tag + '_errors')} GROUP BY line ORDER BY line"
-    ).fetchall()
-    return [Reject(display, reason, (raw or "").strip("\r\n"), line=int(line)) for line, raw, reason in rows]
+        f"SELECT line, min(line_byte_position), any_value(csv_line), "
+        f"string_agg(DISTINCT lower(replace(error_type::VARCHAR, '_', ' ')) || ': ' || error_message, '; ') "
+        f"FROM {ident(tag + '_errors')} GROUP BY line ORDER BY line").fetchall()
+    lines = _physical_lines(path, [int(r[1]) for r in rows if r[1] is not None])
+    return [Reject(display, reason, (raw or "").strip("\r\n"), line=lines.get(position),
+                   row=int(line) - before_data if line is not None else None)
+            for line, position, raw, reason in rows]
+
+
+def _physical_lines(path: Path, positions: list[int]) -> dict[int, int]:
+    """1-based line number of each byte position, counting newlines in one streaming pass."""
+    if not positions:
+        return {}
+    found, wanted = {}, sorted(set(positions))
+    newlines, offset, i = 0, 0, 0
+    with open(path, "rb") as handle:
+        while i < len(wanted) and (block := handle.read(1 << 20)):
+            while i < len(wanted) and wanted[i] < offset + len(block):
+                found[wanted[i]] = newlines + block.count(b"\n", 0, wanted[i] - offset) + 1
+                i += 1
+            newlines += block.count(b"\n")
+            offset += len(block)
+    return found
+
+
+def _renumber(con, table: str, rejected: list[int]) -> None:
+    """Make ``_row_number`` count rejected records too: accepted record k is the k-th record
+    number not taken by a rejected one."""
+    import pyarrow as pa
+
+    ranks: dict[int, int] = {}
+    for rank, number in enumerate(sorted(rejected), start=1):
+        ranks[number - rank] = rank  # accepted records numbered above this had `rank` rejects before
+    cuts = pa.table({"cut": list(ranks), "shift": list(ranks.values())})
+    con.register("_cuts", cuts)
+    try:
+        con.execute(f"CREATE TABLE {ident(table + '_n')} AS SELECT t.* REPLACE "
+                    f"(t._row_number + coalesce(c.shift, 0) AS _row_number) FROM {ident(table)} t "
+                    f"ASOF LEFT JOIN _cuts c ON t._row_number > c.cut ORDER BY _row_number")
+    finally:
+        con.unregister("_cuts")
+    con.execute(f"DROP TABLE {ident(table)}")
+    con.execute(f"ALTER TABLE {ident(table + '_n')} RENAME TO {ident(table)}")
 
 
 def _duckdb_sniffed(con, path: Path, tag: str, display: str):
@@ -163,4 +211,4 @@ def _duckdb_sniffed(con, path: Path, tag: str, display: str):
     for old, new in zip(header, names):
         if old != new:
             con.execute(f"ALTER TABLE {ident(table)} RENAME {ident(old)} TO {ident(new)}")
-    return table, names, _rejects(con, tag, display), dict(zip(names, header))
+    return table, names, _rejects(con, tag, display, path, 1), dict(zip(names, header))

@@ -138,7 +138,7 @@ def test_parquet_and_feather_keep_their_types(make_files, ingest_run, sql, schem
 
     feather_buf = io.BytesIO()
     feather.write_feather(pa.table({"Label Name": ["p", "q"], "f": [1.5, 2.5]}), feather_buf)
-    # "a" sorts before "b": the Parquet file is read last (see the xfail below)
+    # "a" sorts before "b": the Parquet file is read last
     folder = make_files({"a.feather": feather_buf.getvalue(),
                          "b.parquet": _parquet(pa.table({"k": [1, 2, 3], "v": ["x", "y", "z"]}))})
     report = ingest_run(folder)
@@ -156,9 +156,6 @@ def test_sqlite_tables_become_tables(tmp_path, make_files, ingest_run, sql, tabl
     assert found["users"].sources == ["shop.sqlite[users]"]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: after a Parquet file the next file read through "
-                   "con.register (JSON, SQLite, Excel, Arrow) is 'bad': read_parquet leaves an "
-                   "unfinished fetchone() result (DuckDB Resource In Use Error)")
 def test_parquet_followed_by_sqlite_and_json(tmp_path, make_files, ingest_run, tables):
     import pyarrow as pa
 

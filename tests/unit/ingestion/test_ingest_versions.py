@@ -94,9 +94,6 @@ def test_forcing_a_type_makes_a_new_version(make_files, ingest_run):
     assert (report.tables[0].version, report.tables[0].columns["code"]) == ("v0002", "VARCHAR")
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a table name taken over by another source is still "
-                   "deemed current for the first source: its re-run reports changed=False and "
-                   "serves the other source's data (run._unchanged_sources)")
 def test_two_folders_with_the_same_file_name_do_not_swap_data(make_files, ingest_run, sql, tables):
     crm = make_files({"data.csv": "id,name\n1,a\n2,b\n"}, folder="crm")
     erp = make_files({"data.csv": "sku,qty\nx,1\ny,2\nz,3\n"}, folder="erp")
