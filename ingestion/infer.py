@@ -86,7 +86,7 @@ class Plan:
     kind: str
     expr: str
     interpretation: str = ""
-    checked: bool = False  # True when a non-null raw value may fail (its row is quarantined)
+    failed: int = 0  # values that do not parse: their rows are quarantined
     clean: str = ""
     share: float = 1.0
 
@@ -210,28 +210,26 @@ FORCED = {"integer": {"integer", "decimal"}, "decimal": {"decimal", "integer"}, 
 
 
 def value_alias(index: int) -> str:
-    """Name of the cleaned value of the ``index``-th column in :func:`cleaned_source`."""
+    """Name of the cleaned value of the ``index``-th column in a :func:`prepare` d table."""
     return ident(f"__v{index}")
 
 
-def cleaned_source(table: str, columns: list[str], text_columns: set[str]) -> str:
-    """SQL selecting ``table`` plus the cleaned value of every text column (``__v<i>``)."""
-    extra = [f"{cleaned(c)} AS {value_alias(i)}" for i, c in enumerate(columns) if c in text_columns]
-    return f"(SELECT *{', ' if extra else ''}{', '.join(extra)} FROM {ident(table)})"
-
-
-def text_columns(con, table: str) -> set[str]:
-    return {r[0] for r in con.execute(f"DESCRIBE {ident(table)}").fetchall() if r[1] == "VARCHAR"}
+def prepare(con, relation: str, target: str, columns: list[str]) -> None:
+    """Materialize ``relation`` as temp table ``target`` with the cleaned value of every text
+    column beside it (``__v<i>``): cleaning once is cheaper than in every later scan."""
+    types = {r[0]: r[1] for r in con.execute(f"DESCRIBE {ident(relation)}").fetchall()}
+    extra = [f"{cleaned(c)} AS {value_alias(i)}" for i, c in enumerate(columns) if types[c] == "VARCHAR"]
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {ident(target)} AS "
+                f"SELECT *{', ' if extra else ''}{', '.join(extra)} FROM {ident(relation)}")
 
 
 def plan_columns(con, table: str, columns: list[str], european: bool,
                  forced: dict[str, str] | None = None) -> dict[str, Plan]:
-    """Choose a type for every column of staging ``table`` (typed columns keep their type).
-
-    A plan's ``expr`` and ``clean`` refer to the columns of :func:`cleaned_source`."""
+    """Choose a type for every column of ``table``, made by :func:`prepare` (typed columns keep
+    their type). A plan's ``expr`` and ``clean`` refer to the columns of that table."""
     forced = forced or {}
     types = {r[0]: r[1] for r in con.execute(f"DESCRIBE {ident(table)}").fetchall()}
-    source = cleaned_source(table, columns, {c for c in columns if types[c] == "VARCHAR"})
+    source = ident(table)
     plans: dict[str, Plan] = {}
     counted: dict[str, list[Candidate]] = {}
     for index, col in enumerate(columns):
@@ -293,6 +291,8 @@ def plan_columns(con, table: str, columns: list[str], european: bool,
             continue
         ties = [s for s in scored[1:] if s[0] == ok and s[2].kind == best.kind and s[2].label != best.label]
         plans[col] = _plan(col, best, extra, plans[col].clean, ok / nonnull, ties)
+        if plans[col].kind != "text":
+            plans[col].failed = nonnull - ok
     return plans
 
 
@@ -318,7 +318,7 @@ def _plan(col: str, best: Candidate, extra: tuple, clean: str, share: float, tie
         expr, dtype, kind = f"CAST({expr} AS DATE)", "DATE", "date"
     if ties:
         label += f"; ambiguous: every value also reads as {ties[0][2].label}"
-    return Plan(col, dtype, kind, expr, label, checked=True, clean=clean, share=share)
+    return Plan(col, dtype, kind, expr, label, clean=clean, share=share)
 
 
 def _kind_of(dtype: str) -> str:

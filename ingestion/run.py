@@ -75,10 +75,10 @@ def ingest(sources: list[SourceSpec], *, project: str, lake_dir: Path, catalog: 
 
 @contextmanager
 def _staging_db(staging: Path):
-    """A DuckDB database for this run's staging tables (spills to disk beyond memory)."""
+    """An in-memory DuckDB database for this run's staging tables (spills to disk beyond memory)."""
     import duckdb
 
-    con = duckdb.connect(str(staging / "staging.duckdb"))
+    con = duckdb.connect(":memory:")
     try:
         con.execute("SET TimeZone = 'UTC'")
         con.execute("SET enable_progress_bar = false")

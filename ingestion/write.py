@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from gristmill.sql import ident, literal
-from ingestion.infer import Plan, cleaned_source, plan_columns
+from ingestion.infer import Plan, plan_columns, prepare
 from ingestion.models import ColumnRecord, SourceRecord
 from ingestion.readers import RawPart, Reject
 
@@ -50,10 +50,11 @@ def write_version(con, group: Group, folder: Path, *, version: str, run_id: str,
     con.execute(f"CREATE OR REPLACE TEMP VIEW {ident(view)} AS {_union(group)}")
     described = [r[0] for r in con.execute(f"DESCRIBE {ident(view)}").fetchall()]
     columns = [c for c in described if c not in INTERNAL]
-    plans = plan_columns(con, view, columns, any(p.european for p in group.parts), group.types)
-    source = cleaned_source(view, columns, {p.column for p in plans.values() if p.clean})
-    checked = [p for p in plans.values() if p.checked]
-    fails = {p.column: f"({p.clean} IS NOT NULL AND {p.expr} IS NULL)" for p in checked}
+    prepared = f"{view}_clean"
+    prepare(con, view, prepared, columns)
+    source = ident(prepared)
+    plans = plan_columns(con, prepared, columns, any(p.european for p in group.parts), group.types)
+    fails = {p.column: f"({p.clean} IS NOT NULL AND {p.expr} IS NULL)" for p in plans.values() if p.failed}
     any_fail = " OR ".join(fails.values()) or "false"
 
     tmp = folder.with_name(folder.name + ".tmp")
@@ -80,6 +81,7 @@ def write_version(con, group: Group, folder: Path, *, version: str, run_id: str,
     (tmp / "lineage.jsonl").write_text("".join(json.dumps(row, default=str) + "\n" for row in lineage))
     shutil.rmtree(folder, ignore_errors=True)
     tmp.rename(folder)
+    con.execute(f"DROP TABLE {ident(prepared)}")
     con.execute(f"DROP VIEW {ident(view)}")
     return record
 
