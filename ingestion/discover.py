@@ -51,6 +51,7 @@ class InputFile:
     member: str | None = None
     folder: str = ""
     notes: dict = field(default_factory=dict)
+    forced_types: dict = field(default_factory=dict)  # the source's `types`
 
 
 @dataclass
@@ -77,7 +78,10 @@ def discover(sources: list[SourceSpec], staging: Path) -> tuple[Discovery, list[
                                            f"the input folder (to {path.resolve()})"))
                 continue
             folder = str(path.parent.relative_to(root)) if root is not None else ""
+            before = len(found.files)
             _visit(path, display, index, source.format, path, None, folder, staging, found, 0)
+            for item in found.files[before:]:
+                item.forced_types = dict(source.types)
     return found, problems
 
 

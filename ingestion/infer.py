@@ -223,6 +223,23 @@ def prepare(con, relation: str, target: str, columns: list[str]) -> None:
                 f"SELECT *{', ' if extra else ''}{', '.join(extra)} FROM {ident(relation)}")
 
 
+def settled_plans(types: dict[str, str], columns: list[str], decided: dict[str, str]) -> dict[str, Plan] | None:
+    """Plans without inference when every text column is already known to be text (a typed
+    read decided it); None when some text column still needs inference."""
+    plans = {}
+    for col in columns:
+        dtype = types[col]
+        if dtype == "VARCHAR" and col not in decided:
+            return None
+        if dtype == "VARCHAR":
+            plans[col] = Plan(col, "VARCHAR", "text", cleaned(col), decided[col] or "text")
+        elif dtype == '"NULL"':
+            plans[col] = Plan(col, "VARCHAR", "text", f"CAST({ident(col)} AS VARCHAR)", "no values")
+        else:
+            plans[col] = Plan(col, dtype, _kind_of(dtype), ident(col), decided.get(col, "typed in the source"))
+    return plans
+
+
 def plan_columns(con, table: str, columns: list[str], european: bool,
                  forced: dict[str, str] | None = None) -> dict[str, Plan]:
     """Choose a type for every column of ``table``, made by :func:`prepare` (typed columns keep

@@ -40,9 +40,9 @@ def ingest(sources: list[SourceSpec], *, project: str, lake_dir: Path, catalog: 
     report = IngestReport(project=project, run_id=run_id)
     try:
         found, problems = discover(sources, staging)
-        for source, problem in zip(sources, problems):
+        for problem in problems:
             if problem:
-                raise IngestError(f"source {source.path}: {problem}")
+                raise IngestError(problem)
         report.bad_files, report.skipped_files = found.bad, found.skipped
         keys = [_source_key(s) for s in sources]
         prints = [_source_fingerprint(i, keys[i], found) for i in range(len(sources))]

@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from gristmill.sql import ident, literal
-from ingestion.infer import Plan, plan_columns, prepare
+from ingestion.infer import Plan, plan_columns, prepare, settled_plans
 from ingestion.models import ColumnRecord, SourceRecord
 from ingestion.readers import RawPart, Reject
 
@@ -40,7 +40,9 @@ class Group:
 
 
 def _union(group: Group) -> str:
-    selects = [f"SELECT *, {literal(p.display)} AS _source_file FROM {ident(p.table)}" for p in group.parts]
+    selects = [f"SELECT *, {literal(p.display)} AS _source_file"
+               f"{'' if p.numbered else ', rowid + 1 AS _row_number'} FROM {ident(p.table)}"
+               for p in group.parts]
     return " UNION ALL BY NAME ".join(selects)
 
 
@@ -50,10 +52,19 @@ def write_version(con, group: Group, folder: Path, *, version: str, run_id: str,
     con.execute(f"CREATE OR REPLACE TEMP VIEW {ident(view)} AS {_union(group)}")
     described = [r[0] for r in con.execute(f"DESCRIBE {ident(view)}").fetchall()]
     columns = [c for c in described if c not in INTERNAL]
+    types = {r[0]: r[1] for r in con.execute(f"DESCRIBE {ident(view)}").fetchall()}
+    decided = _decided(group, columns)
+    plans = None if group.types else settled_plans(types, columns, decided)
     prepared = f"{view}_clean"
-    prepare(con, view, prepared, columns)
-    source = ident(prepared)
-    plans = plan_columns(con, prepared, columns, any(p.european for p in group.parts), group.types)
+    if plans is None:
+        prepare(con, view, prepared, columns)
+        source = ident(prepared)
+        plans = plan_columns(con, prepared, columns, any(p.european for p in group.parts), group.types)
+        for col, label in decided.items():
+            if plans[col].interpretation == "typed in the source":
+                plans[col].interpretation = label
+    else:
+        source = ident(view)
     fails = {p.column: f"({p.clean} IS NOT NULL AND {p.expr} IS NULL)" for p in plans.values() if p.failed}
     any_fail = " OR ".join(fails.values()) or "false"
 
@@ -81,9 +92,19 @@ def write_version(con, group: Group, folder: Path, *, version: str, run_id: str,
     (tmp / "lineage.jsonl").write_text("".join(json.dumps(row, default=str) + "\n" for row in lineage))
     shutil.rmtree(folder, ignore_errors=True)
     tmp.rename(folder)
-    con.execute(f"DROP TABLE {ident(prepared)}")
+    con.execute(f"DROP TABLE IF EXISTS {ident(prepared)}")
     con.execute(f"DROP VIEW {ident(view)}")
     return record
+
+
+def _decided(group: Group, columns: list[str]) -> dict[str, str]:
+    """Columns every part holding them has already typed (by a typed read), with the reading."""
+    out = {}
+    for col in columns:
+        holders = [p for p in group.parts if col in p.columns]
+        if holders and all(col in p.decided for p in holders):
+            out[col] = holders[0].decided[col]
+    return out
 
 
 def _write_quarantine(con, group: Group, source: str, columns: list[str], plans: dict[str, Plan],

@@ -4,7 +4,7 @@ A reader takes the staging connection, an :class:`~ingestion.discover.InputFile`
 its staging tables and a scratch folder for intermediate files, and returns one :class:`RawPart` per dataset found in the file (a workbook's
 sheets, a database's tables, a JSON file and its child tables of nested arrays). Every staging
 table has snake_case columns plus ``_row_number`` (the record's place in its source: line, sheet
-row or ordinal). Rows a reader cannot parse come back as ``rejects`` for the quarantine.
+row or ordinal), or keeps the source's order so that its ``rowid`` gives it (``numbered=False``). Rows a reader cannot parse come back as ``rejects`` for the quarantine.
 """
 
 from __future__ import annotations
@@ -44,6 +44,8 @@ class RawPart:
     european: bool = False
     display: str = ""
     row_label: str = "row"
+    numbered: bool = True  # False: the table has no _row_number; its rowid + 1 is the number
+    decided: dict[str, str] = field(default_factory=dict)  # column -> interpretation, typed already
 
     def __post_init__(self) -> None:
         self.display = self.display or self.file.display

@@ -7,6 +7,13 @@ DuckDB then reads the whole file with that dialect, streaming and in parallel, a
 it cannot parse (wrong field count, bad quoting) in its rejects table, which becomes quarantine.
 If more than half the lines are rejected, DuckDB's own sniffer is tried as a fallback and the
 result with fewer rejects wins. Files not in UTF-8 are first transcoded, streaming, to UTF-8.
+
+Large files (:data:`TYPED_BYTES` and up) try a typed read first: the first
+:data:`SAMPLE_RECORDS` records are read as text and typed by :mod:`ingestion.infer`; when every
+column comes out as text or as a type DuckDB's own casts read the same way (plain integers and
+decimals, ISO dates and timestamps, true/false words), the file is read once with those types. A
+value that then fails its type (a later ``NA`` in an integer column, say) makes DuckDB reject it,
+and the file is read again the exact way: as text, typed from the whole column.
 """
 
 from __future__ import annotations
@@ -23,6 +30,8 @@ from ingestion.layout import find_layout
 from ingestion.names import column_names
 from ingestion.readers import RawPart, Reject
 
+TYPED_BYTES = 16 * 1024 * 1024
+SAMPLE_RECORDS = 20_000
 DELIMITERS = [",", ";", "\t", "|"]
 _NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
 SAMPLE_ROWS = 500
@@ -50,23 +59,31 @@ def read_delimited(con, file: InputFile, prefix: str, scratch: Path) -> list[Raw
     if layout.title_rows(rows):
         notes["title_rows"] = " | ".join(layout.title_rows(rows))[:200]
     table = f"{prefix}_raw"
-    accepted, rejects = _load(con, path, table, names, delim, skip, layout.has_header, file.display,
-                              f"{prefix}_a")
-    if rejects:
-        _renumber(con, table, [r.row for r in rejects if r.row is not None])
-    if accepted and len(rejects) > max(10, accepted):
+    typed = None
+    if file.size >= TYPED_BYTES and not file.forced_types:
+        typed = _typed_load(con, path, table, names, delim, skip, layout.has_header, file.display, prefix)
+    if typed is not None:
+        accepted, rejects, interpretations = typed
+        notes["types"] = f"from the first {SAMPLE_RECORDS:,} records, read natively by DuckDB"
+    else:
+        interpretations = {}
+        accepted, rejects = _load(con, path, table, names, delim, skip, layout.has_header, file.display,
+                                  f"{prefix}_a")
+    if typed is None and accepted and len(rejects) > max(10, accepted):
         fallback = _duckdb_sniffed(con, path, f"{prefix}_b", file.display)
         if fallback is not None and len(fallback[2]) < len(rejects):
             con.execute(f"DROP TABLE {ident(table)}")
             con.execute(f"ALTER TABLE {ident(fallback[0])} RENAME TO {ident(table)}")
             names, originals, rejects = fallback[1], fallback[3], fallback[2]
-            _renumber(con, table, [r.row for r in rejects if r.row is not None])
             accepted = con.execute(f"SELECT count(*) FROM {ident(table)}").fetchall()[0][0]
             notes["dialect"] = "duckdb sniffer (fallback)"
     european = delim == ";"
+    if rejects:  # else the table's rowid gives the record numbers (see write._union)
+        _number(con, table, [r.row for r in rejects if r.row is not None])
     return [RawPart(file, table, file.local.stem if file.member is None else Path(file.member).stem,
                     names, originals, "duckdb.read_csv", accepted + len(rejects), rejects, notes,
-                    european=european, row_label="record")]
+                    european=european, row_label="record", numbered=bool(rejects),
+                    decided=interpretations)]
 
 
 def _transcode(path: Path, encoding: str, target: Path) -> str:
@@ -131,17 +148,78 @@ def _sniff(text: str) -> tuple[str, list[list[str]], list[int]]:
     return best[1], best[2], best[3]
 
 
-def _load(con, path: Path, table: str, names: list[str], delim: str, skip: int, header: bool,
-          display: str, tag: str) -> tuple[int, list[Reject]]:
-    columns = "{" + ", ".join(f"{literal(n)}: 'VARCHAR'" for n in names) + "}"
+def _read_sql(path: Path, names: list[str], types: dict[str, str], delim: str, skip: int, header: bool,
+              tag: str) -> str:
+    columns = "{" + ", ".join(f"{literal(n)}: {literal(types.get(n, 'VARCHAR'))}" for n in names) + "}"
     options = (f"delim={literal(delim)}, quote='\"', escape='\"', header={str(header).lower()}, "
                f"skip={skip}, columns={columns}, auto_detect=false, store_rejects=true, "
                f"rejects_table={literal(tag + '_errors')}, rejects_scan={literal(tag + '_scans')}, "
                "strict_mode=true, null_padding=false, encoding='utf-8'")
-    con.execute(f"CREATE TABLE {ident(table)} AS SELECT *, row_number() OVER () AS _row_number "
-                f"FROM read_csv({literal(path)}, {options})")
+    return f"read_csv({literal(path)}, {options})"
+
+
+def _load(con, path: Path, table: str, names: list[str], delim: str, skip: int, header: bool,
+          display: str, tag: str) -> tuple[int, list[Reject]]:
+    # no row_number() here: a table keeps the file's order, so its rowid numbers the records for free
+    con.execute(f"CREATE TABLE {ident(table)} AS SELECT * FROM "
+                f"{_read_sql(path, names, {}, delim, skip, header, tag)}")
     accepted = con.execute(f"SELECT count(*) FROM {ident(table)}").fetchall()[0][0]
     return accepted, _rejects(con, tag, display, path, skip + int(header))
+
+
+_NATIVE_BOOL = {"true", "false", "t", "f", "yes", "no", "y", "n", "1", "0"}
+_PLAIN = {"BIGINT": r"[+-]?(0|[1-9][0-9]*)", "DOUBLE": r"[+-]?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?"}
+
+
+def _typed_load(con, path: Path, table: str, names: list[str], delim: str, skip: int, header: bool,
+                display: str, prefix: str) -> tuple[int, list[Reject], dict[str, str]] | None:
+    """Read the file once with types decided on its first records; None when it must be read as
+    text (a column needs Gristmill's own parsing, or a later value fails its type)."""
+    from ingestion.infer import plan_columns, prepare
+
+    sample, clean = f"{prefix}_sample", f"{prefix}_sample_clean"
+    con.execute(f"CREATE TEMP TABLE {ident(sample)} AS SELECT * FROM "
+                f"{_read_sql(path, names, {}, delim, skip, header, prefix + '_s')} LIMIT {SAMPLE_RECORDS}")
+    prepare(con, sample, clean, names)
+    plans = plan_columns(con, clean, names, delim == ";")
+    types = {}
+    for index, col in enumerate(names):
+        plan = plans[col]
+        native = plan.dtype if plan.kind != "text" else "VARCHAR"
+        if plan.failed or native not in ("VARCHAR", "BIGINT", "DOUBLE", "BOOLEAN", "DATE", "TIMESTAMP",
+                                         "TIMESTAMP WITH TIME ZONE"):
+            return _drop(con, sample, clean)
+        value = ident(f"__v{index}")
+        if native in _PLAIN:
+            odd = f"NOT regexp_full_match({value}, {literal(_PLAIN[native])})"
+        elif native == "BOOLEAN":
+            odd = f"lower({value}) NOT IN ({', '.join(literal(w) for w in sorted(_NATIVE_BOOL))})"
+        elif native == "VARCHAR":
+            odd = "false"
+        else:
+            odd = "false" if plan.interpretation.startswith("ISO 8601") else "true"
+        if con.execute(f"SELECT count(*) FROM {ident(clean)} WHERE {value} IS NOT NULL AND ({odd})"
+                       ).fetchall()[0][0]:
+            return _drop(con, sample, clean)  # a value DuckDB's cast would read otherwise
+        types[col] = native
+    _drop(con, sample, clean)
+    tag = f"{prefix}_t"
+    con.execute(f"CREATE TABLE {ident(table)} AS SELECT * FROM "
+                f"{_read_sql(path, names, types, delim, skip, header, tag)}")
+    cast_errors = con.execute(f"SELECT count(*) FROM {ident(tag + '_errors')} "
+                              "WHERE error_type::VARCHAR = 'CAST'").fetchall()[0][0]
+    if cast_errors:
+        con.execute(f"DROP TABLE {ident(table)}")
+        return None
+    accepted = con.execute(f"SELECT count(*) FROM {ident(table)}").fetchall()[0][0]
+    labels = {col: plans[col].interpretation for col in names}
+    return accepted, _rejects(con, tag, display, path, skip + int(header)), labels
+
+
+def _drop(con, *tables: str) -> None:
+    for name in tables:
+        con.execute(f"DROP TABLE IF EXISTS {ident(name)}")
+    return None
 
 
 def _rejects(con, tag: str, display: str, path: Path, before_data: int) -> list[Reject]:
@@ -175,20 +253,21 @@ def _physical_lines(path: Path, positions: list[int]) -> dict[int, int]:
     return found
 
 
-def _renumber(con, table: str, rejected: list[int]) -> None:
-    """Make ``_row_number`` count rejected records too: accepted record k is the k-th record
-    number not taken by a rejected one."""
+def _number(con, table: str, rejected: list[int]) -> None:
+    """Add ``_row_number``, the record's number in its file, rejected records counted: accepted
+    record k (the table's rowid + 1, in file order) is the k-th number not taken by a rejected one."""
     import pyarrow as pa
 
     ranks: dict[int, int] = {}
     for rank, number in enumerate(sorted(rejected), start=1):
         ranks[number - rank] = rank  # accepted records numbered above this had `rank` rejects before
-    cuts = pa.table({"cut": list(ranks), "shift": list(ranks.values())})
+    cuts = pa.table({"cut": pa.array(list(ranks), pa.int64()), "shift": pa.array(list(ranks.values()), pa.int64())})
     con.register("_cuts", cuts)
     try:
-        con.execute(f"CREATE TABLE {ident(table + '_n')} AS SELECT t.* REPLACE "
-                    f"(t._row_number + coalesce(c.shift, 0) AS _row_number) FROM {ident(table)} t "
-                    f"ASOF LEFT JOIN _cuts c ON t._row_number > c.cut ORDER BY _row_number")
+        con.execute(f"CREATE TABLE {ident(table + '_n')} AS SELECT t.* EXCLUDE (_k), "
+                    f"t._k + coalesce(c.shift, 0) AS _row_number "
+                    f"FROM (SELECT *, rowid + 1 AS _k FROM {ident(table)}) t "
+                    f"ASOF LEFT JOIN _cuts c ON t._k > c.cut")
     finally:
         con.unregister("_cuts")
     con.execute(f"DROP TABLE {ident(table)}")
@@ -201,7 +280,7 @@ def _duckdb_sniffed(con, path: Path, tag: str, display: str):
 
     table = f"{tag}_raw"
     try:
-        con.execute(f"CREATE TABLE {ident(table)} AS SELECT *, row_number() OVER () AS _row_number "
+        con.execute(f"CREATE TABLE {ident(table)} AS SELECT * "
                     f"FROM read_csv({literal(path)}, all_varchar=true, store_rejects=true, "
                     f"rejects_table={literal(tag + '_errors')}, rejects_scan={literal(tag + '_scans')})")
     except duckdb.Error:
