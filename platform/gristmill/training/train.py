@@ -8,7 +8,6 @@ registered under the project's name with alias ``champion``.
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 import time

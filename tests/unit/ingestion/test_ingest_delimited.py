@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import codecs
 
-import pytest
 
 GERMAN = ["Müller", "Größe", "Ärger", "Jürgen", "Köln", "Düsseldorf", "Weiß", "Bär", "Öl", "Süß"]
 
