@@ -115,20 +115,23 @@ def _number_sql(decimal: str) -> str:
             f"ELSE {_number_slow_sql(decimal)} END)")
 
 
+_PARTS = (r"^(\()?\s*([+-]?)\s*" + _CUR + r"?\s*(.*?)\s*" + _CUR + r"?\s*(%)?\s*(\))?$")
+
+
 def _number_slow_sql(decimal: str) -> str:
+    """One regex splits ``(``, the sign, currency, the number, ``%`` and ``)`` (bound once with a
+    lambda, so it runs once per value); the number must then match the convention's pattern."""
     pattern = _DOT_NUM if decimal == "." else _COMMA_NUM
-    thousands = "[,'\u00a0\u202f ]" if decimal == "." else "[.'\u00a0\u202f ]"
-    s = "regexp_replace({v}, '^\\((.*)\\)$', '-\\1')"
-    s = f"regexp_replace({s}, '^([+-]?)\\s*{_CUR}\\s*', '\\1')"
-    s = f"regexp_replace({s}, '\\s*{_CUR}$', '')"
-    pct = f"regexp_matches({s}, '\\s*%$')"
-    body = f"regexp_replace({s}, '\\s*%$', '')"
-    digits = f"regexp_replace({body}, {literal(thousands)}, '', 'g')"
+    thousands = ",'\u00a0\u202f " if decimal == "." else ".'\u00a0\u202f "
+    digits = f"translate(m.num, {literal(thousands)}, '')"
     if decimal == ",":
         digits = f"replace({digits}, ',', '.')"
-    value = f"TRY_CAST({digits} AS DOUBLE)"
-    return (f"(CASE WHEN regexp_full_match({body}, {literal(pattern)}) "
-            f"THEN {value} * (CASE WHEN {pct} THEN 0.01 ELSE 1 END) END)")
+    body = (f"CASE WHEN m.open = (CASE WHEN m.close = ')' THEN '(' ELSE '' END) "
+            f"AND regexp_full_match(m.num, {literal(pattern)}) THEN TRY_CAST({digits} AS DOUBLE) "
+            "* (CASE WHEN m.sign = '-' OR m.open = '(' THEN -1 ELSE 1 END) "
+            "* (CASE WHEN m.pct = '%' THEN 0.01 ELSE 1 END) END")
+    parts = f"regexp_extract({{v}}, {literal(_PARTS)}, ['open', 'sign', 'num', 'pct', 'close'])"
+    return f"list_transform([{parts}], lambda m: {body})[1]"
 
 
 def _fraction_sql(decimal: str) -> str:
@@ -142,6 +145,8 @@ def candidates(name: str, sample: list[str], european: bool) -> list[Candidate]:
     if not sample:
         return []
     share = {k: sum(1 for v in sample if rx.match(v)) / len(sample) for k, rx in _PY.items()}
+    dates = sum(1 for v in sample if _PY["dots"].match(v) or _PY["slashes"].match(v)) / len(sample)
+    share["number"] = max(0.0, share["number"] - dates)  # 01.02.2024 is a date, not a number
     out: list[Candidate] = []
     if share["boolean"] >= 0.5 and any(v.lower() in TRUE_WORDS + FALSE_WORDS for v in sample):
         truthy = ", ".join(literal(w) for w in TRUE_WORDS + ("1",))
@@ -223,14 +228,14 @@ def prepare(con, relation: str, target: str, columns: list[str]) -> None:
                 f"SELECT *{', ' if extra else ''}{', '.join(extra)} FROM {ident(relation)}")
 
 
-def settled_plans(types: dict[str, str], columns: list[str], decided: dict[str, str]) -> dict[str, Plan] | None:
-    """Plans without inference when every text column is already known to be text (a typed
-    read decided it); None when some text column still needs inference."""
+def settled_plans(types: dict[str, str], columns: list[str], decided: dict[str, str]) -> dict[str, Plan]:
+    """Plans of the columns that need no inference: typed ones, and text ones already known to be
+    text (``decided``: column -> interpretation). Other text columns are left out."""
     plans = {}
     for col in columns:
         dtype = types[col]
         if dtype == "VARCHAR" and col not in decided:
-            return None
+            continue
         if dtype == "VARCHAR":
             plans[col] = Plan(col, "VARCHAR", "text", cleaned(col), decided[col] or "text")
         elif dtype == '"NULL"':
@@ -238,6 +243,27 @@ def settled_plans(types: dict[str, str], columns: list[str], decided: dict[str, 
         else:
             plans[col] = Plan(col, dtype, _kind_of(dtype), ident(col), decided.get(col, "typed in the source"))
     return plans
+
+
+def decide_on_sample(con, table: str, columns: list[str], rows: int = 20_000) -> dict[str, str]:
+    """Text columns of ``table`` whose first ``rows`` values read as text, with the reason.
+
+    Used for large typed sources: a text column stays text (nothing is lost), so only the columns
+    whose sample reads as numbers or dates go through whole-column inference."""
+    types = {r[0]: r[1] for r in con.execute(f"DESCRIBE {ident(table)}").fetchall()}
+    text = [c for c in columns if types.get(c) == "VARCHAR"]
+    if not text:
+        return {}
+    sample, clean = f"{table}_sample", f"{table}_sample_clean"
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {ident(sample)} AS SELECT "
+                f"{', '.join(ident(c) for c in text)} FROM {ident(table)} LIMIT {rows}")
+    try:
+        prepare(con, sample, clean, text)
+        plans = plan_columns(con, clean, text, False)
+    finally:
+        con.execute(f"DROP TABLE IF EXISTS {ident(sample)}")
+        con.execute(f"DROP TABLE IF EXISTS {ident(clean)}")
+    return {c: p.interpretation for c, p in plans.items() if p.kind == "text"}
 
 
 def plan_columns(con, table: str, columns: list[str], european: bool,
@@ -268,6 +294,8 @@ def plan_columns(con, table: str, columns: list[str], european: bool,
         found = candidates(col, sample, european)
         if col in forced:
             found = [c for c in found if c.kind in FORCED[forced[col]]] or _fallback(forced[col])
+        elif len(found) > 1:
+            found = _promising(con, found, sample)
         if found:
             counted[col] = found
     if not counted:
@@ -311,6 +339,15 @@ def plan_columns(con, table: str, columns: list[str], european: bool,
         if plans[col].kind != "text":
             plans[col].failed = nonnull - ok
     return plans
+
+
+def _promising(con, found: list[Candidate], sample: list[str]) -> list[Candidate]:
+    """The candidates worth a whole-column count: those reading at least half the sample (the
+    best one at least, so the schema record can say how far it got)."""
+    counts = con.execute("SELECT " + ", ".join(f"count({c.expr('v')})" for c in found)
+                         + " FROM (SELECT unnest(?::VARCHAR[]) AS v)", [sample]).fetchall()[0]
+    kept = [c for c, n in zip(found, counts) if n >= len(sample) / 2]
+    return kept or [found[counts.index(max(counts))]]
 
 
 def _fallback(kind: str) -> list[Candidate]:

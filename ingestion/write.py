@@ -50,21 +50,15 @@ def write_version(con, group: Group, folder: Path, *, version: str, run_id: str,
                   jsonl: bool, view: str) -> dict:
     """Write ``group`` as a new version in ``folder``; return its record (``schema.json``)."""
     con.execute(f"CREATE OR REPLACE TEMP VIEW {ident(view)} AS {_union(group)}")
-    described = [r[0] for r in con.execute(f"DESCRIBE {ident(view)}").fetchall()]
-    columns = [c for c in described if c not in INTERNAL]
     types = {r[0]: r[1] for r in con.execute(f"DESCRIBE {ident(view)}").fetchall()}
-    decided = _decided(group, columns)
-    plans = None if group.types else settled_plans(types, columns, decided)
-    prepared = f"{view}_clean"
-    if plans is None:
-        prepare(con, view, prepared, columns)
+    columns = [c for c in types if c not in INTERNAL]
+    plans = settled_plans(types, columns, {} if group.types else _decided(group, columns))
+    undecided = [c for c in columns if c not in plans]
+    prepared, source = f"{view}_clean", ident(view)
+    if undecided:  # text columns still to type: clean them once, count their readings
+        prepare(con, view, prepared, undecided)
         source = ident(prepared)
-        plans = plan_columns(con, prepared, columns, any(p.european for p in group.parts), group.types)
-        for col, label in decided.items():
-            if plans[col].interpretation == "typed in the source":
-                plans[col].interpretation = label
-    else:
-        source = ident(view)
+        plans |= plan_columns(con, prepared, undecided, any(p.european for p in group.parts), group.types)
     fails = {p.column: f"({p.clean} IS NOT NULL AND {p.expr} IS NULL)" for p in plans.values() if p.failed}
     any_fail = " OR ".join(fails.values()) or "false"
 

@@ -28,11 +28,18 @@ def _renamed(con, table: str) -> tuple[list[str], dict[str, str]]:
 
 def read_parquet(con, file: InputFile, prefix: str, scratch: Path) -> list[RawPart]:
     table = f"{prefix}_pq"
-    con.execute(f"CREATE TABLE {ident(table)} AS SELECT *, row_number() OVER () AS _row_number "
-                f"FROM read_parquet({literal(file.local)})")
+    # the table keeps the file's order: its rowid numbers the rows (numbered=False)
+    con.execute(f"CREATE TABLE {ident(table)} AS SELECT * FROM read_parquet({literal(file.local)})")
     names, originals = _renamed(con, table)
     rows = con.execute(f"SELECT count(*) FROM {ident(table)}").fetchall()[0][0]
-    return [RawPart(file, table, _stem(file), names, originals, "duckdb.read_parquet", rows)]
+    return [RawPart(file, table, _stem(file), names, originals, "duckdb.read_parquet", rows,
+                    numbered=False, decided=_text_decided(con, table, names, file))]
+
+
+def _text_decided(con, table: str, names: list[str], file: InputFile) -> dict[str, str]:
+    from ingestion.infer import decide_on_sample
+
+    return {} if file.forced_types else decide_on_sample(con, table, names)
 
 
 def read_arrow(con, file: InputFile, prefix: str, scratch: Path) -> list[RawPart]:
@@ -47,7 +54,6 @@ def read_arrow(con, file: InputFile, prefix: str, scratch: Path) -> list[RawPart
         with pa.memory_map(str(file.local)) as source:
             data = ipc.open_stream(source).read_all()
         reader = "pyarrow.ipc stream"
-    data = data.append_column("_row_number", pa.array(range(1, data.num_rows + 1), type=pa.int64()))
     table = f"{prefix}_arrow"
     con.register("_arrow_in", data)
     try:
@@ -55,4 +61,5 @@ def read_arrow(con, file: InputFile, prefix: str, scratch: Path) -> list[RawPart
     finally:
         con.unregister("_arrow_in")
     names, originals = _renamed(con, table)
-    return [RawPart(file, table, _stem(file), names, originals, reader, data.num_rows)]
+    return [RawPart(file, table, _stem(file), names, originals, reader, data.num_rows,
+                    numbered=False, decided=_text_decided(con, table, names, file))]
