@@ -119,19 +119,20 @@ _PARTS = (r"^(\()?\s*([+-]?)\s*" + _CUR + r"?\s*(.*?)\s*" + _CUR + r"?\s*(%)?\s*
 
 
 def _number_slow_sql(decimal: str) -> str:
-    """One regex splits ``(``, the sign, currency, the number, ``%`` and ``)`` (bound once with a
-    lambda, so it runs once per value); the number must then match the convention's pattern."""
+    """One regex splits ``(``, the sign, currency, the number, ``%`` and ``)``; a lambda binds its
+    result (under a name no snake_case column can have) so that it runs once per value. The number
+    must then match the convention's pattern."""
     pattern = _DOT_NUM if decimal == "." else _COMMA_NUM
     thousands = ",'\u00a0\u202f " if decimal == "." else ".'\u00a0\u202f "
-    digits = f"translate(m.num, {literal(thousands)}, '')"
+    digits = f"translate(__gm.num, {literal(thousands)}, '')"
     if decimal == ",":
         digits = f"replace({digits}, ',', '.')"
-    body = (f"CASE WHEN m.open = (CASE WHEN m.close = ')' THEN '(' ELSE '' END) "
-            f"AND regexp_full_match(m.num, {literal(pattern)}) THEN TRY_CAST({digits} AS DOUBLE) "
-            "* (CASE WHEN m.sign = '-' OR m.open = '(' THEN -1 ELSE 1 END) "
-            "* (CASE WHEN m.pct = '%' THEN 0.01 ELSE 1 END) END")
+    body = (f"CASE WHEN __gm.open = (CASE WHEN __gm.close = ')' THEN '(' ELSE '' END) "
+            f"AND regexp_full_match(__gm.num, {literal(pattern)}) THEN TRY_CAST({digits} AS DOUBLE) "
+            "* (CASE WHEN __gm.sign = '-' OR __gm.open = '(' THEN -1 ELSE 1 END) "
+            "* (CASE WHEN __gm.pct = '%' THEN 0.01 ELSE 1 END) END")
     parts = f"regexp_extract({{v}}, {literal(_PARTS)}, ['open', 'sign', 'num', 'pct', 'close'])"
-    return f"list_transform([{parts}], lambda m: {body})[1]"
+    return f"list_transform([{parts}], lambda __gm: {body})[1]"
 
 
 def _fraction_sql(decimal: str) -> str:

@@ -155,3 +155,11 @@ def test_forced_text_type_keeps_zip_codes(make_files, ingest_run, sql):
     t = report.tables[0]
     assert (t.columns["zip"], t.rows, t.quarantined_rows, t.changed) == ("VARCHAR", 100, 0, True)
     assert sql("SELECT zip FROM p.addr WHERE id IN (7, 8) ORDER BY id") == [("01234",), ("10008",)]
+
+
+def test_columns_named_like_sql_helpers_still_parse_currency(make_files, ingest_run, sql):
+    """Regression: a column named ``m`` or ``v`` once shadowed a name used inside the SQL."""
+    folder = make_files({"c.csv": "m;v\n" + "".join(f"€ {i},50;{i} %\n" for i in range(1, 21))})
+    report = ingest_run(folder)
+    assert report.tables[0].columns == {"m": "DOUBLE", "v": "DOUBLE"}
+    assert sql("select m, v from p.c where m < 2") == [(1.5, 0.01)]
