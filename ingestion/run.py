@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import secrets
 import time
 from collections import defaultdict
@@ -80,6 +81,8 @@ def _staging_db(staging: Path):
 
     con = duckdb.connect(":memory:")
     try:
+        # staging beyond this spills to disk: a file larger than memory still ingests
+        con.execute(f"SET memory_limit = {_quote(os.environ.get('GRISTMILL_INGEST_MEMORY', '2GB'))}")
         con.execute("SET TimeZone = 'UTC'")
         con.execute("SET enable_progress_bar = false")
         con.execute(f"SET temp_directory = {_quote(staging / 'tmp')}")

@@ -106,8 +106,16 @@ def _write_quarantine(con, group: Group, source: str, columns: list[str], plans:
     con.execute(f"CREATE OR REPLACE TEMP TABLE _q ({QUARANTINE_COLUMNS})")
     rejects: list[Reject] = [r for p in group.parts for r in p.rejects]
     if rejects:
-        con.executemany("INSERT INTO _q VALUES (?, ?, ?, ?, ?)",
-                        [(r.file, r.line, r.row, r.raw, r.reason) for r in rejects])
+        import pyarrow as pa
+
+        con.register("_rejects", pa.table({
+            "file": pa.array([r.file for r in rejects], pa.string()),
+            "line": pa.array([r.line for r in rejects], pa.int64()),
+            "row_number": pa.array([r.row for r in rejects], pa.int64()),
+            "raw": pa.array([r.raw for r in rejects], pa.string()),
+            "reason": pa.array([r.reason for r in rejects], pa.string())}))
+        con.execute("INSERT INTO _q SELECT * FROM _rejects")
+        con.unregister("_rejects")
     if fails:
         reasons = ", ".join(
             f"CASE WHEN {cond} THEN {literal(col + ': ')} || to_json({ident(col)})::VARCHAR || "
