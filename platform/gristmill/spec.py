@@ -101,6 +101,11 @@ class TrainingSpec(_Strict):
         0.2, gt=0.0, lt=0.5, description="Share of labelled rows kept apart to score the winner."
     )
     seed: int = Field(42, description="Seed for splits and the search.")
+    promotion_margin: float = Field(
+        0.0, ge=0.0,
+        description="A new model becomes champion only if it beats the current one on the new "
+        "holdout by more than this (in the metric's units); else it becomes challenger.",
+    )
 
 
 class ServingSpec(_Strict):

@@ -172,3 +172,19 @@ def test_second_project_in_the_same_workspace_leaves_the_first_alone(demo):
     for project in ("churn_demo", "churn_two"):
         out = _run([str(BIN / "gristmill"), "sql", project, "select count(*) as n from billing", "--json"], env)
         assert json.loads(out.stdout)["rows"][0]["n"] > 0
+
+
+def test_rollback_reaches_the_running_service_on_reload(demo, service):
+    env = demo["env"]
+    trained = json.loads(_run([str(BIN / "gristmill"), "train", "churn_demo", "--budget", "5", "--json"],
+                              env).stdout)
+    assert trained["version"] == "2" and trained["alias"] in ("champion", "challenger")
+    if trained["alias"] == "challenger":
+        _run([str(BIN / "gristmill"), "models", "promote", "churn_demo"], env)
+    reloaded = httpx.post(f"{service}/reload", json={}, timeout=60)
+    assert reloaded.status_code == 200 and reloaded.json()["model_version"] == "2", reloaded.text
+
+    _run([str(BIN / "gristmill"), "models", "rollback", "churn_demo"], env)
+    assert httpx.post(f"{service}/reload", json={}, timeout=60).json()["model_version"] == "1"
+    reply = httpx.post(f"{service}/predict_entity", json={"customer_id": _sample_id(demo)}, timeout=30)
+    assert reply.json()["model_version"] == "1"

@@ -32,10 +32,11 @@ def _root(
 
 
 def _register() -> None:
-    from gristmill.cli import features, monitor, stages
+    from gristmill.cli import features, models, monitor, stages
 
     stages.register(app)
     app.add_typer(features.app, name="features")
+    app.add_typer(models.app, name="models")
     app.add_typer(monitor.app, name="monitor")
 
 

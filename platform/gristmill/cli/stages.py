@@ -128,7 +128,7 @@ def train(
     dataset: str = typer.Option(None, "--dataset", help="Training-set id (default: the latest)."),
     as_json: bool = JSON,
 ) -> None:
-    """Tune LightGBM with Optuna, track it in MLflow, register the winner as champion."""
+    """Tune LightGBM with Optuna, track it in MLflow, register the winner (champion if it wins)."""
     from gristmill import pipeline
 
     result = pipeline.train(_ws(), _spec(project), budget=budget, dataset_id=dataset,
@@ -142,8 +142,10 @@ def train(
 def show_train(result) -> None:
     table("Registered model", ["model", "version", "alias", "task", f"holdout {result.metric}",
                                "trials", "seconds"],
-          [[result.model_name, result.version, "champion", result.task,
+          [[result.model_name, result.version, result.alias, result.task,
             f"{result.holdout_score:.4f}", result.n_trials, result.seconds]])
+    if result.promotion:
+        err.print(f"[dim]promotion gate: {result.promotion['reason']}[/]")
 
 
 def deploy(project: str = typer.Argument(..., help="Project name or spec file.")) -> None:

@@ -19,9 +19,6 @@ class Predictor:
     """Loads ``models:/<project>@champion`` and the project's feature service once."""
 
     def __init__(self, ws: Workspace, project: str) -> None:
-        from mlflow import MlflowClient
-        from mlflow.exceptions import MlflowException
-
         from gristmill.features.store import open_store
 
         ws.require_project(project)
@@ -29,15 +26,25 @@ class Predictor:
         self.spec = load_spec(ws.spec_path(project))
         self.entity_key = self.spec.entity.key
         configure_mlflow(ws)
-        try:
-            version = MlflowClient().get_model_version_by_alias(model_name(project), CHAMPION)
-        except MlflowException:
-            raise ModelNotFound(f"project {project!r} has no '{CHAMPION}' model: "
-                                f"run `gristmill train {project}` first") from None
-        self.model_version = str(version.version)
-        self.model = self._load_model(version.source)
+        self.reload()
         self.store = open_store(ws)
         self.feature_service = self.store.get_feature_service(service_name(project))
+
+    def reload(self) -> dict:
+        """Load the version the ``champion`` alias names now (after a promotion or rollback)."""
+        from mlflow import MlflowClient
+        from mlflow.exceptions import MlflowException
+
+        try:
+            version = MlflowClient().get_model_version_by_alias(model_name(self.project), CHAMPION)
+        except MlflowException:
+            raise ModelNotFound(f"project {self.project!r} has no '{CHAMPION}' model: "
+                                f"run `gristmill train {self.project}` first") from None
+        served = getattr(self, "served", None)
+        if served is None or served[0] != str(version.version):
+            # one attribute holds both, so a request never pairs one version's model with another's number
+            self.served = (str(version.version), self._load_model(version.source))
+        return self.describe()
 
     @staticmethod
     def _load_model(source: str) -> TabularModel:
@@ -51,39 +58,42 @@ class Predictor:
         if not ids:
             raise InvalidRequest("give at least one entity id")
         ids = [str(i) for i in ids]
-        self._check_fields(extra or {})
+        version, model = self.served
+        self._check_fields(model, extra or {})
         online = self.store.get_online_features(
             features=self.feature_service,
             entity_rows=[{self.entity_key: i} for i in ids],
         ).to_dict()
-        features = self.model.features
-        stored = [f for f in features if f in online]
+        stored = [f for f in model.features if f in online]
         unknown = [i for n, i in enumerate(ids) if all(online[f][n] is None for f in stored)]
         if unknown:
             raise EntityNotFound(self.spec.entity.name, unknown)
         rows = [{f: online[f][n] for f in stored} | (extra or {}) for n in range(len(ids))]
-        return [{self.entity_key: i, **p, "model_version": self.model_version}
-                for i, p in zip(ids, self.model.predict_records(rows))]
+        return [{self.entity_key: i, **p, "model_version": version}
+                for i, p in zip(ids, model.predict_records(rows))]
 
     def by_rows(self, rows: list[dict[str, Any]]) -> list[dict]:
         """Predict from raw feature values (missing features count as missing values)."""
         if not rows:
             raise InvalidRequest("give at least one row of feature values")
+        version, model = self.served
         for n, row in enumerate(rows):
             if not isinstance(row, dict):
                 raise InvalidRequest(f"rows[{n}] must be an object of feature values")
-            self._check_fields(row, f"rows[{n}]")
-        return [{**p, "model_version": self.model_version} for p in self.model.predict_records(rows)]
+            self._check_fields(model, row, f"rows[{n}]")
+        return [{**p, "model_version": version} for p in model.predict_records(rows)]
 
     def describe(self) -> dict:
+        version, model = self.served
         return {"project": self.project, "model": model_name(self.project), "alias": CHAMPION,
-                "model_version": self.model_version, "task": self.model.task,
-                "entity_key": self.entity_key, "features": self.model.features,
-                "classes": [str(c) for c in self.model.classes]}
+                "model_version": version, "task": model.task,
+                "entity_key": self.entity_key, "features": model.features,
+                "classes": [str(c) for c in model.classes]}
 
-    def _check_fields(self, row: dict, where: str = "request") -> None:
-        unknown = self.model.unknown_fields(row)
+    @staticmethod
+    def _check_fields(model: TabularModel, row: dict, where: str = "request") -> None:
+        unknown = model.unknown_fields(row)
         if unknown:
             raise InvalidRequest(f"{where}: unknown feature {unknown[0]!r} "
-                                 f"(features: {', '.join(self.model.features[:8])}"
-                                 f"{', ...' if len(self.model.features) > 8 else ''})")
+                                 f"(features: {', '.join(model.features[:8])}"
+                                 f"{', ...' if len(model.features) > 8 else ''})")

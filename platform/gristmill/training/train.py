@@ -1,9 +1,10 @@
-"""Optuna search of LightGBM within a time budget, tracked in MLflow, winner registered as champion.
+"""Optuna search of LightGBM within a time budget, tracked in MLflow, the winner registered.
 
 One parent MLflow run per training; each Optuna trial is a nested run (params, validation score,
 rounds, duration). The study lives in the workspace's Optuna journal, so an interrupted training
 resumes its finished trials. The winner is refitted, scored on a holdout the search never saw, and
-registered under the project's name with alias ``champion``.
+registered under the project's name; the promotion gate (:mod:`gristmill.training.registry`) then
+makes it ``champion`` or ``challenger``.
 """
 
 from __future__ import annotations
@@ -18,11 +19,12 @@ from gristmill.errors import DataError
 from gristmill.features.naming import TIMESTAMP
 from gristmill.spec import ProjectSpec
 from gristmill.training import lightgbm_space as space
+from gristmill.training import registry
 from gristmill.training.model import TabularModel, pyfunc_class
 from gristmill.training.task import class_order, detect_task, get_metric
 from gristmill.workspace import Workspace
 
-CHAMPION = "champion"
+CHAMPION = registry.CHAMPION
 log = logging.getLogger(__name__)
 
 
@@ -39,6 +41,8 @@ class TrainResult:
     n_trials: int
     best_params: dict
     seconds: float
+    alias: str = CHAMPION
+    promotion: dict | None = None
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -206,10 +210,34 @@ def train(ws: Workspace, spec: ProjectSpec, dataset_id: str, dataset_path: Path,
                             "trials": len(complete)})
         leaderboard = study.trials_dataframe(attrs=("number", "value", "params", "state", "duration"))
         version = _register(spec.project, model, holdout_df[features], leaderboard)
+        champion_score, note = _champion_score(spec.project, model, metric, holdout_df,
+                                               encode_target(holdout_df[target]))
+        decision = registry.decide(ws, spec.project, version, metric.name, metric.greater_is_better,
+                                   holdout, champion_score, cfg.promotion_margin, note)
+        mlflow.set_tags({"alias": decision.alias, "promotion": decision.reason})
         result = TrainResult(spec.project, model_name(spec.project), version, parent.info.run_id,
                              dataset_id, task, metric.name, holdout, len(complete), best.params,
-                             round(time.monotonic() - started, 1))
+                             round(time.monotonic() - started, 1), decision.alias, decision.as_dict())
     return result
+
+
+def _champion_score(project: str, model: TabularModel, metric, holdout_df, y_holdout):
+    """The current champion's score on the new model's holdout: (score, "") or (None, why not)."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    try:
+        loaded = mlflow.pyfunc.load_model(f"models:/{model_name(project)}@{CHAMPION}")
+    except MlflowException:
+        return None, ""  # no champion yet
+    champion = loaded.unwrap_python_model().model
+    if champion.task != model.task or [str(c) for c in champion.classes] != [str(c) for c in model.classes]:
+        return None, (f"the champion predicts a {champion.task} task with classes {champion.classes}, "
+                      "not comparable: promote by hand if intended")
+    try:
+        return metric.score(y_holdout, champion.booster.predict(champion.frame(holdout_df), num_threads=1)), ""
+    except Exception as exc:  # an old model that cannot read today's features is not comparable
+        return None, f"the champion could not be scored on the new holdout ({exc})"
 
 
 def _register(project: str, model: TabularModel, example_rows, leaderboard) -> str:
@@ -241,7 +269,6 @@ def _register(project: str, model: TabularModel, example_rows, leaderboard) -> s
         )
     client = MlflowClient()
     version = str(info.registered_model_version)
-    client.set_registered_model_alias(model_name(project), CHAMPION, version)
     client.set_model_version_tag(model_name(project), version, "training_set_id", model.dataset_id)
     mlflow.set_tag("registered_version", version)
     return version

@@ -1,0 +1,82 @@
+"""``gristmill models``: the registered versions of a project, the promotion gate's history,
+promotion and rollback by hand."""
+
+from __future__ import annotations
+
+import typer
+
+from gristmill.cli.output import console, emit_json, table
+
+app = typer.Typer(help="Registered models: list, history, promote, rollback.", no_args_is_help=True)
+JSON = typer.Option(False, "--json", help="Print one JSON object.")
+PROJECT = typer.Argument(..., help="Project name.")
+
+
+def _ws(project: str):
+    from gristmill.workspace import Workspace, check_project_name
+
+    check_project_name(project)
+    return Workspace.resolve()
+
+
+@app.command("list")
+def list_(project: str = PROJECT, as_json: bool = JSON) -> None:
+    """Every registered version with its aliases and holdout scores, newest first."""
+    from gristmill.training import registry
+
+    rows = registry.versions(_ws(project), project)
+    if as_json:
+        emit_json({"project": project, "versions": rows})
+        return
+    table(f"Models of {project}", ["version", "aliases", "created", "holdout", "training set"],
+          [[r["version"], ", ".join(r["aliases"]), r["created_at"],
+            ", ".join(f"{k[8:]} {v:.4f}" for k, v in r["scores"].items()), r["training_set_id"]]
+           for r in rows])
+
+
+@app.command()
+def history(project: str = PROJECT, as_json: bool = JSON) -> None:
+    """Every alias move (by training, promotion or rollback): when, who, from, to, why."""
+    from gristmill.training import registry
+
+    moves = registry.history(_ws(project), project)
+    if as_json:
+        emit_json({"project": project, "moves": moves})
+        return
+    table(f"Alias moves of {project}", ["at", "by", "action", "alias", "from", "to", "reason"],
+          [[m["at"], m["by"], m["action"], m["alias"], m.get("from_version"), m["to_version"],
+            m.get("reason", "")] for m in moves])
+
+
+@app.command()
+def promote(
+    project: str = PROJECT,
+    version: str = typer.Option(None, "--version", help="Version to promote (default: the challenger)."),
+    as_json: bool = JSON,
+) -> None:
+    """Make a version the champion by hand (serving picks it up on reload or restart)."""
+    from gristmill.training import registry
+
+    move = registry.promote(_ws(project), project, version)
+    if as_json:
+        emit_json(move)
+        return
+    console.print(f"{project}: champion is now version {move['to_version']} (was {move['from_version']})")
+
+
+@app.command()
+def rollback(
+    project: str = PROJECT,
+    to: str = typer.Option(None, "--to", help="Version to give the champion alias to "
+                           "(default: the champion before the current one)."),
+    as_json: bool = JSON,
+) -> None:
+    """Give the champion alias back to the previous champion (or to --to VERSION)."""
+    from gristmill.training import registry
+
+    move = registry.rollback(_ws(project), project, to)
+    if as_json:
+        emit_json(move)
+        return
+    console.print(f"{project}: champion is back to version {move['to_version']} "
+                  f"(was {move['from_version']}); reload the service: POST /reload")

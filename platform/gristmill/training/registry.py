@@ -1,0 +1,206 @@
+"""A project's registered models: aliases, the promotion gate and the promotion history.
+
+Every trained model is registered as a new version of the MLflow model named after the project.
+The gate then decides which alias it gets:
+
+- no ``champion`` yet: the new version becomes ``champion``;
+- otherwise the current champion is scored on the new model's holdout (the same rows, the same
+  metric) and the new version becomes ``champion`` only if it beats it by more than
+  ``training.promotion_margin``; else it becomes ``challenger`` and the champion stays.
+
+MLflow keeps no history of which version held an alias when (mlflow#2169), so every alias move,
+automatic or by hand, is appended to ``<workspace>/registry/<project>/promotions.jsonl``: when,
+who, the action, from which version to which, the scores and the reason. ``rollback`` reads it to
+find the champion before the current one.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+
+from gristmill.errors import GristmillError, ModelNotFound
+from gristmill.workspace import Workspace
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+
+
+@dataclass
+class Decision:
+    """What the gate did with a new version."""
+
+    alias: str
+    version: str
+    previous_champion: str | None
+    score: float
+    champion_score: float | None
+    metric: str
+    margin: float
+    reason: str
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def history_path(ws: Workspace, project: str):
+    return ws.root / "registry" / project / "promotions.jsonl"
+
+
+def history(ws: Workspace, project: str) -> list[dict]:
+    """Every alias move of ``project``, oldest first."""
+    path = history_path(ws, project)
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _append(ws: Workspace, project: str, entry: dict) -> dict:
+    entry = {"at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "by": _user(), **entry}
+    path = history_path(ws, project)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(entry, default=str) + "\n")
+    return entry
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def _client(ws: Workspace):
+    from mlflow import MlflowClient
+
+    from gristmill.training.train import configure_mlflow
+
+    configure_mlflow(ws)
+    return MlflowClient()
+
+
+def alias_version(client, project: str, alias: str) -> str | None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return str(client.get_model_version_by_alias(project, alias).version)
+    except MlflowException:
+        return None
+
+
+def judge(has_champion: bool, metric: str, greater_is_better: bool, score: float,
+          champion_score: float | None, margin: float, note: str = "") -> tuple[str, str]:
+    """The gate itself: the alias a new model earns, and why."""
+    if not has_champion:
+        return CHAMPION, "first model of the project"
+    if champion_score is None:
+        return CHALLENGER, note or "the champion could not be scored on the new holdout"
+    gain = score - champion_score if greater_is_better else champion_score - score
+    if gain > margin:
+        return CHAMPION, f"beats the champion by {gain:.4g} {metric} (margin {margin:g})"
+    return CHALLENGER, (f"does not beat the champion by more than the margin "
+                        f"({gain:+.4g} {metric}, margin {margin:g})")
+
+
+def decide(ws: Workspace, project: str, version: str, metric: str, greater_is_better: bool,
+           score: float, champion_score: float | None, margin: float, note: str = "") -> Decision:
+    """Apply the gate to a freshly registered ``version`` and record the move."""
+    client = _client(ws)
+    champion = alias_version(client, project, CHAMPION)
+    challenger = alias_version(client, project, CHALLENGER)
+    alias, reason = judge(champion is not None, metric, greater_is_better, score, champion_score, margin,
+                          note)
+    client.set_registered_model_alias(project, alias, version)
+    if alias == CHAMPION and alias_version(client, project, CHALLENGER) == version:
+        client.delete_registered_model_alias(project, CHALLENGER)
+    client.set_model_version_tag(project, version, f"holdout_{metric}", f"{score:.6g}")
+    decision = Decision(alias, version, champion, score, champion_score, metric, margin, reason)
+    _append(ws, project, {"action": "train", "alias": alias,
+                          "from_version": champion if alias == CHAMPION else challenger, "to_version": version,
+                          "metric": metric, "score": score, "champion_score": champion_score,
+                          "margin": margin, "reason": reason})
+    return decision
+
+
+def promote(ws: Workspace, project: str, version: str | None = None) -> dict:
+    """Make ``version`` (default: the challenger) the champion, by hand."""
+    client = _client(ws)
+    _require_model(client, project)
+    target = version or alias_version(client, project, CHALLENGER)
+    if target is None:
+        raise GristmillError(f"project {project!r} has no challenger: give --version")
+    _require_version(client, project, target)
+    before = alias_version(client, project, CHAMPION)
+    if before == target:
+        raise GristmillError(f"version {target} of {project!r} is already the champion")
+    client.set_registered_model_alias(project, CHAMPION, target)
+    if alias_version(client, project, CHALLENGER) == target:
+        client.delete_registered_model_alias(project, CHALLENGER)
+    return _append(ws, project, {"action": "promote", "alias": CHAMPION, "from_version": before,
+                                 "to_version": target, "reason": "promoted by hand"})
+
+
+def rollback(ws: Workspace, project: str, to: str | None = None) -> dict:
+    """Give ``champion`` back to the version that held it before (or to version ``to``)."""
+    client = _client(ws)
+    _require_model(client, project)
+    current = alias_version(client, project, CHAMPION)
+    target = to or _previous_champion(history(ws, project), current)
+    if target is None:
+        raise GristmillError(f"project {project!r} has no earlier champion to roll back to: "
+                             "give --to VERSION")
+    _require_version(client, project, target)
+    if target == current:
+        raise GristmillError(f"version {target} of {project!r} is already the champion")
+    client.set_registered_model_alias(project, CHAMPION, target)
+    return _append(ws, project, {"action": "rollback", "alias": CHAMPION, "from_version": current,
+                                 "to_version": target, "reason": "rolled back by hand"})
+
+
+def _previous_champion(moves: list[dict], current: str | None) -> str | None:
+    """The version that held ``champion`` right before ``current`` took it."""
+    for move in reversed(moves):
+        if move.get("alias") == CHAMPION and move.get("to_version") == current:
+            return move.get("from_version")
+    return None
+
+
+def versions(ws: Workspace, project: str) -> list[dict]:
+    """Registered versions of ``project``, newest first, with aliases and recorded scores."""
+    client = _client(ws)
+    _require_model(client, project)
+    aliases: dict[str, list[str]] = {}
+    for alias, version in client.get_registered_model(project).aliases.items():
+        aliases.setdefault(str(version), []).append(alias)
+    out = []
+    for mv in client.search_model_versions(f"name = '{project}'"):
+        created = datetime.fromtimestamp(mv.creation_timestamp / 1000, timezone.utc)
+        out.append({"version": str(mv.version), "aliases": sorted(aliases.get(str(mv.version), [])),
+                    "created_at": created.isoformat(timespec="seconds"), "run_id": mv.run_id,
+                    "training_set_id": mv.tags.get("training_set_id", ""),
+                    "scores": {k: float(v) for k, v in mv.tags.items() if k.startswith("holdout_")}})
+    return sorted(out, key=lambda v: int(v["version"]), reverse=True)
+
+
+def _require_model(client, project: str) -> None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.get_registered_model(project)
+    except MlflowException:
+        raise ModelNotFound(f"project {project!r} has no registered model: run `gristmill train "
+                            f"{project}` first") from None
+
+
+def _require_version(client, project: str, version: str) -> None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.get_model_version(project, str(version))
+    except MlflowException:
+        known = ", ".join(sorted((str(v.version) for v in client.search_model_versions(f"name = '{project}'")),
+                                 key=int))
+        raise ModelNotFound(f"project {project!r} has no version {version} (versions: {known})") from None
