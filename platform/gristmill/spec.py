@@ -8,7 +8,7 @@ validation problem into one line naming the file and the key path, e.g.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -180,12 +180,15 @@ def _describe(error: dict) -> tuple[str, str]:
     return _key_path(loc), message
 
 
-def parse_spec(data: object, file: str) -> ProjectSpec:
-    """Validate already-parsed YAML ``data``; errors name ``file`` and the key path."""
+M = TypeVar("M", bound=BaseModel)
+
+
+def validate(model: type[M], data: object, file: str, keys: str) -> M:
+    """Validate parsed YAML ``data`` as ``model``; errors name ``file`` and the key path."""
     if not isinstance(data, dict):
-        raise SpecError(file, "", "the spec must be a YAML mapping of keys (project, sources, ...)")
+        raise SpecError(file, "", f"the file must be a YAML mapping of keys ({keys})")
     try:
-        return ProjectSpec.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
         problems = [_describe(error) for error in exc.errors()]
         key, message = problems[0]
@@ -193,18 +196,27 @@ def parse_spec(data: object, file: str) -> ProjectSpec:
         raise SpecError(file, key, message + (f"; {rest}" if rest else "")) from None
 
 
+def read_yaml(path: Path) -> object:
+    """The YAML document at ``path``; invalid YAML is a one-line :class:`SpecError`."""
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark else ""
+        raise SpecError(path.name, where, f"not valid YAML ({getattr(exc, 'problem', exc)})") from None
+
+
+def parse_spec(data: object, file: str) -> ProjectSpec:
+    """Validate already-parsed YAML ``data``; errors name ``file`` and the key path."""
+    return validate(ProjectSpec, data, file, "project, sources, ...")
+
+
 def load_spec(path: str | Path) -> ProjectSpec:
     """Read and validate the spec at ``path``."""
     path = Path(path)
     if not path.is_file():
         raise SpecError(str(path), "", "no such spec file")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark else ""
-        raise SpecError(path.name, where, f"not valid YAML ({getattr(exc, 'problem', exc)})") from None
-    return parse_spec(data, path.name)
+    return parse_spec(read_yaml(path), path.name)
 
 
 def dump_spec(spec: ProjectSpec) -> str:

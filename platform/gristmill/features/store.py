@@ -46,8 +46,9 @@ def open_store(ws: Workspace):
     """A FeatureStore over the workspace's feature repo."""
     from feast import FeatureStore
 
-    if not (ws.feature_repo / "feature_store.yaml").is_file():
-        raise StageNotReady("this step", "the Feast repo", "gristmill features apply <project>")
+    from gristmill.features.repo import write_repo
+
+    write_repo(ws.ensure())  # feature_store.yaml in step with the workspace configuration
     return FeatureStore(repo_path=str(ws.feature_repo))
 
 

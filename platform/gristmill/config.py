@@ -1,0 +1,101 @@
+"""Workspace configuration: embedded stores by default, team servers when configured.
+
+With no configuration every store lives in the workspace folder (Feast SQL registry and online store
+on SQLite). Team mode points the Feast registry at PostgreSQL and the online store at Redis; it is
+configuration, not code:
+
+``<workspace>/gristmill.yaml``::
+
+    feature_store:
+      registry: postgresql://gristmill@db.internal:5432/feast   # shared Feast registry
+      online_store: redis://cache.internal:6379/0                # shared online store
+
+or the environment: ``GRISTMILL_FEAST_REGISTRY`` and ``GRISTMILL_ONLINE_STORE`` (they win over the
+file). Every Feast object stays scoped by project (``<project>__...``), so many workspaces and
+projects share one registry.
+"""
+
+from __future__ import annotations
+
+import os
+from urllib.parse import unquote, urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from gristmill.workspace import Workspace
+
+CONFIG_FILE = "gristmill.yaml"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FeatureStoreConfig(_Strict):
+    """Where Feast keeps its registry and its online store."""
+
+    registry: str | None = Field(
+        None, description="PostgreSQL URL of a shared Feast registry, e.g. "
+        "postgresql://user@host:5432/feast (default: SQLite in the workspace).")
+    online_store: str | None = Field(
+        None, description="Redis URL of a shared online store, e.g. redis://host:6379/0 "
+        "(default: SQLite in the workspace).")
+    online_write_batch_size: int | None = Field(
+        None, ge=1, description="Rows per online write while materializing (bounds memory).")
+
+    @field_validator("registry")
+    @classmethod
+    def _postgres(cls, value: str | None) -> str | None:
+        if value is not None and urlsplit(value).scheme.split("+")[0] not in ("postgresql", "postgres"):
+            raise ValueError(f"{value!r} is not a postgresql:// URL")
+        return value
+
+    @field_validator("online_store")
+    @classmethod
+    def _redis(cls, value: str | None) -> str | None:
+        if value is not None and urlsplit(value).scheme not in ("redis", "rediss"):
+            raise ValueError(f"{value!r} is not a redis:// URL")
+        return value
+
+
+class WorkspaceConfig(_Strict):
+    """Settings of a workspace (``<workspace>/gristmill.yaml``)."""
+
+    feature_store: FeatureStoreConfig = FeatureStoreConfig()
+
+    @property
+    def team_mode(self) -> bool:
+        return bool(self.feature_store.registry or self.feature_store.online_store)
+
+
+def load_config(ws: Workspace) -> WorkspaceConfig:
+    """The workspace's configuration: its file, then the environment on top."""
+    from gristmill.spec import read_yaml, validate
+
+    path = ws.root / CONFIG_FILE
+    data = (read_yaml(path) or {}) if path.is_file() else {}
+    config = validate(WorkspaceConfig, data, CONFIG_FILE, "feature_store")
+    overrides = {k: v for k, v in {"registry": os.environ.get("GRISTMILL_FEAST_REGISTRY"),
+                                   "online_store": os.environ.get("GRISTMILL_ONLINE_STORE")}.items() if v}
+    if overrides:
+        merged = config.feature_store.model_dump() | overrides
+        config = validate(WorkspaceConfig, {"feature_store": merged}, "environment", "feature_store")
+    return config
+
+
+def sqlalchemy_url(url: str) -> str:
+    """``postgresql://...`` with the psycopg 3 driver SQLAlchemy needs."""
+    scheme, rest = url.split("://", 1)
+    return f"postgresql+psycopg://{rest}" if "+" not in scheme else url
+
+
+def redis_connection_string(url: str) -> str:
+    """Feast's Redis form ``host:port,db=N[,password=...][,ssl=true]`` from a redis:// URL."""
+    parts = urlsplit(url)
+    db = parts.path.strip("/") or "0"
+    out = f"{parts.hostname or '127.0.0.1'}:{parts.port or 6379},db={db}"
+    if parts.password:
+        out += f",password={unquote(parts.password)}"
+    if parts.scheme == "rediss":
+        out += ",ssl=true"
+    return out
