@@ -30,7 +30,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def add_tables():
     """Register pandas frames as a project's tables, the way ingestion leaves them (Parquet + view)."""
 

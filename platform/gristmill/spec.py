@@ -66,11 +66,27 @@ class FeatureTableSpec(_Strict):
     ttl_days: int | None = Field(
         None, ge=1, description="How long a value stays valid after its timestamp (default: forever)."
     )
+    created: Identifier | None = Field(
+        None, description="Column saying when each row was written (snapshot tables): of two rows for "
+        "the same entity and timestamp, the later-written one is a correction and wins.",
+    )
+    project: str | None = Field(
+        None, description="Reuse this feature table from another project, which owns, builds and "
+        "applies it (its entity key must be this project's); give only `table` with it.",
+    )
 
     @model_validator(mode="after")
-    def _events_need_time(self) -> "FeatureTableSpec":
+    def _consistent(self) -> "FeatureTableSpec":
+        if self.project is not None:
+            given = [k for k in ("key", "timestamp", "columns", "ttl_days", "created") if getattr(self, k)]
+            if given or self.kind != "snapshot":
+                raise ValueError(f"a table reused from project {self.project!r} takes only `table` and "
+                                 f"`project` (its owner defines {', '.join(given) or 'kind'})")
+            return self
         if self.kind == "events" and not self.timestamp:
             raise ValueError("kind 'events' needs a timestamp column")
+        if self.created and (self.kind != "snapshot" or not self.timestamp):
+            raise ValueError("`created` goes with a snapshot table that has a timestamp")
         return self
 
 
@@ -149,6 +165,9 @@ class ProjectSpec(_Strict):
             if table in seen:
                 raise ValueError(f"features: table {table!r} is listed twice")
             seen.add(table)
+        for i, f in enumerate(self.features):
+            if f.project == self.project:
+                raise ValueError(f"features[{i}].project: {f.project!r} is this project; leave it out")
         return self
 
     def label_key(self) -> str:

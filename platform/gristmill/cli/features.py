@@ -61,16 +61,28 @@ def materialize(project: str = PROJECT, as_json: bool = JSON) -> None:
 
 @app.command("list")
 def list_(as_json: bool = JSON) -> None:
-    """List feature views with their owning project."""
-    from gristmill.features.naming import PROJECT_TAG
-    from gristmill.features.store import open_store
+    """List feature views: the project that owns each and the projects whose service uses it."""
+    from gristmill.features.store import feature_views
     from gristmill.workspace import Workspace
 
-    store = open_store(Workspace.resolve())
-    rows = [{"view": v.name, "project": v.tags.get(PROJECT_TAG, ""), "features": len(v.features)}
-            for v in store.list_feature_views()]
+    rows = feature_views(Workspace.resolve())
     if as_json:
         emit_json({"feature_views": rows})
         return
-    table("Feature views", ["view", "project", "features"],
-          [[r["view"], r["project"], r["features"]] for r in rows])
+    table("Feature views", ["view", "owner", "used by", "features"],
+          [[r["view"], r["project"], ", ".join(r["used_by"]), r["features"]] for r in rows])
+
+
+@app.command()
+def remove(project: str = typer.Argument(..., help="Project whose feature definitions to remove."),
+           as_json: bool = JSON) -> None:
+    """Remove a project's generated definitions and apply: its views leave the registry, every
+    other project's stay. Refused while another project reuses one of its views."""
+    from gristmill.features.store import remove_definitions
+    from gristmill.workspace import Workspace, check_project_name
+
+    removed = remove_definitions(Workspace.resolve(), check_project_name(project))
+    if as_json:
+        emit_json({"project": project, "removed_views": removed})
+        return
+    console.print(f"removed {len(removed)} feature views of {project}: {', '.join(removed) or 'none'}")

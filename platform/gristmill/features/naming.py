@@ -7,6 +7,7 @@ import re
 FEAST_PROJECT = "gristmill"
 PROJECT_TAG = "gristmill_project"
 TIMESTAMP = "event_timestamp"
+CREATED = "created_timestamp"
 STATIC_TIME = "1970-01-01 00:00:00"
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gristmill.features.naming import (FEAST_PROJECT, PROJECT_TAG, TIMESTAMP, entity_name,
+from gristmill.features.naming import (CREATED, FEAST_PROJECT, PROJECT_TAG, TIMESTAMP, entity_name,
                                        service_name, view_name)
 from gristmill.features.tables import Manifest
 from gristmill.workspace import Workspace
@@ -70,7 +70,16 @@ def definitions_source(manifest: Manifest) -> str:
         ")",
     ]
     views = []
+    reused = [t for t in manifest.tables if t.owner]
+    if reused:
+        lines += ["", "# Feature views reused from the projects that own them (they build and apply them)."]
+    for table in reused:
+        var = f"{table.owner}__{table.table}_view"
+        views.append(var)
+        lines.append(f"from {GENERATED_DIR}.{table.owner} import {table.table}_view as {var}  # noqa: E402")
     for table in manifest.tables:
+        if table.owner:
+            continue
         var = f"{table.table}_view"
         views.append(var)
         ttl = f"timedelta(days={table.ttl_days})," if table.ttl_days else "timedelta(0),  # no expiry"
@@ -87,6 +96,7 @@ def definitions_source(manifest: Manifest) -> str:
             f"        name={view_name(project, table.table) + '__source'!r},",
             f"        path={table.path!r},",
             f"        timestamp_field={TIMESTAMP!r},",
+            *([f"        created_timestamp_column={CREATED!r},"] if table.created else []),
             "    ),",
             "    online=True,",
             "    tags=TAGS,",

@@ -107,7 +107,7 @@ def materialize(ws: Workspace, project: str, end: datetime | None = None) -> dic
     manifest = load_manifest(ws, project)
     store = open_store(ws)
     end = end or datetime.now(timezone.utc)
-    views = [view_name(project, t.table) for t in manifest.tables]
+    views = [view_name(t.owner or project, t.table) for t in manifest.tables]
     state_path = ws.lake(project) / "_features" / "_materialized.json"
     start = datetime(1970, 1, 1, tzinfo=timezone.utc)
     if state_path.is_file():
@@ -116,3 +116,43 @@ def materialize(ws: Workspace, project: str, end: datetime | None = None) -> dic
     state = {"start": start.isoformat(), "end": end.isoformat(), "views": views}
     state_path.write_text(json.dumps(state))
     return state
+
+
+def feature_views(ws: Workspace) -> list[dict]:
+    """Every feature view with its owner project and the projects whose service uses it."""
+    from gristmill.features.naming import PROJECT_TAG
+
+    store = open_store(ws)
+    users: dict[str, set[str]] = {}
+    for service in store.list_feature_services():
+        for projection in service.feature_view_projections:
+            users.setdefault(projection.name, set()).add(service.tags.get(PROJECT_TAG, service.name))
+    return [{"view": v.name, "project": v.tags.get(PROJECT_TAG, ""), "used_by": sorted(users.get(v.name, [])),
+             "features": len(v.features)} for v in sorted(store.list_feature_views(), key=lambda v: v.name)]
+
+
+def remove_definitions(ws: Workspace, project: str) -> list[str]:
+    """Delete ``project``'s generated definitions and apply; returns the views that left."""
+    from gristmill.features.naming import PROJECT_TAG
+    from gristmill.features.repo import GENERATED_DIR
+
+    folder = ws.feature_repo / GENERATED_DIR
+    target = folder / f"{project}.py"
+    if not target.is_file():
+        raise GristmillError(f"project {project!r} has no generated feature definitions in {folder}")
+    needle = f"from {GENERATED_DIR}.{project} import "
+    dependents = sorted(p.stem for p in folder.glob("*.py") if p != target and needle in p.read_text())
+    if dependents:
+        raise GristmillError(f"project {project!r} owns feature views that {', '.join(dependents)} "
+                             "reuse: remove them from those specs (or those projects) first")
+    before = {r["view"] for r in feature_views(ws) if r["project"] == project}
+    aside = target.with_name(target.name + ".removed")
+    target.replace(aside)
+    try:
+        feast_apply(ws)
+    except GristmillError:
+        aside.replace(target)  # the registry is as it was: keep the definitions too
+        raise
+    aside.unlink()
+    after = {v.name for v in open_store(ws).list_feature_views() if v.tags.get(PROJECT_TAG) == project}
+    return sorted(before - after)

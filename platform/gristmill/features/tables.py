@@ -3,13 +3,16 @@
 Each ``features:`` entry of the spec becomes ``lake/<project>/_features/<table>.parquet`` with the
 entity key (as text), ``event_timestamp`` (UTC) and feature columns named ``<table>__<column>``:
 
-- ``snapshot`` tables keep their columns as they are (dates become days since 1970-01-01);
+- ``snapshot`` tables keep their columns as they are (dates become days since 1970-01-01); with
+  ``created``, a ``created_timestamp`` column lets a later-written row correct an earlier one;
 - ``events`` tables become running aggregates per entity up to each event time: a count, the sum
   and mean of each numeric column, and a count per value of each low-cardinality text column.
   Every aggregate at time t uses only events stamped at or before t, so point-in-time joins on it
   never leak later events.
 
 A manifest (``_manifest.json``) lists every feature with its Feast type for the definitions writer.
+A table reused from another project (``project:`` in the spec) is not built here: the manifest
+points at the owner's table, and the definitions import the owner's feature view.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from gristmill.errors import DataError
-from gristmill.features.naming import STATIC_TIME, TIMESTAMP, feature_name, snake
+from gristmill.features.naming import CREATED, STATIC_TIME, TIMESTAMP, feature_name, snake
 from gristmill.spec import FeatureTableSpec, ProjectSpec
 from gristmill.sql import connect, ident, literal, qualified
 from gristmill.workspace import Workspace
@@ -43,6 +46,8 @@ class FeatureTable:
     path: str
     ttl_days: int | None
     features: list[FeatureColumn] = field(default_factory=list)
+    owner: str = ""  # the project that builds and applies it (this one when empty)
+    created: bool = False  # has a created_timestamp column (corrections)
 
 
 @dataclass
@@ -108,7 +113,10 @@ def _feast_type(dtype: str) -> str:
 def _snapshot_select(spec: FeatureTableSpec, columns: dict[str, str], key: str, entity_key: str,
                      time_sql: str) -> tuple[str, list[FeatureColumn]]:
     picks, features = [], []
-    for col in spec.columns or [c for c in columns if c not in {key, spec.timestamp} | INTERNAL_COLUMNS]:
+    if spec.created:
+        picks.append(f"{_time_expr(spec.created, columns.get(spec.created), 'created')} AS {CREATED}")
+    skip = {key, spec.timestamp, spec.created} | INTERNAL_COLUMNS
+    for col in spec.columns or [c for c in columns if c not in skip]:
         name, dtype = feature_name(spec.table, col), columns[col]
         if any(dtype.startswith(t) for t in TEMPORAL):
             picks.append(f"CAST(epoch(CAST({ident(col)} AS TIMESTAMP)) / 86400.0 AS DOUBLE) AS {ident(name)}")
@@ -182,10 +190,14 @@ def build_feature_tables(ws: Workspace, spec: ProjectSpec) -> Manifest:
         tables: list[FeatureTable] = []
         for i, fspec in enumerate(spec.features):
             where = f"features[{i}]"
+            if fspec.project:
+                tables.append(_reused(ws, spec, fspec, where))
+                continue
             columns = _columns(con, project, fspec.table, f"{where}.table", available)
             key = fspec.key or entity_key
             _require(key, columns, f"{where}.key", fspec.table)
             _require(fspec.timestamp, columns, f"{where}.timestamp", fspec.table)
+            _require(fspec.created, columns, f"{where}.created", fspec.table)
             for col in fspec.columns or []:
                 _require(col, columns, f"{where}.columns", fspec.table)
             time_sql = _time_expr(fspec.timestamp, columns.get(fspec.timestamp or ""), f"{where}.timestamp")
@@ -200,7 +212,8 @@ def build_feature_tables(ws: Workspace, spec: ProjectSpec) -> Manifest:
                 raise DataError(f"{where}: table {fspec.table!r} has no usable feature columns")
             path = out_dir / f"{fspec.table}.parquet"
             _copy(con, query, path)
-            tables.append(FeatureTable(fspec.table, str(path), fspec.ttl_days, feats))
+            tables.append(FeatureTable(fspec.table, str(path), fspec.ttl_days, feats,
+                                       created=bool(fspec.created)))
 
         label = spec.label
         columns = _columns(con, project, label.table, "label.table", available)
@@ -223,6 +236,26 @@ def build_feature_tables(ws: Workspace, spec: ProjectSpec) -> Manifest:
     manifest = Manifest(project, spec.entity.name, entity_key, tables, str(labels_path), label.target)
     manifest.save(manifest_path(ws, project))
     return manifest
+
+
+def _reused(ws: Workspace, spec: ProjectSpec, fspec: FeatureTableSpec, where: str) -> FeatureTable:
+    """The owner's feature table, checked: it exists and joins on this project's entity key."""
+    owner = fspec.project
+    path = manifest_path(ws, owner)
+    if not path.is_file():
+        raise DataError(f"{where}.project: project {owner!r} has no feature tables yet: "
+                        f"run `gristmill features apply {owner}` first")
+    theirs = Manifest.load(path)
+    found = next((t for t in theirs.tables if t.table == fspec.table and not t.owner), None)
+    if found is None:
+        own = ", ".join(t.table for t in theirs.tables if not t.owner) or "none"
+        raise DataError(f"{where}.table: project {owner!r} owns no feature table {fspec.table!r} "
+                        f"(it owns: {own})")
+    if theirs.key != spec.entity.key:
+        raise DataError(f"{where}.project: {owner!r} keys {fspec.table!r} by {theirs.key!r}, this "
+                        f"project by {spec.entity.key!r}: the entity keys must match to share it")
+    return FeatureTable(found.table, found.path, found.ttl_days, found.features, owner=owner,
+                        created=found.created)
 
 
 def _copy(con, query: str, path: Path) -> None:
