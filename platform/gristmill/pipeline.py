@@ -107,7 +107,7 @@ def monitor(ws: Workspace, spec: ProjectSpec, current: Path | None = None):
     import pandas as pd
 
     from gristmill.features.naming import TIMESTAMP, service_name
-    from gristmill.features.store import latest_training_set, load_manifest, open_store
+    from gristmill.features.store import historical, latest_training_set, load_manifest, open_store
     from monitoring.drift import run_drift_report
 
     manifest = load_manifest(ws, spec.project)
@@ -120,8 +120,7 @@ def monitor(ws: Workspace, spec: ProjectSpec, current: Path | None = None):
         store = open_store(ws)
         ids = reference[manifest.key].drop_duplicates()
         entity_df = pd.DataFrame({manifest.key: ids, TIMESTAMP: pd.Timestamp.now(tz="UTC")})
-        current_df = store.get_historical_features(
-            entity_df=entity_df, features=store.get_feature_service(service_name(spec.project))).to_df()
+        current_df = historical(store, entity_df, store.get_feature_service(service_name(spec.project)))
     # a column empty on either side has no distribution to compare
     usable = [c for c in columns if c in current_df and reference[c].notna().any()
               and current_df[c].notna().any()]

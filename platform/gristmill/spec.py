@@ -63,6 +63,10 @@ class FeatureTableSpec(_Strict):
     columns: list[Identifier] | None = Field(
         None, description="Columns to use as features (default: all but key and timestamp)."
     )
+    windows: list[Annotated[int, Field(ge=1, le=3650)]] = Field(
+        [7, 30, 90], description="Event tables: windows in days for counts, sums, means, minima "
+        "and maxima beside the all-time aggregates ([] for all-time only).",
+    )
     ttl_days: int | None = Field(
         None, ge=1, description="How long a value stays valid after its timestamp (default: forever)."
     )
@@ -79,6 +83,7 @@ class FeatureTableSpec(_Strict):
     def _consistent(self) -> "FeatureTableSpec":
         if self.project is not None:
             given = [k for k in ("key", "timestamp", "columns", "ttl_days", "created") if getattr(self, k)]
+            given += ["windows"] if "windows" in self.model_fields_set else []
             if given or self.kind != "snapshot":
                 raise ValueError(f"a table reused from project {self.project!r} takes only `table` and "
                                  f"`project` (its owner defines {', '.join(given) or 'kind'})")

@@ -83,9 +83,12 @@ def test_features_train_set_and_online_reads_on_the_team_servers(team_workspace,
     from gristmill.features.store import open_store
 
     store = open_store(ws)
+    now = pd.Timestamp("2024-01-20", tz="UTC").timestamp()  # request time of the on-demand views
     online = store.get_online_features(features=store.get_feature_service("team"),
-                                       entity_rows=[{"user_id": "u1"}, {"user_id": "nobody"}]).to_dict()
+                                       entity_rows=[{"user_id": "u1", "request_time": now},
+                                                    {"user_id": "nobody", "request_time": now}]).to_dict()
     assert online["events__amount_sum"] == [30.0, None] and online["profile__plan"] == ["gold", None]
+    assert online["events__days_since_last"] == [10.0, None]
 
     with psycopg.connect(POSTGRES.rsplit("/", 1)[0] + f"/{database}") as con:
         names = {r[0] for r in con.execute("SELECT feature_view_name FROM feature_views")}

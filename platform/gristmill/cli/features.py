@@ -34,6 +34,22 @@ def apply(project: str = PROJECT, as_json: bool = JSON) -> None:
 
 
 @app.command()
+def suggest(project: str = PROJECT, as_json: bool = JSON) -> None:
+    """Propose feature tables from the ingested tables: key, timestamp and kind of each, with why.
+
+    Prints a `features:` section to paste into the spec (its label table and entity key are used)."""
+    from gristmill.features.suggest import as_yaml, suggest as run
+
+    ws, spec = _ctx(project)
+    found, skipped = run(ws, spec)
+    if as_json:
+        emit_json({"features": [s.entry for s in found], "why": {s.table: s.why for s in found},
+                   "left_out": skipped})
+        return
+    console.print(as_yaml(found, skipped), highlight=False, soft_wrap=True)
+
+
+@app.command()
 def dataset(project: str = PROJECT, as_json: bool = JSON) -> None:
     """Build a point-in-time correct training set from the label table."""
     from gristmill import pipeline

@@ -8,6 +8,7 @@ FEAST_PROJECT = "gristmill"
 PROJECT_TAG = "gristmill_project"
 TIMESTAMP = "event_timestamp"
 CREATED = "created_timestamp"
+REQUEST_TIME = "request_time"  # seconds since the epoch of the request (or the label's as-of time)
 STATIC_TIME = "1970-01-01 00:00:00"
 
 
@@ -17,6 +18,10 @@ def entity_name(project: str, entity: str) -> str:
 
 def view_name(project: str, table: str) -> str:
     return f"{project}__{table}"
+
+
+def request_source_name(project: str) -> str:
+    return f"{project}__request"
 
 
 def service_name(project: str) -> str:
@@ -31,3 +36,9 @@ def snake(value: str) -> str:
     """Lower-case snake_case made of [a-z0-9_] (used for category values inside feature names)."""
     out = re.sub(r"[^0-9a-zA-Z]+", "_", str(value)).strip("_").lower()
     return out or "blank"
+
+
+def helper_column(name: str) -> bool:
+    """Columns the feature store needs but models must not see: the request time and the absolute
+    time of the last event (its on-demand "days since last event" is the feature)."""
+    return name == REQUEST_TIME or name.endswith("__last_event_at")

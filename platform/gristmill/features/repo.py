@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gristmill.features.naming import (CREATED, FEAST_PROJECT, PROJECT_TAG, TIMESTAMP, entity_name,
-                                       service_name, view_name)
+from gristmill.features.naming import (CREATED, FEAST_PROJECT, PROJECT_TAG, REQUEST_TIME, TIMESTAMP,
+                                       entity_name, request_source_name, service_name, view_name)
 from gristmill.features.tables import Manifest
 from gristmill.workspace import Workspace
 
@@ -57,7 +57,8 @@ def definitions_source(manifest: Manifest) -> str:
         "",
         "from datetime import timedelta",
         "",
-        "from feast import Entity, FeatureService, FeatureView, Field, FileSource, ValueType",
+        "from feast import Entity, FeatureService, FeatureView, Field, FileSource, RequestSource, ValueType",
+        "from feast.on_demand_feature_view import on_demand_feature_view",
         "from feast.types import Bool, Float64, Int64, String",
         "",
         f"TAGS = {{{PROJECT_TAG!r}: {project!r}}}",
@@ -102,6 +103,15 @@ def definitions_source(manifest: Manifest) -> str:
             "    tags=TAGS,",
             ")",
         ]
+    recency = [t for t in manifest.tables if t.events and not t.owner]
+    if recency:
+        lines += ["", "# Request-time input of the on-demand views: seconds since the epoch at the request",
+                  "# (at training, the label's as-of time).",
+                  f"request = RequestSource(name={request_source_name(project)!r}, "
+                  f"schema=[Field(name={REQUEST_TIME!r}, dtype=Float64)])"]
+    for table in recency:
+        views.append(f"{table.table}_recency")
+        lines += _recency_source(project, table)
     lines += [
         "",
         f"{project}_service = FeatureService(",
@@ -112,6 +122,39 @@ def definitions_source(manifest: Manifest) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _recency_source(project: str, table) -> list[str]:
+    """An on-demand view (python mode) over an event table: days since the last event at request
+    time, and the short window's count over the long one's (is activity rising or falling)."""
+    t = table.table
+    out = []
+    fields = [f"{t}__days_since_last"]
+    body = [f"    now, last = inputs[{REQUEST_TIME!r}], inputs[{t + '__last_event_at'!r}]",
+            f"    out = {{{fields[0]!r}: [None if n is None or l is None else (n - l) / 86400.0",
+            "                           for n, l in zip(now, last)]}"]
+    if len(table.windows) >= 2:
+        short, long = table.windows[0], table.windows[-1]
+        name = f"{t}__count_{short}d_per_{long}d"
+        fields.append(name)
+        body += [f"    out[{name!r}] = [None if b in (None, 0) or a is None else a / b",
+                 f"                   for a, b in zip(inputs[{t + f'__count_{short}d'!r}], "
+                 f"inputs[{t + f'__count_{long}d'!r}])]"]
+    out += [
+        "",
+        "",
+        "@on_demand_feature_view(",
+        f"    name={view_name(project, t) + '__recency'!r},",
+        f"    sources=[{t}_view, request],",
+        "    schema=[" + ", ".join(f"Field(name={f!r}, dtype=Float64)" for f in fields) + "],",
+        '    mode="python",',
+        "    tags=TAGS,",
+        ")",
+        f"def {t}_recency(inputs: dict) -> dict:",
+        *body,
+        "    return out",
+    ]
+    return out
 
 
 def write_repo(ws: Workspace, manifest: Manifest | None = None) -> Path:

@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from gristmill.errors import GristmillError, StageNotReady
-from gristmill.features.naming import TIMESTAMP, service_name, view_name
+from gristmill.features.naming import REQUEST_TIME, TIMESTAMP, helper_column, service_name, view_name
 from gristmill.features.tables import Manifest, manifest_path
 from gristmill.workspace import Workspace
 
@@ -70,9 +70,8 @@ def build_training_set(ws: Workspace, project: str) -> tuple[str, Path]:
     manifest = load_manifest(ws, project)
     store = open_store(ws)
     labels = pd.read_parquet(manifest.labels_path)
-    labels[TIMESTAMP] = pd.to_datetime(labels[TIMESTAMP], utc=True)
     service = store.get_feature_service(service_name(project))
-    frame = store.get_historical_features(entity_df=labels, features=service).to_df()
+    frame = historical(store, labels, service)
     version = _service_version(store, project)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
     dataset_id = f"{project}-{version}-{stamp}"
@@ -88,6 +87,18 @@ def build_training_set(ws: Workspace, project: str) -> tuple[str, Path]:
             "features": [c for c in frame.columns if c not in (manifest.key, TIMESTAMP, manifest.target)]}
     (out / f"{dataset_id}.json").write_text(json.dumps(meta, indent=2))
     return dataset_id, path
+
+
+def historical(store, entity_df, service):
+    """Point-in-time features of ``entity_df`` (key + ``event_timestamp``), request time included,
+    without the helper columns models must not see."""
+    import pandas as pd
+
+    entity_df = entity_df.copy()
+    entity_df[TIMESTAMP] = pd.to_datetime(entity_df[TIMESTAMP], utc=True)
+    entity_df[REQUEST_TIME] = (entity_df[TIMESTAMP] - pd.Timestamp(0, tz="UTC")).dt.total_seconds()
+    frame = store.get_historical_features(entity_df=entity_df, features=service).to_df()
+    return frame.drop(columns=[c for c in frame.columns if helper_column(c)])
 
 
 def latest_training_set(ws: Workspace, project: str) -> tuple[str, Path]:

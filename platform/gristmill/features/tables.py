@@ -5,10 +5,12 @@ entity key (as text), ``event_timestamp`` (UTC) and feature columns named ``<tab
 
 - ``snapshot`` tables keep their columns as they are (dates become days since 1970-01-01); with
   ``created``, a ``created_timestamp`` column lets a later-written row correct an earlier one;
-- ``events`` tables become running aggregates per entity up to each event time: a count, the sum
-  and mean of each numeric column, and a count per value of each low-cardinality text column.
-  Every aggregate at time t uses only events stamped at or before t, so point-in-time joins on it
-  never leak later events.
+- ``events`` tables become aggregates per entity as step functions of time: all-time count, sum,
+  mean and last value of each numeric column and a count per value of each low-cardinality text
+  column; per window (``windows``, default 7/30/90 days) the count and the sum, mean, min and max
+  of each numeric column; and the time of the last event (for the on-demand "days since last
+  event"). The value at time t uses only events stamped at or before t, and expiry rows make the
+  windowed values exact between events too, so point-in-time joins never leak later events.
 
 A manifest (``_manifest.json``) lists every feature with its Feast type for the definitions writer.
 A table reused from another project (``project:`` in the spec) is not built here: the manifest
@@ -48,6 +50,8 @@ class FeatureTable:
     features: list[FeatureColumn] = field(default_factory=list)
     owner: str = ""  # the project that builds and applies it (this one when empty)
     created: bool = False  # has a created_timestamp column (corrections)
+    windows: list[int] = field(default_factory=list)  # event tables: the windows in days
+    events: bool = False
 
 
 @dataclass
@@ -139,42 +143,73 @@ def _snapshot_select(spec: FeatureTableSpec, columns: dict[str, str], key: str, 
 
 def _events_select(con, project: str, spec: FeatureTableSpec, columns: dict[str, str], key: str,
                    entity_key: str, time_sql: str) -> tuple[str, list[FeatureColumn]]:
-    table = spec.table
-    window = "w"
-    aggs = [f"COUNT(*) OVER {window} AS {ident(feature_name(table, 'count'))}"]
-    features = [FeatureColumn(feature_name(table, "count"), "Int64")]
+    """Aggregates of an event table as step functions of time, exact at every instant.
+
+    Each event also leaves an "expiry" row just after it drops out of each window (t + w days),
+    so the aggregates change exactly when an event leaves a window, not only when a new event
+    arrives; a point-in-time join then reads the right value at any as-of time.
+    """
+    table, windows = spec.table, sorted(set(spec.windows))
+    numeric, levels = [], {}
     for col in spec.columns or [c for c in columns if c not in {key, spec.timestamp} | INTERNAL_COLUMNS]:
         dtype = columns[col]
         if dtype in NUMERIC or dtype.startswith("DECIMAL") or dtype == "BOOLEAN":
-            value = f"CAST({ident(col)} AS DOUBLE)"
-            for agg, fn in (("sum", "SUM"), ("mean", "AVG")):
-                name = feature_name(table, f"{col}_{agg}")
-                aggs.append(f"{fn}({value}) OVER {window} AS {ident(name)}")
-                features.append(FeatureColumn(name, "Float64"))
+            numeric.append(col)
         elif dtype == "VARCHAR":
-            levels = con.execute(
+            found = [r[0] for r in con.execute(
                 f"SELECT {ident(col)} FROM {qualified(project, table)} WHERE {ident(col)} IS NOT NULL "
-                f"GROUP BY 1 ORDER BY COUNT(*) DESC LIMIT {MAX_CATEGORY_LEVELS + 1}").fetchall()
-            if not levels or len(levels) > MAX_CATEGORY_LEVELS:
-                continue  # free text or ids: no per-value counts
-            used: set[str] = set()
-            for (level,) in levels:
-                name = feature_name(table, f"{col}_{snake(level)}_count")
-                if name in used:
-                    continue
+                f"GROUP BY 1 ORDER BY COUNT(*) DESC LIMIT {MAX_CATEGORY_LEVELS + 1}").fetchall()]
+            if found and len(found) <= MAX_CATEGORY_LEVELS:  # else free text or ids: no per-value counts
+                levels[col] = found
+    values = [f"CAST({ident(c)} AS DOUBLE) AS {ident('n_' + c)}" for c in numeric]
+    flags = [f"CASE WHEN {ident(c)} = {literal(v)} THEN 1 ELSE 0 END AS {ident(f'l_{c}_{i}')}"
+             for c, vs in levels.items() for i, v in enumerate(vs)]
+    events = (f"SELECT CAST({ident(key)} AS VARCHAR) AS __k, {time_sql} AS __t, 1 AS __e, "
+              f"row_number() OVER () AS __r{''.join(', ' + x for x in values + flags)} "
+              f"FROM {qualified(project, table)} WHERE {ident(key)} IS NOT NULL "
+              f"AND {ident(spec.timestamp)} IS NOT NULL")
+    nulls = [f"NULL AS {ident('n_' + c)}" for c in numeric] + \
+            [f"0 AS {ident(f'l_{c}_{i}')}" for c, vs in levels.items() for i, _ in enumerate(vs)]
+    expiries = [f"SELECT __k, __t + INTERVAL {w} DAY + INTERVAL 1 MICROSECOND, 0, __r"
+                f"{''.join(', ' + x for x in nulls)} FROM __events" for w in windows]
+    frames = {"all": "(PARTITION BY __k ORDER BY __t RANGE UNBOUNDED PRECEDING)",
+              "rows": "(PARTITION BY __k ORDER BY __t, __e, __r ROWS UNBOUNDED PRECEDING)",
+              **{w: f"(PARTITION BY __k ORDER BY __t RANGE BETWEEN INTERVAL {w} DAY PRECEDING "
+                    "AND CURRENT ROW)" for w in windows}}
+    features: list[FeatureColumn] = []
+
+    def add(name: str, sql: str, dtype: str) -> str:
+        features.append(FeatureColumn(feature_name(table, name), dtype))
+        return f"{sql} AS {ident(feature_name(table, name))}"
+
+    aggs = [add("count", f"SUM(__e) OVER {frames['all']}", "Int64"),
+            add("last_event_at", f"MAX(CASE WHEN __e = 1 THEN epoch(__t) END) OVER {frames['all']}", "Float64")]
+    for col in numeric:
+        n = ident("n_" + col)
+        aggs += [add(f"{col}_sum", f"COALESCE(SUM({n}) OVER {frames['all']}, 0)", "Float64"),
+                 add(f"{col}_mean", f"AVG({n}) OVER {frames['all']}", "Float64"),
+                 add(f"{col}_last", f"last_value({n} IGNORE NULLS) OVER {frames['rows']}", "Float64")]
+    for col, vs in levels.items():
+        used: set[str] = set()
+        for i, v in enumerate(vs):
+            name = f"{col}_{snake(v)}_count"
+            if name not in used:
                 used.add(name)
-                aggs.append(f"SUM(CASE WHEN {ident(col)} = {literal(level)} THEN 1 ELSE 0 END) "
-                            f"OVER {window} AS {ident(name)}")
-                features.append(FeatureColumn(name, "Int64"))
-    inner = (f"SELECT CAST({ident(key)} AS VARCHAR) AS {ident(entity_key)}, {time_sql} AS {TIMESTAMP}, "
-             + ", ".join(aggs)
-             + f" FROM {qualified(project, table)} WHERE {ident(key)} IS NOT NULL "
-             f"AND {ident(spec.timestamp)} IS NOT NULL "
-             f"WINDOW {window} AS (PARTITION BY {ident(key)} ORDER BY {time_sql} "
-             f"RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)")
-    outer = (f"* FROM ({inner}) QUALIFY row_number() OVER "
-             f"(PARTITION BY {ident(entity_key)}, {TIMESTAMP} ORDER BY {TIMESTAMP}) = 1")
-    return outer, features
+                aggs.append(add(name, f"SUM({ident(f'l_{col}_{i}')}) OVER {frames['all']}", "Int64"))
+    for w in windows:
+        aggs.append(add(f"count_{w}d", f"SUM(__e) OVER {frames[w]}", "Int64"))
+        for col in numeric:
+            n = ident("n_" + col)
+            aggs += [add(f"{col}_sum_{w}d", f"COALESCE(SUM({n}) OVER {frames[w]}, 0)", "Float64"),
+                     add(f"{col}_mean_{w}d", f"AVG({n}) OVER {frames[w]}", "Float64"),
+                     add(f"{col}_min_{w}d", f"MIN({n}) OVER {frames[w]}", "Float64"),
+                     add(f"{col}_max_{w}d", f"MAX({n}) OVER {frames[w]}", "Float64")]
+    stream = " UNION ALL ".join(["SELECT * FROM __events", *expiries])
+    select = (f"* EXCLUDE (__keep) FROM (WITH __events AS ({events}) "
+              f"SELECT __k AS {ident(entity_key)}, __t AS {TIMESTAMP}, {', '.join(aggs)}, "
+              f"row_number() OVER (PARTITION BY __k, __t ORDER BY __e DESC, __r DESC) AS __keep "
+              f"FROM ({stream})) WHERE __keep = 1")
+    return select, features
 
 
 def build_feature_tables(ws: Workspace, spec: ProjectSpec) -> Manifest:
@@ -212,8 +247,10 @@ def build_feature_tables(ws: Workspace, spec: ProjectSpec) -> Manifest:
                 raise DataError(f"{where}: table {fspec.table!r} has no usable feature columns")
             path = out_dir / f"{fspec.table}.parquet"
             _copy(con, query, path)
+            events = fspec.kind == "events"
             tables.append(FeatureTable(fspec.table, str(path), fspec.ttl_days, feats,
-                                       created=bool(fspec.created)))
+                                       created=bool(fspec.created), events=events,
+                                       windows=sorted(set(fspec.windows)) if events else []))
 
         label = spec.label
         columns = _columns(con, project, label.table, "label.table", available)
@@ -255,7 +292,7 @@ def _reused(ws: Workspace, spec: ProjectSpec, fspec: FeatureTableSpec, where: st
         raise DataError(f"{where}.project: {owner!r} keys {fspec.table!r} by {theirs.key!r}, this "
                         f"project by {spec.entity.key!r}: the entity keys must match to share it")
     return FeatureTable(found.table, found.path, found.ttl_days, found.features, owner=owner,
-                        created=found.created)
+                        created=found.created, windows=found.windows, events=found.events)
 
 
 def _copy(con, query: str, path: Path) -> None:

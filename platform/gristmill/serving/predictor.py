@@ -5,10 +5,11 @@ The BentoML service file in ``bentos/<project>/`` only declares endpoints and ca
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from gristmill.errors import EntityNotFound, InvalidRequest, ModelNotFound
-from gristmill.features.naming import service_name
+from gristmill.features.naming import REQUEST_TIME, service_name
 from gristmill.spec import load_spec
 from gristmill.training.model import TabularModel
 from gristmill.training.train import CHAMPION, configure_mlflow, model_name
@@ -60,9 +61,10 @@ class Predictor:
         ids = [str(i) for i in ids]
         version, model = self.served
         self._check_fields(model, extra or {})
+        now = time.time()  # the on-demand views' request time
         online = self.store.get_online_features(
             features=self.feature_service,
-            entity_rows=[{self.entity_key: i} for i in ids],
+            entity_rows=[{self.entity_key: i, REQUEST_TIME: now} for i in ids],
         ).to_dict()
         stored = [f for f in model.features if f in online]
         unknown = [i for n, i in enumerate(ids) if all(online[f][n] is None for f in stored)]

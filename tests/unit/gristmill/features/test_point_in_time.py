@@ -74,10 +74,13 @@ def test_online_store_serves_latest_values(built, workspace):
     from gristmill.features.store import open_store
 
     store = open_store(workspace)
+    now = pd.Timestamp("2024-01-22", tz="UTC").timestamp()  # the request time the on-demand views need
     online = store.get_online_features(features=store.get_feature_service("pit"),
-                                       entity_rows=[{"user_id": "u1"}, {"user_id": "nobody"}]).to_dict()
+                                       entity_rows=[{"user_id": "u1", "request_time": now},
+                                                    {"user_id": "nobody", "request_time": now}]).to_dict()
     assert online["events__count"] == [3, None]
     assert online["events__amount_sum"] == [130.0, None]
+    assert online["events__days_since_last"] == [2.0, None]  # last event on 01-20
 
 
 def test_generated_definitions_are_scoped_and_applied_by_the_feast_cli(built, workspace):
@@ -101,3 +104,18 @@ def test_missing_table_names_the_spec_key(workspace, add_tables):
     spec = parse_spec(SPEC, "pit.yaml")
     with pytest.raises(DataError, match=r"features\[0\]\.table: no table 'events'"):
         pipeline.features_apply(workspace, spec)
+
+
+def test_windows_are_exact_between_events_and_recency_is_on_demand(built):
+    _, frame = built
+    mid = _row(frame, "u1", "2024-01-15")
+    assert (mid["events__count_7d"], mid["events__count_30d"]) == (1, 2)
+    assert mid["events__amount_sum_7d"] == 20.0 and mid["events__amount_max_30d"] == 20.0
+    assert mid["events__amount_last"] == 20.0
+    assert mid["events__days_since_last"] == 5.0 and mid["events__count_7d_per_90d"] == 0.5
+    # u2's only event (01-03) left the 7-day window on 01-10, between events: the expiry row says so
+    late = _row(frame, "u2", "2024-01-15")
+    assert (late["events__count"], late["events__count_7d"], late["events__count_30d"]) == (1, 0, 1)
+    assert late["events__amount_sum_7d"] == 0.0 and pd.isna(late["events__amount_mean_7d"])
+    assert late["events__days_since_last"] == 12.0
+    assert not any(c.endswith("__last_event_at") or c == "request_time" for c in frame.columns)
