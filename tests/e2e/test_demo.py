@@ -188,3 +188,31 @@ def test_rollback_reaches_the_running_service_on_reload(demo, service):
     assert httpx.post(f"{service}/reload", json={}, timeout=60).json()["model_version"] == "1"
     reply = httpx.post(f"{service}/predict_entity", json={"customer_id": _sample_id(demo)}, timeout=30)
     assert reply.json()["model_version"] == "1"
+
+
+def test_feast_serve_answers_by_hand_after_the_demo(demo):
+    """`feast serve` in the feature repo, called like any client: the feature service by name,
+    the entity id and the request time its on-demand views need."""
+    port = _free_port()
+    repo = demo["root"] / "feature_repo"
+    proc = subprocess.Popen([str(BIN / "feast"), "serve", "-h", "127.0.0.1", "-p", str(port)], cwd=repo,
+                            env=demo["env"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    try:
+        body = {"feature_service": "churn_demo",
+                "entities": {"customer_id": [_sample_id(demo)], "request_time": [time.time()]}}
+        deadline, reply = time.monotonic() + 120, None
+        while time.monotonic() < deadline:
+            try:
+                reply = httpx.post(f"http://127.0.0.1:{port}/get-online-features", json=body, timeout=10)
+                break
+            except httpx.HTTPError:
+                if proc.poll() is not None:
+                    raise AssertionError(f"feast serve exited:\n{proc.stdout.read().decode()[-3000:]}")
+                time.sleep(1)
+        assert reply is not None and reply.status_code == 200, reply.text if reply else "no answer"
+        names = reply.json()["metadata"]["feature_names"]
+        assert "customers__contract" in names and "support_tickets__days_since_last" in names
+    finally:
+        os.killpg(proc.pid, 15)
+        proc.wait(timeout=30)
