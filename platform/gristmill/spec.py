@@ -133,6 +133,9 @@ class ServingSpec(_Strict):
     """How the project's BentoML service runs."""
 
     port: int = Field(3000, ge=1, le=65_535, description="Port for `bentoml serve`.")
+    log_predictions: bool = Field(
+        True, description="Append every prediction (features, result, model version, latency) to "
+        "<workspace>/predictions/<project>/ for monitoring.")
 
 
 class MonitoringSpec(_Strict):

@@ -147,6 +147,27 @@ def test_service_rejects_bad_input_with_4xx_and_a_message(service, path, payload
     assert reply.text.strip()
 
 
+def test_service_logs_and_counts_every_prediction(demo, service):
+    import duckdb
+
+    httpx.post(f"{service}/predict_entity", json={"customer_id": _sample_id(demo)}, timeout=30)
+    metrics = httpx.get(f"{service}/metrics", timeout=30).text
+    assert 'gristmill_predictions_total{endpoint="predict_entity",model_version="1",project="churn_demo"}' \
+        in metrics
+    logged = demo["root"] / "ws" / "predictions" / "churn_demo"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not list(logged.glob("date=*/*.parquet")):
+        time.sleep(1)
+    rows = duckdb.sql(f"SELECT _endpoint, count(*), min(_model_version), max(_latency_ms) > 0 FROM "
+                      f"read_parquet('{logged}/*/*.parquet', union_by_name=true) GROUP BY 1").fetchall()
+    endpoints = {r[0]: r for r in rows}
+    assert {"predict_entity", "predict_entities", "predict"} <= set(endpoints)
+    assert all(r[2] == "1" and r[3] for r in rows)
+    columns = [c[0] for c in duckdb.sql(f"DESCRIBE SELECT * FROM read_parquet('{logged}/*/*.parquet', "
+                                        "union_by_name=true)").fetchall()]
+    assert "customers__contract" in columns and "_prediction" in columns
+
+
 def test_second_project_in_the_same_workspace_leaves_the_first_alone(demo):
     env, root = demo["env"], demo["root"]
     demo_dir = root / "ws" / "demo" / "churn_demo"

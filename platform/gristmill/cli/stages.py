@@ -148,6 +148,25 @@ def show_train(result) -> None:
         err.print(f"[dim]promotion gate: {result.promotion['reason']}[/]")
 
 
+def predict(
+    project: str = typer.Argument(..., help="Project name."),
+    source: Path = typer.Argument(..., help="File of feature rows: .parquet, .csv, .tsv or .jsonl."),
+    output: Path = typer.Option(..., "--output", "-o", help="Parquet file to write the scores to."),
+    chunk_rows: int = typer.Option(100_000, "--chunk-rows", min=1, help="Rows scored at a time."),
+    as_json: bool = JSON,
+) -> None:
+    """Score a file with the champion model, chunk by chunk (bounded memory)."""
+    from gristmill.serving.batch import predict_file
+    from gristmill.workspace import check_project_name
+
+    result = predict_file(_ws(), check_project_name(project), source, output, chunk_rows, progress=not as_json)
+    if as_json:
+        emit_json(result)
+        return
+    console.print(f"scored {result['rows']} rows with {project} version {result['model_version']}: "
+                  f"{result['output']}")
+
+
 def deploy(project: str = typer.Argument(..., help="Project name or spec file.")) -> None:
     """Write bentos/<project>/ (service.py + bentofile.yaml)."""
     from gristmill import pipeline
@@ -279,5 +298,5 @@ def demo(
 
 
 def register(app: typer.Typer) -> None:
-    for fn in (demo, init, run, ingest, sql, train, deploy, serve, projects):
+    for fn in (demo, init, run, ingest, sql, train, predict, deploy, serve, projects):
         app.command()(fn)

@@ -59,7 +59,7 @@ class {cls}:
     @bentoml.api
     def predict_entity(self, {key}: str = Field(description="Id of the {entity} to score.")) -> dict[str, Any]:
         """Score one {entity} with its latest features from the online store."""
-        return call(self.predictor.by_entities, [{key}])[0]
+        return call(self.predictor.by_entities, [{key}], None, "predict_entity")[0]
 
     @bentoml.api
     def predict_entities(self, ids: list[str] = Field(description="Ids of the {entity}s to score.")) -> list[dict[str, Any]]:

@@ -17,10 +17,12 @@ from gristmill.workspace import Workspace
 
 
 class Predictor:
-    """Loads ``models:/<project>@champion`` and the project's feature service once."""
+    """Loads ``models:/<project>@champion`` and the project's feature service once; logs every
+    prediction (:mod:`gristmill.serving.prediction_log`) and counts it (:mod:`.metrics`)."""
 
-    def __init__(self, ws: Workspace, project: str) -> None:
+    def __init__(self, ws: Workspace, project: str, log: bool = True) -> None:
         from gristmill.features.store import open_store
+        from gristmill.serving.prediction_log import PredictionLog, log_folder
 
         ws.require_project(project)
         self.project = project
@@ -30,6 +32,17 @@ class Predictor:
         self.reload()
         self.store = open_store(ws)
         self.feature_service = self.store.get_feature_service(service_name(project))
+        self.log = PredictionLog(log_folder(ws.root, project)) if log and self.spec.serving.log_predictions else None
+
+    def _record(self, endpoint: str, version: str, started: float, rows: list[dict], predictions: list[dict],
+                ids: list[str] | None = None) -> None:
+        from gristmill.serving import metrics
+        from gristmill.serving.prediction_log import records
+
+        seconds = time.perf_counter() - started
+        metrics.observe(self.project, version, endpoint, len(predictions), seconds)
+        if self.log is not None:
+            self.log.append(records(endpoint, version, seconds * 1000, rows, predictions, ids))
 
     def reload(self) -> dict:
         """Load the version the ``champion`` alias names now (after a promotion or rollback)."""
@@ -54,10 +67,12 @@ class Predictor:
         return mlflow.pyfunc.load_model(source).unwrap_python_model().model
 
     # -- endpoints' logic ----------------------------------------------------------------------
-    def by_entities(self, ids: list[Any], extra: dict[str, Any] | None = None) -> list[dict]:
+    def by_entities(self, ids: list[Any], extra: dict[str, Any] | None = None,
+                    endpoint: str = "predict_entities") -> list[dict]:
         """Predict for entity ids with features from the online store (+ request-time values)."""
         if not ids:
             raise InvalidRequest("give at least one entity id")
+        started = time.perf_counter()
         ids = [str(i) for i in ids]
         version, model = self.served
         self._check_fields(model, extra or {})
@@ -71,19 +86,23 @@ class Predictor:
         if unknown:
             raise EntityNotFound(self.spec.entity.name, unknown)
         rows = [{f: online[f][n] for f in stored} | (extra or {}) for n in range(len(ids))]
-        return [{self.entity_key: i, **p, "model_version": version}
-                for i, p in zip(ids, model.predict_records(rows))]
+        predictions = model.predict_records(rows)
+        self._record(endpoint, version, started, rows, predictions, ids)
+        return [{self.entity_key: i, **p, "model_version": version} for i, p in zip(ids, predictions)]
 
     def by_rows(self, rows: list[dict[str, Any]]) -> list[dict]:
         """Predict from raw feature values (missing features count as missing values)."""
         if not rows:
             raise InvalidRequest("give at least one row of feature values")
+        started = time.perf_counter()
         version, model = self.served
         for n, row in enumerate(rows):
             if not isinstance(row, dict):
                 raise InvalidRequest(f"rows[{n}] must be an object of feature values")
             self._check_fields(model, row, f"rows[{n}]")
-        return [{**p, "model_version": version} for p in model.predict_records(rows)]
+        predictions = model.predict_records(rows)
+        self._record("predict", version, started, rows, predictions)
+        return [{**p, "model_version": version} for p in predictions]
 
     def describe(self) -> dict:
         version, model = self.served
