@@ -240,7 +240,8 @@ def machine() -> str:
     cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), "?")
     ram = int(next(ln.split()[1] for ln in open("/proc/meminfo") if ln.startswith("MemTotal"))) / 1024**2
     return (f"machine: {os.cpu_count()} cores, {ram:.0f} GB RAM, {cpu}, Python {platform.python_version()} | "
-            f"feast {version('feast')}, duckdb {duckdb.__version__}, pyarrow {pyarrow.__version__}")
+            f"feast {version('feast')}, duckdb {duckdb.__version__}, pyarrow {pyarrow.__version__} | "
+            f"load average at start {os.getloadavg()[0]:.1f}")
 
 
 def flush_redis() -> None:
@@ -318,7 +319,7 @@ def bench_store(args, data: Path, repos: Path) -> dict:
 
 
 def report(results: dict) -> None:
-    print(results["machine"])
+    print(results["machine"] + f", at end {results['load_end']:.1f} (other work on the machine skews figures)")
     tr = results.get("train")
     if tr:
         print(f"\n1. training set: {tr['label_rows']:,} label rows x {tr['features']} features "
@@ -387,6 +388,7 @@ def main() -> None:
         results["train"] = bench_train(args, data, repos)
     if "materialize" in args.parts or "online" in args.parts:
         results["store"] = bench_store(args, data, repos)
+    results["load_end"] = os.getloadavg()[0]
     if args.json:
         print(json.dumps(results, indent=2, default=str))
     else:

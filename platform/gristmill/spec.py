@@ -112,10 +112,24 @@ class TrainingSpec(_Strict):
     task: Literal["auto", "binary", "multiclass", "regression"] = Field(
         "auto", description="Learning task; 'auto' detects it from the target."
     )
-    metric: Literal["auto", "roc_auc", "log_loss", "accuracy", "rmse", "mae", "r2"] = Field(
+    metric: Literal["auto", "roc_auc", "log_loss", "accuracy", "f1", "average_precision", "rmse", "mae",
+                    "mape", "r2"] = Field(
         "auto", description="Selection metric; 'auto': roc_auc (binary), log_loss (multiclass), rmse."
     )
-    trainer: Literal["lightgbm"] = Field("lightgbm", description="Model family to tune.")
+    trainers: list[Literal["lightgbm", "xgboost", "catboost", "linear", "random_forest", "extra_trees"]] = Field(
+        ["lightgbm", "xgboost", "catboost", "linear", "random_forest", "extra_trees"], min_length=1,
+        description="Model families the search may use; each starts from its known-good defaults.",
+    )
+    folds: int = Field(5, ge=2, le=10, description="Cross-validation folds of the search.")
+    cv: Literal["auto", "stratified", "group", "time"] = Field(
+        "auto", description="How folds and the holdout are cut: 'group' keeps each entity's rows "
+        "together, 'time' trains on the past and validates on the future; 'auto' is 'group' when an "
+        "entity has several labels, else stratified (classification) or shuffled.",
+    )
+    class_weight: Literal["none", "balanced"] = Field(
+        "none", description="'balanced' weighs classes inversely to their frequency (rare positives).")
+    ensemble: bool = Field(
+        True, description="Combine the best trials by greedy selection on out-of-fold predictions.")
     budget_seconds: int = Field(60, ge=5, le=86_400, description="Wall-clock budget of the search.")
     max_trials: int = Field(200, ge=1, description="Upper bound on Optuna trials within the budget.")
     holdout_fraction: float = Field(

@@ -1,7 +1,9 @@
-"""The trained model as served: preprocessing + a native LightGBM booster, with no pyfunc overhead.
+"""The trained model as served: preprocessing + one or more native models, no pyfunc overhead.
 
-:class:`TabularModel` is what both the MLflow pyfunc wrapper and the BentoML service call, so the
-registered model and the served model run the same code.
+:class:`TabularModel` holds the feature schema and its members: native models of the trainers
+(:mod:`gristmill.training.trainers`) with their ensemble weights; a prediction is the weighted
+average of the members' scores. It is what both the MLflow pyfunc wrapper and the BentoML service
+call, so the registered model and the served model run the same code.
 """
 
 from __future__ import annotations
@@ -13,13 +15,22 @@ from typing import Any
 
 from gristmill.errors import InvalidRequest
 
-BOOSTER_FILE = "booster.txt"
 META_FILE = "gristmill_model.json"
 
 
 @dataclass
+class Member:
+    """One native model of an ensemble: its trainer's name, its weight and the fitted model."""
+
+    trainer: str
+    weight: float
+    fitted: Any = None
+    params: dict = field(default_factory=dict)
+
+
+@dataclass
 class TabularModel:
-    """Feature schema + booster. ``categories`` maps each text column to its training levels."""
+    """Feature schema + members. ``categories`` maps each text column to its training levels."""
 
     project: str
     task: str
@@ -29,7 +40,7 @@ class TabularModel:
     classes: list[Any] = field(default_factory=list)
     dataset_id: str = ""
     metric: str = ""
-    booster: Any = None
+    members: list[Member] = field(default_factory=list)
 
     # -- preprocessing -------------------------------------------------------------------------
     def frame(self, rows):
@@ -56,11 +67,28 @@ class TabularModel:
         return sorted(set(row) - set(self.features))
 
     # -- prediction ----------------------------------------------------------------------------
+    def scores(self, frame):
+        """The members' weighted scores of a prepared frame, in the trainers' shape (binary:
+        P(positive class); multiclass: a rows x classes matrix; regression: values)."""
+        from gristmill.training import trainers
+
+        task = self.trainer_task()
+        total = None
+        for member in self.members:
+            part = member.weight * trainers.get(member.trainer).predict(member.fitted, task, frame)
+            total = part if total is None else total + part
+        return total / sum(m.weight for m in self.members)
+
+    def trainer_task(self):
+        from gristmill.training.trainers import Task
+
+        return Task(self.task, len(self.classes), threads=1)
+
     def predict_raw(self, frame):
         """Scores of a prepared frame: P(class) matrix for classifiers, values for regression."""
         import numpy as np
 
-        scores = np.asarray(self.booster.predict(frame, num_threads=1))
+        scores = np.asarray(self.scores(frame))
         if self.task == "binary":
             return np.column_stack([1.0 - scores, scores])
         return scores
@@ -89,19 +117,31 @@ class TabularModel:
         return pd.DataFrame(flat)
 
     # -- persistence ---------------------------------------------------------------------------
-    def save(self, folder: Path) -> dict[str, str]:
+    def save(self, folder: Path) -> Path:
+        """Write the schema and every member into ``folder`` (one subfolder per member)."""
+        from gristmill.training import trainers
+
         folder.mkdir(parents=True, exist_ok=True)
-        self.booster.save_model(str(folder / BOOSTER_FILE))
-        meta = {k: v for k, v in asdict(self).items() if k != "booster"}
+        meta = {k: v for k, v in asdict(self).items() if k != "members"}
+        meta["members"] = []
+        for n, member in enumerate(self.members):
+            sub = folder / f"member_{n}"
+            sub.mkdir(exist_ok=True)
+            file = trainers.get(member.trainer).save(member.fitted, sub)
+            meta["members"].append({"trainer": member.trainer, "weight": member.weight,
+                                    "params": member.params, "file": f"member_{n}/{file}"})
         (folder / META_FILE).write_text(json.dumps(meta, indent=2, default=str))
-        return {"booster": str(folder / BOOSTER_FILE), "meta": str(folder / META_FILE)}
+        return folder
 
     @classmethod
-    def load(cls, booster_path: str | Path, meta_path: str | Path) -> "TabularModel":
-        import lightgbm as lgb
+    def load(cls, folder: str | Path) -> "TabularModel":
+        from gristmill.training import trainers
 
-        meta = json.loads(Path(meta_path).read_text())
-        return cls(**meta, booster=lgb.Booster(model_file=str(booster_path)))
+        folder = Path(folder)
+        meta = json.loads((folder / META_FILE).read_text())
+        members = [Member(m["trainer"], m["weight"], trainers.get(m["trainer"]).load(folder / m["file"]),
+                          m.get("params", {})) for m in meta.pop("members")]
+        return cls(**meta, members=members)
 
 
 def _plain(value):
@@ -114,7 +154,7 @@ def pyfunc_class():
 
     class GristmillModel(mlflow.pyfunc.PythonModel):
         def load_context(self, context):
-            self.model = TabularModel.load(context.artifacts["booster"], context.artifacts["meta"])
+            self.model = TabularModel.load(context.artifacts["model"])
 
         def predict(self, context, model_input, params=None):
             return self.model.predict_table(model_input)

@@ -41,21 +41,36 @@ def _metrics() -> dict[str, Metric]:
         labels = list(range(proba.shape[1])) if proba.ndim == 2 else [0, 1]
         return m.log_loss(y, proba, labels=labels)
 
+    def labels(proba):
+        import numpy as np
+
+        proba = np.asarray(proba)
+        return proba.argmax(axis=1) if proba.ndim == 2 else (proba >= 0.5).astype(int)
+
+    def f1(y, proba):
+        import numpy as np
+
+        proba = np.asarray(proba)
+        return m.f1_score(y, labels(proba), average="macro" if proba.ndim == 2 else "binary")
+
     return {
         "roc_auc": Metric("roc_auc", True, True, m.roc_auc_score),
         "log_loss": Metric("log_loss", False, True, log_loss),
         "accuracy": Metric("accuracy", True, True, accuracy),
+        "f1": Metric("f1", True, True, f1),
+        "average_precision": Metric("average_precision", True, True, m.average_precision_score),
         "rmse": Metric("rmse", False, False, rmse),
         "mae": Metric("mae", False, False, m.mean_absolute_error),
+        "mape": Metric("mape", False, False, m.mean_absolute_percentage_error),
         "r2": Metric("r2", True, False, m.r2_score),
     }
 
 
 DEFAULT_METRIC = {"binary": "roc_auc", "multiclass": "log_loss", "regression": "rmse"}
 TASK_METRICS = {
-    "binary": {"roc_auc", "log_loss", "accuracy"},
-    "multiclass": {"log_loss", "accuracy"},
-    "regression": {"rmse", "mae", "r2"},
+    "binary": {"roc_auc", "log_loss", "accuracy", "f1", "average_precision"},
+    "multiclass": {"log_loss", "accuracy", "f1"},
+    "regression": {"rmse", "mae", "mape", "r2"},
 }
 
 

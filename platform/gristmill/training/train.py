@@ -1,10 +1,13 @@
-"""Optuna search of LightGBM within a time budget, tracked in MLflow, the winner registered.
+"""Training: a cross-validated Optuna search over every trainer, an ensemble, the winner registered.
 
-One parent MLflow run per training; each Optuna trial is a nested run (params, validation score,
-rounds, duration). The study lives in the workspace's Optuna journal, so an interrupted training
-resumes its finished trials. The winner is refitted, scored on a holdout the search never saw, and
-registered under the project's name; the promotion gate (:mod:`gristmill.training.registry`) then
-makes it ``champion`` or ``challenger``.
+The holdout (cut by entity or by time when the spec says so) is kept apart; the search
+(:mod:`gristmill.training.search`) runs K-fold CV over the trainers within 75% of the budget; the
+ensemble (:mod:`gristmill.training.ensemble`) is chosen greedily on the out-of-fold predictions;
+its members are refitted on all training rows, scored on the holdout and registered as one MLflow
+model; the promotion gate (:mod:`gristmill.training.registry`) makes it ``champion`` or
+``challenger``. One parent MLflow run per training, a nested run per trial, a leaderboard (CSV +
+HTML) and holdout plots as artifacts. The study lives in the workspace's Optuna journal, its
+out-of-fold predictions beside it, so an interrupted training resumes every finished trial.
 """
 
 from __future__ import annotations
@@ -18,7 +21,6 @@ from pathlib import Path
 from gristmill.errors import DataError
 from gristmill.features.naming import TIMESTAMP
 from gristmill.spec import ProjectSpec
-from gristmill.training import lightgbm_space as space
 from gristmill.training import registry
 from gristmill.training.model import TabularModel, pyfunc_class
 from gristmill.training.task import class_order, detect_task, get_metric
@@ -43,6 +45,7 @@ class TrainResult:
     seconds: float
     alias: str = CHAMPION
     promotion: dict | None = None
+    ensemble: list | None = None
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -80,9 +83,24 @@ def configure_mlflow(ws: Workspace, project: str | None = None) -> str | None:
     return exp_id
 
 
-def _split(frame, target: str, task: str, fraction: float, seed: int):
-    from sklearn.model_selection import train_test_split
+def _strategy(cv: str, frame, key: str) -> str:
+    if cv != "auto":
+        return cv
+    return "group" if frame[key].duplicated().any() else "shuffle"
 
+
+def _split(frame, target: str, task: str, fraction: float, seed: int, strategy: str, key: str):
+    """The holdout, cut like the folds: by entity (group), by time (the latest rows) or at random."""
+    from sklearn.model_selection import GroupShuffleSplit, train_test_split
+
+    if strategy == "time":
+        ordered = frame.sort_values(TIMESTAMP, kind="stable")
+        cut = int(len(ordered) * (1 - fraction))
+        return ordered.iloc[:cut], ordered.iloc[cut:]
+    if strategy == "group":
+        tr, te = next(GroupShuffleSplit(n_splits=1, test_size=fraction, random_state=seed)
+                      .split(frame, groups=frame[key]))
+        return frame.iloc[tr], frame.iloc[te]
     stratify = frame[target] if task != "regression" else None
     try:
         return train_test_split(frame, test_size=fraction, random_state=seed, stratify=stratify)
@@ -104,15 +122,31 @@ def _schema(frame, features: list[str]) -> tuple[list[str], dict[str, list[str]]
     return numeric, categories
 
 
+def _weights(y, task: str, mode: str):
+    """Per-row weights making every class weigh the same in total ('balanced'), or None."""
+    import numpy as np
+
+    if mode != "balanced" or task == "regression":
+        return None
+    counts = np.bincount(y.astype(int))
+    return (len(y) / (len(counts) * counts))[y.astype(int)]
+
+
 def train(ws: Workspace, spec: ProjectSpec, dataset_id: str, dataset_path: Path,
           budget_seconds: int | None = None, progress: bool = False) -> TrainResult:
-    """Search, refit, score on the holdout, register; returns what was registered."""
-    import lightgbm as lgb
+    """Search, ensemble, refit, score on the holdout, register; returns what was registered."""
     import mlflow
+    import numpy as np
     import optuna
     import pandas as pd
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
+
+    from gristmill.training import trainers
+    from gristmill.training.ensemble import greedy_weights
+    from gristmill.training.model import Member
+    from gristmill.training.search import make_splits, run_search
+    from gristmill.training.trainers import Task
 
     started = time.monotonic()
     cfg = spec.training
@@ -131,6 +165,7 @@ def train(ws: Workspace, spec: ProjectSpec, dataset_id: str, dataset_path: Path,
     numeric, categories = _schema(frame, features)
     template = TabularModel(spec.project, task, features, numeric, categories, classes, dataset_id,
                             metric.name)
+    fit_task = Task(task, len(classes), threads=2, seed=cfg.seed)
 
     def encode_target(series):
         if task == "regression":
@@ -138,87 +173,106 @@ def train(ws: Workspace, spec: ProjectSpec, dataset_id: str, dataset_path: Path,
         lookup = {c: i for i, c in enumerate(classes)}
         return series.map(lookup).to_numpy()
 
-    train_df, holdout_df = _split(frame, target, task, cfg.holdout_fraction, cfg.seed)
-    fit_df, valid_df = _split(train_df, target, task, 0.2, cfg.seed + 1)
-    X_fit, X_valid = template.frame(fit_df), template.frame(valid_df)
-    y_fit, y_valid = encode_target(fit_df[target]), encode_target(valid_df[target])
-    prune_metric = space.PRUNE_METRIC.get((task, metric.name))
-    watched = [space.LOSS[task]] + ([prune_metric] if prune_metric and prune_metric != space.LOSS[task] else [])
-    base = {**space.FIXED, "objective": space.OBJECTIVE[task], "metric": watched, "seed": cfg.seed}
-    if task == "multiclass":
-        base["num_class"] = len(classes)
-
-    def fit(params: dict, X, y, valid=None, rounds=space.MAX_ROUNDS, callbacks=()):
-        dtrain = lgb.Dataset(X, y, free_raw_data=False)
-        sets = [lgb.Dataset(valid[0], valid[1], reference=dtrain)] if valid is not None else []
-        cbs = list(callbacks)
-        if valid is not None:
-            cbs.append(lgb.early_stopping(space.EARLY_STOPPING_ROUNDS, first_metric_only=True, verbose=False))
-        return lgb.train({**base, **params}, dtrain, num_boost_round=rounds, valid_sets=sets,
-                         callbacks=cbs)
+    strategy = _strategy(cfg.cv, frame, key)
+    train_df, holdout_df = _split(frame, target, task, cfg.holdout_fraction, cfg.seed, strategy, key)
+    train_df = train_df.reset_index(drop=True)
+    X, y = template.frame(train_df), encode_target(train_df[target])
+    weight = _weights(y, task, cfg.class_weight)
+    splits = make_splits("stratified" if strategy == "shuffle" else strategy, task, y, train_df[key],
+                         train_df[TIMESTAMP], cfg.folds, cfg.seed)
 
     exp_id = configure_mlflow(ws, spec.project)
     journal = ws.optuna_journal(spec.project)
     journal.parent.mkdir(parents=True, exist_ok=True)
-    storage = JournalStorage(JournalFileBackend(str(journal)))
-    direction = "maximize" if metric.greater_is_better else "minimize"
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(study_name=f"{spec.project}:{dataset_id}", storage=storage,
-                                direction=direction, load_if_exists=True,
-                                sampler=optuna.samplers.TPESampler(seed=cfg.seed),
-                                pruner=optuna.pruners.MedianPruner(n_warmup_steps=20))
-    if not study.trials:
-        study.enqueue_trial(space.DEFAULTS)
+    study_name = f"{spec.project}:{dataset_id}:{','.join(cfg.trainers)}:{cfg.folds}:{strategy}"
+    study = optuna.create_study(study_name=study_name, storage=JournalStorage(JournalFileBackend(str(journal))),
+                                direction="maximize" if metric.greater_is_better else "minimize",
+                                load_if_exists=True,
+                                sampler=optuna.samplers.TPESampler(seed=cfg.seed, multivariate=True, group=True),
+                                pruner=optuna.pruners.MedianPruner(n_startup_trials=len(cfg.trainers),
+                                                                   n_warmup_steps=1))
+    oof_dir = journal.parent / spec.project / f"oof-{study._study_id}"
 
     with mlflow.start_run(experiment_id=exp_id, run_name=f"train {dataset_id}") as parent:
-        mlflow.set_tags({"gristmill_project": spec.project, "training_set_id": dataset_id,
-                         "task": task, "trainer": cfg.trainer})
+        mlflow.set_tags({"gristmill_project": spec.project, "training_set_id": dataset_id, "task": task,
+                         "trainers": ",".join(cfg.trainers), "cv": strategy})
         mlflow.log_params({"budget_seconds": budget, "metric": metric.name, "rows": len(frame),
-                           "features": len(features), "holdout_fraction": cfg.holdout_fraction})
+                           "features": len(features), "holdout_fraction": cfg.holdout_fraction,
+                           "folds": cfg.folds, "class_weight": cfg.class_weight})
 
-        def objective(trial):
-            t0 = time.monotonic()
-            params = space.suggest(trial)
-            from optuna_integration import LightGBMPruningCallback
-
-            callbacks = [LightGBMPruningCallback(trial, prune_metric)] if prune_metric else []
-            booster = fit(params, X_fit, y_fit, (X_valid, y_valid), callbacks=callbacks)
-            value = metric.score(y_valid, booster.predict(X_valid))
-            trial.set_user_attr("best_iteration", booster.best_iteration or booster.current_iteration())
-            with mlflow.start_run(experiment_id=exp_id, run_name=f"trial {trial.number}", nested=True):
+        def on_trial(trial, name, params, score, seconds):
+            with mlflow.start_run(experiment_id=exp_id, run_name=f"trial {trial.number} {name}", nested=True):
+                mlflow.set_tag("trainer", name)
                 mlflow.log_params(params)
-                mlflow.log_metrics({f"valid_{metric.name}": value,
-                                    "rounds": trial.user_attrs["best_iteration"],
-                                    "seconds": time.monotonic() - t0})
-            return value
+                mlflow.log_metrics({f"cv_{metric.name}": score, "seconds": seconds,
+                                    "rounds": trial.user_attrs.get("rounds") or 0})
 
-        remaining = max(1.0, budget - (time.monotonic() - started))
-        done_before = len([t for t in study.trials if t.state.is_finished()])
-        study.optimize(objective, timeout=remaining, n_trials=max(1, cfg.max_trials - done_before),
-                       catch=(), show_progress_bar=progress and sys.stderr.isatty())
-        complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
-        if not complete:
+        search_time = max(1.0, budget * 0.75 - (time.monotonic() - started))
+        found = run_search(X, y, weight, fit_task, metric, cfg.trainers, splits, search_time, study,
+                           oof_dir, cfg.max_trials, progress, on_trial)
+        if not found:
             raise DataError("no training trial finished within the budget; raise training.budget_seconds")
-        best = study.best_trial
-        rounds = int(best.user_attrs.get("best_iteration") or 100)
-        rounds = max(1, int(rounds / 0.8))  # refit on the whole training part: scale the rounds
-        booster = fit(best.params, template.frame(train_df), encode_target(train_df[target]), rounds=rounds)
-        model = TabularModel(**{**template.__dict__, "booster": booster})
-        holdout = metric.score(encode_target(holdout_df[target]), booster.predict(model.frame(holdout_df)))
-        mlflow.log_params({f"best_{k}": v for k, v in best.params.items()} | {"best_rounds": rounds})
-        mlflow.log_metrics({f"holdout_{metric.name}": holdout, f"valid_{metric.name}": best.value,
-                            "trials": len(complete)})
-        leaderboard = study.trials_dataframe(attrs=("number", "value", "params", "state", "duration"))
-        version = _register(spec.project, model, holdout_df[features], leaderboard)
-        champion_score, note = _champion_score(spec.project, model, metric, holdout_df,
-                                               encode_target(holdout_df[target]))
+        mask = np.zeros(len(y), dtype=bool)
+        for _, va in splits:
+            mask[va] = True
+        weights = greedy_weights(found, y, metric, mask) if cfg.ensemble else {found[0].number: 1.0}
+        members = []
+        for cand in (c for c in found if c.number in weights):
+            trainer = trainers.get(cand.trainer)
+            rounds = int(cand.rounds * (1 + 1 / cfg.folds)) if cand.rounds else None
+            fitted = trainer.fit(cand.params, fit_task, X, y, weight, rounds=rounds)
+            members.append(Member(cand.trainer, weights[cand.number], fitted, cand.params))
+        model = TabularModel(**{**template.__dict__, "members": members})
+        y_holdout = encode_target(holdout_df[target])
+        holdout = metric.score(y_holdout, model.scores(model.frame(holdout_df)))
+        mlflow.log_metrics({f"holdout_{metric.name}": holdout, f"cv_{metric.name}": found[0].score,
+                            "trials": len(found), "ensemble_members": len(members)})
+        mlflow.log_params({"ensemble": " + ".join(f"{m.weight:.2f} {m.trainer}" for m in members)})
+        leaderboard = _leaderboard(study, weights, metric.name)
+        _log_reports(model, holdout_df, y_holdout, leaderboard)
+        version = _register(spec.project, model, holdout_df[features])
+        champion_score, note = _champion_score(spec.project, model, metric, holdout_df, y_holdout)
         decision = registry.decide(ws, spec.project, version, metric.name, metric.greater_is_better,
                                    holdout, champion_score, cfg.promotion_margin, note)
         mlflow.set_tags({"alias": decision.alias, "promotion": decision.reason})
+        best = found[0]
         result = TrainResult(spec.project, model_name(spec.project), version, parent.info.run_id,
-                             dataset_id, task, metric.name, holdout, len(complete), best.params,
-                             round(time.monotonic() - started, 1), decision.alias, decision.as_dict())
+                             dataset_id, task, metric.name, holdout, len(found),
+                             {"trainer": best.trainer, **best.params},
+                             round(time.monotonic() - started, 1), decision.alias, decision.as_dict(),
+                             [{"trainer": m.trainer, "weight": round(m.weight, 4)} for m in members])
     return result
+
+
+def _leaderboard(study, weights: dict[int, float], metric: str):
+    import pandas as pd
+
+    rows = []
+    for t in study.trials:
+        rows.append({"trial": t.number, "trainer": t.params.get("trainer"), "state": t.state.name.lower(),
+                     f"cv_{metric}": t.value, "seconds": t.user_attrs.get("seconds"),
+                     "rounds": t.user_attrs.get("rounds"), "ensemble_weight": weights.get(t.number, 0.0)})
+    board = pd.DataFrame(rows)
+    return board.sort_values(f"cv_{metric}", ascending=False, na_position="last") if len(board) else board
+
+
+def _log_reports(model: TabularModel, holdout_df, y_holdout, leaderboard) -> None:
+    """Leaderboard (CSV + HTML) and holdout plots as MLflow artifacts of the training run."""
+    import tempfile
+
+    import mlflow
+
+    from gristmill.training.plots import holdout_figures
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        leaderboard.to_csv(folder / "leaderboard.csv", index=False)
+        (folder / "leaderboard.html").write_text(leaderboard.to_html(index=False, float_format="%.5f"))
+        mlflow.log_artifact(str(folder / "leaderboard.csv"))
+        mlflow.log_artifact(str(folder / "leaderboard.html"))
+    for name, figure in holdout_figures(model, holdout_df, y_holdout).items():
+        mlflow.log_figure(figure, f"plots/{name}.png")
 
 
 def _champion_score(project: str, model: TabularModel, metric, holdout_df, y_holdout):
@@ -235,12 +289,12 @@ def _champion_score(project: str, model: TabularModel, metric, holdout_df, y_hol
         return None, (f"the champion predicts a {champion.task} task with classes {champion.classes}, "
                       "not comparable: promote by hand if intended")
     try:
-        return metric.score(y_holdout, champion.booster.predict(champion.frame(holdout_df), num_threads=1)), ""
+        return metric.score(y_holdout, champion.scores(champion.frame(holdout_df))), ""
     except Exception as exc:  # an old model that cannot read today's features is not comparable
         return None, f"the champion could not be scored on the new holdout ({exc})"
 
 
-def _register(project: str, model: TabularModel, example_rows, leaderboard) -> str:
+def _register(project: str, model: TabularModel, example_rows) -> str:
     import tempfile
 
     import mlflow
@@ -248,10 +302,7 @@ def _register(project: str, model: TabularModel, example_rows, leaderboard) -> s
     from mlflow.models import infer_signature
 
     with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        leaderboard.to_csv(folder / "leaderboard.csv", index=False)
-        mlflow.log_artifact(str(folder / "leaderboard.csv"))
-        artifacts = model.save(folder / "model")
+        folder = model.save(Path(tmp) / "model")
         example = example_rows.head(5).copy()
         for col in model.categories:
             example[col] = example[col].astype("object").where(example[col].notna(), None)
@@ -261,20 +312,27 @@ def _register(project: str, model: TabularModel, example_rows, leaderboard) -> s
         info = mlflow.pyfunc.log_model(
             name="model",
             python_model=pyfunc_class()(),
-            artifacts=artifacts,
+            artifacts={"model": str(folder)},
             signature=signature,
             input_example=example,
-            pip_requirements=_requirements(),
+            pip_requirements=_requirements(model),
             registered_model_name=model_name(project),
         )
     client = MlflowClient()
     version = str(info.registered_model_version)
     client.set_model_version_tag(model_name(project), version, "training_set_id", model.dataset_id)
+    client.set_model_version_tag(model_name(project), version, "members",
+                                 ", ".join(f"{m.trainer} {m.weight:.2f}" for m in model.members))
     mlflow.set_tag("registered_version", version)
     return version
 
 
-def _requirements() -> list[str]:
+LIBRARIES = {"lightgbm": "lightgbm", "xgboost": "xgboost-cpu", "catboost": "catboost"}
+
+
+def _requirements(model: TabularModel) -> list[str]:
     from importlib.metadata import version
 
-    return [f"{pkg}=={version(pkg)}" for pkg in ("mlflow", "lightgbm", "pandas", "numpy", "scikit-learn")]
+    packages = ["mlflow", "pandas", "numpy", "scikit-learn", "joblib"]
+    packages += sorted({LIBRARIES[m.trainer] for m in model.members if m.trainer in LIBRARIES})
+    return [f"{pkg}=={version(pkg)}" for pkg in packages]

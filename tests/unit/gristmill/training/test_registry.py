@@ -20,7 +20,7 @@ def _spec(project: str, margin: float = 0.0):
         "entity": {"name": "thing", "key": "thing_id"},
         "features": [{"table": "t"}],
         "label": {"table": "labels", "target": "y", "timestamp": "as_of"},
-        "training": {"task": "binary", "budget_seconds": 5, "max_trials": 2, "promotion_margin": margin},
+        "training": {"task": "binary", "budget_seconds": 5, "max_trials": 1, "promotion_margin": margin},
     }, "t.yaml")
 
 
@@ -48,8 +48,9 @@ def gristmill(*args):
 
 @pytest.fixture(scope="module")
 def gate(tmp_path_factory):
-    """Project ``gate``: v1 and v2 trained on the same data with the same seed, so v2 is no better
-    and stays challenger. Tests that move aliases come last in this file."""
+    """Project ``gate``: v1 and v2 trained on the same data with the same seed and one trial (the
+    second training resumes the first's study), so v2 is the same model, no better, and stays
+    challenger. Tests that move aliases come last in this file."""
     from gristmill.workspace import Workspace
 
     root = tmp_path_factory.mktemp("gate")

@@ -1,0 +1,94 @@
+"""The contract every trainer (model family) keeps, and the data it is handed.
+
+A trainer is a small class: its known-good defaults and its search space are plain data beside
+it; ``fit`` trains on one split (early-stopping on the validation part when the family has it) and
+``predict`` returns scores in one shape for every family: P(positive class) for binary tasks, a
+(rows x classes) matrix for multiclass, values for regression. Every trainer receives the same
+frame (float64 numbers, pandas categoricals with the training levels) and converts it itself, so
+each uses its library's native categorical handling where there is one.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+MAX_ROUNDS = 3000
+EARLY_STOPPING_ROUNDS = 50
+
+
+@dataclass
+class Task:
+    """What is learnt: ``kind`` (binary, multiclass, regression), class count, threads to use."""
+
+    kind: str
+    n_classes: int = 0
+    threads: int = 2
+    seed: int = 42
+
+
+@dataclass
+class Fitted:
+    """A trained native model and the boosting rounds it ended with (for refits)."""
+
+    native: Any
+    rounds: int | None = None
+    extra: dict = field(default_factory=dict)
+
+
+class Trainer(ABC):
+    """A model family. Subclasses set ``name``, ``defaults`` and ``space`` and implement the rest."""
+
+    name: ClassVar[str]
+    #: The first trial of this family: a configuration known to do well on most tables.
+    defaults: ClassVar[dict[str, Any]]
+    #: Search space, param -> ("int" | "int_log" | "float" | "float_log", low, high) or ("choice", [..]).
+    space: ClassVar[dict[str, tuple]]
+    #: Whether ``fit`` uses the validation part to stop early (and reports ``rounds``).
+    early_stopping: ClassVar[bool] = False
+
+    def suggest(self, trial) -> dict[str, Any]:
+        """Sample one point of :attr:`space` (param names prefixed by the trainer's name)."""
+        params = {}
+        for key, (kind, *bounds) in self.space.items():
+            name = f"{self.name}.{key}"
+            if kind == "choice":
+                params[key] = trial.suggest_categorical(name, bounds[0])
+            elif kind.startswith("int"):
+                params[key] = trial.suggest_int(name, bounds[0], bounds[1], log=kind.endswith("log"))
+            else:
+                params[key] = trial.suggest_float(name, bounds[0], bounds[1], log=kind.endswith("log"))
+        return params
+
+    @abstractmethod
+    def fit(self, params: dict, task: Task, X, y, weight=None, X_valid=None, y_valid=None,
+            rounds: int | None = None) -> Fitted:
+        """Train on ``X, y``; with ``X_valid`` stop early on it; with ``rounds`` train that many."""
+
+    @abstractmethod
+    def predict(self, fitted: Fitted, task: Task, X):
+        """Scores of ``X`` (see the module docstring for their shape)."""
+
+    @abstractmethod
+    def save(self, fitted: Fitted, folder: Path) -> str:
+        """Write the model into ``folder``; return the file name."""
+
+    @abstractmethod
+    def load(self, path: Path) -> Fitted:
+        """Read a model written by :meth:`save`."""
+
+
+def as_strings(X, categories: list[str]):
+    """``X`` with its categorical columns as plain strings (missing -> "__missing__")."""
+    out = X.copy()
+    for col in categories:
+        out[col] = out[col].astype("object").where(out[col].notna(), "__missing__").astype(str)
+    return out
+
+
+def categorical_columns(X) -> list[str]:
+    import pandas as pd
+
+    return [c for c in X.columns if isinstance(X[c].dtype, pd.CategoricalDtype)]

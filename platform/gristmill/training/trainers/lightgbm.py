@@ -1,0 +1,56 @@
+"""LightGBM: native categoricals, early stopping, fast. Search space after FLAML's and AutoGluon's."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from gristmill.training.trainers.base import EARLY_STOPPING_ROUNDS, MAX_ROUNDS, Fitted, Task, Trainer
+
+
+class LightGBMTrainer(Trainer):
+    name = "lightgbm"
+    early_stopping = True
+    defaults = {"learning_rate": 0.05, "num_leaves": 31, "min_child_samples": 20, "feature_fraction": 0.9,
+                "bagging_fraction": 1.0, "lambda_l1": 1e-8, "lambda_l2": 1e-8}
+    space = {"learning_rate": ("float_log", 0.01, 0.3), "num_leaves": ("int_log", 4, 256),
+             "min_child_samples": ("int_log", 5, 200), "feature_fraction": ("float", 0.4, 1.0),
+             "bagging_fraction": ("float", 0.5, 1.0), "lambda_l1": ("float_log", 1e-8, 10.0),
+             "lambda_l2": ("float_log", 1e-8, 10.0)}
+    OBJECTIVE = {"binary": "binary", "multiclass": "multiclass", "regression": "regression"}
+
+    def _params(self, params: dict, task: Task) -> dict:
+        out = {"objective": self.OBJECTIVE[task.kind], "verbosity": -1, "num_threads": task.threads,
+               "seed": task.seed, "deterministic": True, "force_col_wise": True, "bagging_freq": 1, **params}
+        if task.kind == "multiclass":
+            out["num_class"] = task.n_classes
+        return out
+
+    def fit(self, params, task, X, y, weight=None, X_valid=None, y_valid=None, rounds=None):
+        import lightgbm as lgb
+
+        train = lgb.Dataset(X, y, weight=weight, free_raw_data=False)
+        valid, callbacks = [], []
+        if X_valid is not None:
+            valid = [lgb.Dataset(X_valid, y_valid, reference=train)]
+            callbacks = [lgb.early_stopping(EARLY_STOPPING_ROUNDS, first_metric_only=True, verbose=False)]
+        booster = lgb.train(self._params(params, task), train, num_boost_round=rounds or MAX_ROUNDS,
+                            valid_sets=valid, callbacks=callbacks)
+        return Fitted(booster, booster.best_iteration or booster.current_iteration())
+
+    def predict(self, fitted, task, X):
+        import numpy as np
+
+        return np.asarray(fitted.native.predict(X, num_threads=1))
+
+    def save(self, fitted, folder):
+        fitted.native.save_model(str(folder / "lightgbm.txt"))
+        return "lightgbm.txt"
+
+    def load(self, path):
+        import lightgbm as lgb
+
+        return Fitted(lgb.Booster(model_file=str(path)))
+
+    def importance(self, fitted) -> dict[str, float]:
+        booster = fitted.native
+        return dict(zip(booster.feature_name(), booster.feature_importance("gain").tolist()))

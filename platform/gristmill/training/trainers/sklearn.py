@@ -1,0 +1,96 @@
+"""scikit-learn baselines: a linear model and two tree ensembles, behind one pipeline each.
+
+Numbers are imputed (median, plus a missing-indicator), categories one-hot encoded (rare levels
+grouped); the linear model also scales. They rarely win alone but add diversity to an ensemble.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from gristmill.training.trainers.base import Fitted, Task, Trainer, as_strings, categorical_columns
+
+
+def _pipeline(estimator, X, scale: bool):
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    cats = categorical_columns(X)
+    numbers = [c for c in X.columns if c not in cats]
+    numeric = [SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True)]
+    if scale:
+        numeric.append(StandardScaler())
+    encode = ColumnTransformer(
+        [("numbers", make_pipeline(*numeric), numbers),
+         ("categories", OneHotEncoder(handle_unknown="infrequent_if_exist", min_frequency=5,
+                                      max_categories=30, sparse_output=False), cats)],
+        remainder="drop")
+    return make_pipeline(encode, estimator)
+
+
+class _SklearnTrainer(Trainer):
+    scale = False
+
+    def estimator(self, params: dict, task: Task):
+        raise NotImplementedError
+
+    def fit(self, params, task, X, y, weight=None, X_valid=None, y_valid=None, rounds=None):
+        cats = categorical_columns(X)
+        model = _pipeline(self.estimator(params, task), X, self.scale)
+        fit_params = {f"{model.steps[-1][0]}__sample_weight": weight} if weight is not None else {}
+        model.fit(as_strings(X, cats), y, **fit_params)
+        return Fitted(model)
+
+    def predict(self, fitted, task, X):
+        import numpy as np
+
+        data = as_strings(X, categorical_columns(X))
+        if task.kind == "regression":
+            return np.asarray(fitted.native.predict(data))
+        proba = np.asarray(fitted.native.predict_proba(data))
+        return proba[:, 1] if task.kind == "binary" else proba
+
+    def save(self, fitted, folder):
+        import joblib
+
+        joblib.dump(fitted.native, folder / f"{self.name}.joblib")
+        return f"{self.name}.joblib"
+
+    def load(self, path):
+        import joblib
+
+        return Fitted(joblib.load(path))
+
+
+class LinearTrainer(_SklearnTrainer):
+    name = "linear"
+    scale = True
+    defaults = {"C": 1.0}
+    space = {"C": ("float_log", 1e-3, 100.0)}
+
+    def estimator(self, params, task):
+        from sklearn.linear_model import LogisticRegression, Ridge
+
+        if task.kind == "regression":
+            return Ridge(alpha=1.0 / params["C"], random_state=task.seed)
+        return LogisticRegression(C=params["C"], max_iter=500, random_state=task.seed)
+
+
+class RandomForestTrainer(_SklearnTrainer):
+    name = "random_forest"
+    defaults = {"min_samples_leaf": 2, "max_features": 0.5}
+    space = {"min_samples_leaf": ("int_log", 1, 30), "max_features": ("float", 0.1, 1.0)}
+    forest = "RandomForest"
+
+    def estimator(self, params, task):
+        from sklearn import ensemble
+
+        kind = getattr(ensemble, f"{self.forest}{'Regressor' if task.kind == 'regression' else 'Classifier'}")
+        return kind(n_estimators=200, n_jobs=task.threads, random_state=task.seed, **params)
+
+
+class ExtraTreesTrainer(RandomForestTrainer):
+    name = "extra_trees"
+    forest = "ExtraTrees"
