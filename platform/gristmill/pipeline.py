@@ -95,7 +95,8 @@ def train(ws: Workspace, spec: ProjectSpec, budget: int | None = None, dataset_i
 def deploy(ws: Workspace, spec: ProjectSpec) -> Path:
     from gristmill.serving.bento import write_bento
 
-    return write_bento(ws, spec.project, spec.entity.name, spec.entity.key, spec.serving.port)
+    return write_bento(ws, spec.project, spec.entity.name, spec.entity.key, spec.serving.port,
+                       spec.serving.api_token_env)
 
 
 def monitor(ws: Workspace, spec: ProjectSpec, current: Path | None = None):

@@ -147,6 +147,9 @@ class ServingSpec(_Strict):
     """How the project's BentoML service runs."""
 
     port: int = Field(3000, ge=1, le=65_535, description="Port for `bentoml serve`.")
+    api_token_env: Identifier | None = Field(
+        None, description="Name of an environment variable holding an API token: the service then "
+        "requires `Authorization: Bearer <token>` (health, readiness and metrics stay open).")
     log_predictions: bool = Field(
         True, description="Append every prediction (features, result, model version, latency) to "
         "<workspace>/predictions/<project>/ for monitoring.")

@@ -48,7 +48,12 @@ class TabularModel:
         import numpy as np
         import pandas as pd
 
-        df = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame.from_records(list(rows))
+        if isinstance(rows, pd.DataFrame):
+            df = rows
+        else:  # from_records would make zero rows of [{}]: one empty row is one row of missing values
+            rows = list(rows)
+            df = pd.DataFrame.from_records(rows, index=pd.RangeIndex(len(rows))) if any(rows) \
+                else pd.DataFrame(index=pd.RangeIndex(len(rows)))
         out = {}
         for col in self.numeric:
             values = df[col] if col in df else pd.Series(np.nan, index=df.index)
