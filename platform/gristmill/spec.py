@@ -153,6 +153,13 @@ class ServingSpec(_Strict):
     log_predictions: bool = Field(
         True, description="Append every prediction (features, result, model version, latency) to "
         "<workspace>/predictions/<project>/ for monitoring.")
+    challenger_share: float = Field(
+        0.0, ge=0.0, le=1.0, description="A/B test: share of traffic the 'challenger' model answers, "
+        "chosen by a stable hash of the entity id (of the row's values for raw rows), so an entity "
+        "always meets the same model. 0 serves the champion only.")
+    shadow: bool = Field(
+        False, description="Shadow mode: the 'challenger' also scores every request the champion "
+        "answers; its predictions are logged (variant 'shadow'), never returned.")
 
 
 class MonitoringSpec(_Strict):

@@ -85,8 +85,9 @@ def _free_port() -> int:
 def service(demo):
     port = _free_port()
     bento = Path(demo["summary"]["bento"])
+    log = (demo["root"] / "service.log").open("wb")  # a pipe nobody reads would fill and stall the server
     proc = subprocess.Popen([str(BIN / "bentoml"), "serve", "service:ChurnDemo", "--port", str(port)],
-                            cwd=bento, env=demo["env"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            cwd=bento, env=demo["env"], stdout=log, stderr=subprocess.STDOUT,
                             start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -98,13 +99,26 @@ def service(demo):
             except httpx.HTTPError:
                 pass
             if proc.poll() is not None:
-                raise AssertionError(f"bentoml serve exited:\n{proc.stdout.read().decode()[-3000:]}")
+                raise AssertionError(f"bentoml serve exited:\n{_tail(demo['root'] / 'service.log')}")
             time.sleep(1)
         else:
             raise AssertionError("bentoml serve did not become ready in 120 s")
         yield base
     finally:
-        os.killpg(proc.pid, 15)
+        _stop(proc)
+        log.close()
+
+
+def _tail(path: Path) -> str:
+    return path.read_text(errors="replace")[-3000:]
+
+
+def _stop(proc) -> None:
+    os.killpg(proc.pid, 15)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, 9)
         proc.wait(timeout=30)
 
 
@@ -168,6 +182,34 @@ def test_service_logs_and_counts_every_prediction(demo, service):
     assert "customers__contract" in columns and "_prediction" in columns
 
 
+def test_service_survives_property_based_requests(demo, service, tmp_path):
+    """schemathesis generates valid and invalid requests from the service's OpenAPI: no 5xx."""
+    out = subprocess.run([str(BIN / "st"), "run", f"{service}/docs.json", "--checks", "not_a_server_error",
+                          "--max-examples", "40", "--seed", "7", "--generation-database", "none",
+                          "--report-dir", str(tmp_path / "st"), "--request-timeout", "30"],
+                         capture_output=True, text=True, timeout=600, env=demo["env"], cwd=tmp_path)
+    assert out.returncode == 0, out.stdout[-4000:]
+
+
+def test_bentoml_build_works_offline(demo, tmp_path):
+    """`bentoml build` of the generated bento with no package index (lock_packages: false)."""
+    import shutil
+
+    env = {**demo["env"], "BENTOML_HOME": str(tmp_path / "bentoml"), "PIP_NO_INDEX": "1",
+           "UV_OFFLINE": "1"}
+    uv = shutil.which("uv")
+    if uv:  # bentoml build runs uv; it is wherever the README's setup put it
+        env["PATH"] = f"{Path(uv).parent}:{env.get('PATH', '')}"
+    out = _run([str(BIN / "bentoml"), "build", "--output", "tag"], env, cwd=Path(demo["summary"]["bento"]))
+    assert "churn-demo:" in out.stdout
+
+
+def test_service_turns_non_json_bodies_away(service):
+    reply = httpx.post(f"{service}/predict", content=b"rows=1", timeout=30,
+                       headers={"content-type": "multipart/form-data"})
+    assert reply.status_code == 415 and "JSON" in reply.json()["error"]
+
+
 def test_second_project_in_the_same_workspace_leaves_the_first_alone(demo):
     env, root = demo["env"], demo["root"]
     demo_dir = root / "ws" / "demo" / "churn_demo"
@@ -195,6 +237,65 @@ def test_second_project_in_the_same_workspace_leaves_the_first_alone(demo):
         assert json.loads(out.stdout)["rows"][0]["n"] > 0
 
 
+@pytest.fixture(scope="module")
+def gateway(demo):
+    """`gristmill serve --all` over the demo workspace, holding one project at a time: loading one
+    evicts the other."""
+    port = _free_port()
+    env = {**demo["env"], "GRISTMILL_GATEWAY_MAX_MODELS": "1"}
+    log = (demo["root"] / "gateway.log").open("wb")
+    proc = subprocess.Popen([str(BIN / "gristmill"), "serve", "--all", "--port", str(port)], env=env,
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None:
+                raise AssertionError(f"gristmill serve --all exited:\n{_tail(demo['root'] / 'gateway.log')}")
+            time.sleep(1)
+        else:
+            raise AssertionError("the gateway did not become ready in 120 s")
+        yield base
+    finally:
+        _stop(proc)
+        log.close()
+
+
+def test_gateway_serves_every_project_from_one_process(demo, gateway):
+    """Both projects through one service; the LRU drops the older one past the budget and loads
+    it again on demand; mistakes get the same 4xx as on a project's own bento."""
+    entity = _sample_id(demo)
+    for project in ("churn_demo", "churn_two", "churn_demo"):
+        reply = httpx.post(f"{gateway}/predict_entity", json={"project": project, "id": entity}, timeout=60)
+        assert reply.status_code == 200, reply.text
+        assert reply.json()["customer_id"] == entity and reply.json()["model_version"] == "1"
+    rows = httpx.post(f"{gateway}/predict", json={"project": "churn_two", "rows": [{}]}, timeout=60)
+    assert rows.status_code == 200 and len(rows.json()) == 1
+    state = httpx.post(f"{gateway}/projects", json={}, timeout=30).json()
+    assert state["projects"] == ["churn_demo", "churn_two"]
+    assert [p["project"] for p in state["loaded"]] == ["churn_two"]  # one project at a time
+    assert state["loaded"][0]["megabytes"] > 0
+    assert state["evictions"] >= 2 and state["loaded"][0]["load_seconds"] > 0
+    for payload, status in [({"project": "nope", "id": entity}, 404),
+                            ({"project": "Bad Name!", "id": entity}, 400),
+                            ({"project": "churn_demo", "id": "0000-NOONE"}, 404)]:
+        reply = httpx.post(f"{gateway}/predict_entity", json=payload, timeout=60)
+        assert reply.status_code == status, reply.text
+
+
+def test_gateway_survives_property_based_requests(demo, gateway, tmp_path):
+    out = subprocess.run([str(BIN / "st"), "run", f"{gateway}/docs.json", "--checks", "not_a_server_error",
+                          "--max-examples", "25", "--seed", "7", "--generation-database", "none",
+                          "--report-dir", str(tmp_path / "st"), "--request-timeout", "60"],
+                         capture_output=True, text=True, timeout=600, env=demo["env"], cwd=tmp_path)
+    assert out.returncode == 0, out.stdout[-4000:]
+
+
 def test_rollback_reaches_the_running_service_on_reload(demo, service):
     env = demo["env"]
     trained = json.loads(_run([str(BIN / "gristmill"), "train", "churn_demo", "--budget", "5", "--json"],
@@ -209,6 +310,47 @@ def test_rollback_reaches_the_running_service_on_reload(demo, service):
     assert httpx.post(f"{service}/reload", json={}, timeout=60).json()["model_version"] == "1"
     reply = httpx.post(f"{service}/predict_entity", json={"customer_id": _sample_id(demo)}, timeout=30)
     assert reply.json()["model_version"] == "1"
+
+
+def test_ab_split_and_shadow_reach_the_running_service(demo, service):
+    """After the rollback (champion v1), v2 becomes challenger; half the entities by a stable hash
+    meet v2, the rest meet v1 while v2 scores them in the shadow; the log keeps all three."""
+    import duckdb
+    import pandas as pd
+
+    env, root = demo["env"], demo["root"]
+    _run([str(BIN / "gristmill"), "models", "challenge", "churn_demo", "--version", "2"], env)
+    spec_path = root / "ws" / "projects" / "churn_demo" / "project.yaml"
+    spec = yaml.safe_load(spec_path.read_text())
+    spec.setdefault("serving", {}).update({"challenger_share": 0.5, "shadow": True})
+    spec_path.write_text(yaml.safe_dump(spec))
+    model = httpx.post(f"{service}/reload", json={}, timeout=60).json()
+    assert (model["model_version"], model["challenger_version"], model["shadow"]) == ("1", "2", True)
+
+    labels = root / "ws" / "lake" / "churn_demo" / "_features" / "_labels.parquet"
+    ids = pd.read_parquet(labels)["customer_id"].astype(str).drop_duplicates().head(60).tolist()
+    since = pd.Timestamp.now(tz="UTC").isoformat()
+    first = httpx.post(f"{service}/predict_entities", json={"ids": ids}, timeout=60).json()
+    again = httpx.post(f"{service}/predict_entities", json={"ids": ids[::-1]}, timeout=60).json()
+    meets = {r["customer_id"]: r["model_version"] for r in first}
+    assert meets == {r["customer_id"]: r["model_version"] for r in again}  # stable per entity
+    assert 10 <= sum(v == "2" for v in meets.values()) <= 50
+    assert {r["variant"] for r in first} == {"champion", "challenger"}
+
+    logged = root / "ws" / "predictions" / "churn_demo"
+    query = (f"SELECT _variant, _model_version, count(*) FROM read_parquet('{logged}/*/*.parquet', "
+             f"union_by_name=true) WHERE _ts >= '{since}'::TIMESTAMPTZ GROUP BY ALL")
+    deadline, seen = time.monotonic() + 30, {}
+    while time.monotonic() < deadline and seen.get("shadow", (0, 0))[1] < seen.get("champion", (0, 1))[1]:
+        time.sleep(1)
+        seen = {v: (m, n) for v, m, n in duckdb.sql(query).fetchall()}
+    assert seen["shadow"][0] == "2" and seen["challenger"][0] == "2" and seen["champion"][0] == "1"
+    assert seen["shadow"][1] == seen["champion"][1]  # every champion answer was shadowed
+    assert seen["champion"][1] + seen["challenger"][1] == 2 * len(ids)
+
+    spec["serving"].update({"challenger_share": 0.0, "shadow": False})
+    spec_path.write_text(yaml.safe_dump(spec))
+    assert httpx.post(f"{service}/reload", json={}, timeout=60).json()["challenger_version"] is None
 
 
 def test_feast_serve_answers_by_hand_after_the_demo(demo):

@@ -7,7 +7,7 @@ import typer
 
 from gristmill.cli.output import console, emit_json, table
 
-app = typer.Typer(help="Registered models: list, history, promote, rollback.", no_args_is_help=True)
+app = typer.Typer(help="Registered models: list, history, promote, challenge, rollback.", no_args_is_help=True)
 JSON = typer.Option(False, "--json", help="Print one JSON object.")
 PROJECT = typer.Argument(..., help="Project name.")
 
@@ -62,6 +62,23 @@ def promote(
         emit_json(move)
         return
     console.print(f"{project}: champion is now version {move['to_version']} (was {move['from_version']})")
+
+
+@app.command()
+def challenge(
+    project: str = PROJECT,
+    version: str = typer.Option(..., "--version", help="Version to make the challenger."),
+    as_json: bool = JSON,
+) -> None:
+    """Make a version the challenger: with serving.challenger_share (A/B) or serving.shadow in the
+    spec, the service scores it beside the champion (POST /reload or restart)."""
+    from gristmill.training import registry
+
+    move = registry.challenge(_ws(project), project, version)
+    if as_json:
+        emit_json(move)
+        return
+    console.print(f"{project}: challenger is now version {move['to_version']} (was {move['from_version']})")
 
 
 @app.command()

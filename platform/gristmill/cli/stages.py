@@ -167,11 +167,33 @@ def predict(
                   f"{result['output']}")
 
 
-def deploy(project: str = typer.Argument(..., help="Project name or spec file.")) -> None:
-    """Write bentos/<project>/ (service.py + bentofile.yaml)."""
-    from gristmill import pipeline
-    from gristmill.serving.bento import class_name
+ALL = typer.Option(False, "--all", help="The gateway: every project of the workspace from one service.")
+TOKEN_ENV = typer.Option(None, "--token-env", help="With --all: environment variable holding the "
+                         "API token the gateway requires (Authorization: Bearer <token>).")
 
+
+def _one_or_all(project: str | None, every: bool) -> None:
+    from gristmill.errors import GristmillError
+
+    if bool(project) == every:
+        raise GristmillError("give a project, or --all for the gateway that serves every project")
+
+
+def deploy(
+    project: str = typer.Argument(None, help="Project name or spec file."),
+    every: bool = ALL,
+    port: int = typer.Option(3000, "--port", help="With --all: the gateway's port."),
+    token_env: str = TOKEN_ENV,
+) -> None:
+    """Write bentos/<project>/ (service.py + bentofile.yaml), or bentos/_gateway/ with --all."""
+    from gristmill import pipeline
+    from gristmill.serving.bento import class_name, write_gateway
+
+    _one_or_all(project, every)
+    if every:
+        folder = write_gateway(_ws().ensure(), port, token_env)
+        console.print(f"wrote {folder}\nstart it: cd {folder} && bentoml serve service:Gateway --port {port}")
+        return
     spec = _spec(project)
     folder = pipeline.deploy(_ws(), spec)
     console.print(f"wrote {folder}\nstart it: cd {folder} && bentoml serve "
@@ -179,24 +201,31 @@ def deploy(project: str = typer.Argument(..., help="Project name or spec file.")
 
 
 def serve(
-    project: str = typer.Argument(..., help="Project name or spec file."),
-    port: int = typer.Option(None, "--port", help="Port (default: the spec's serving.port)."),
+    project: str = typer.Argument(None, help="Project name or spec file."),
+    every: bool = ALL,
+    port: int = typer.Option(None, "--port", help="Port (default: the spec's serving.port; 3000 with --all)."),
+    token_env: str = TOKEN_ENV,
 ) -> None:
-    """Start the project's BentoML service (writes it first if needed)."""
+    """Start the project's BentoML service (writes it first), or with --all the gateway that serves
+    every project, loading models on first use into a memory-bounded cache."""
     import os
     import shutil
     import sys
 
     from gristmill import pipeline
-    from gristmill.serving.bento import class_name
+    from gristmill.serving.bento import class_name, write_gateway
 
-    ws, spec = _ws(), _spec(project)
-    folder = pipeline.deploy(ws, spec)
+    _one_or_all(project, every)
+    ws = _ws()
+    if every:
+        folder, service, port = write_gateway(ws.ensure(), port or 3000, token_env), "Gateway", port or 3000
+    else:
+        spec = _spec(project)
+        folder, service = pipeline.deploy(ws, spec), class_name(spec.project)
+        port = port or spec.serving.port
     bentoml = shutil.which("bentoml", path=str(Path(sys.executable).parent)) or "bentoml"
-    args = [bentoml, "serve", f"service:{class_name(spec.project)}", "--port",
-            str(port or spec.serving.port)]
     os.chdir(folder)
-    os.execv(bentoml, args)
+    os.execv(bentoml, [bentoml, "serve", f"service:{service}", "--port", str(port)])
 
 
 def run(

@@ -7,6 +7,7 @@ and at exit) as Parquet files::
     <workspace>/predictions/<project>/date=YYYY-MM-DD/<time>-<pid>-<n>.parquet
 
 One row per prediction: ``_ts`` (UTC), ``_endpoint``, ``_entity_id``, ``_model_version``,
+``_variant`` (``champion``, ``challenger`` of an A/B test, or ``shadow``: scored, not returned),
 ``_latency_ms``, ``_prediction``, ``_probabilities`` (JSON) and one column per model feature with
 the value the model saw. Files are written under a temporary name and renamed, so a reader never
 sees half a file; several worker processes write side by side. Monitoring reads them all with
@@ -108,14 +109,14 @@ def _table(rows: list[dict]):
 
 
 def records(endpoint: str, version: str, latency_ms: float, rows: list[dict], predictions: list[dict],
-            ids: list[str] | None = None) -> list[dict]:
+            ids: list[str] | None = None, variant: str = "champion") -> list[dict]:
     """Prediction-log rows for one request (``rows``: the feature values the model saw)."""
     ts = datetime.now(timezone.utc)
     out = []
     for n, (row, pred) in enumerate(zip(rows, predictions)):
         probabilities = pred.get("probabilities")
         out.append({"_ts": ts, "_endpoint": endpoint, "_entity_id": ids[n] if ids else None,
-                    "_model_version": version, "_latency_ms": latency_ms,
+                    "_model_version": version, "_variant": variant, "_latency_ms": latency_ms,
                     "_prediction": str(pred["prediction"]),
                     "_probabilities": json.dumps(probabilities) if probabilities is not None else None,
                     **{k: v for k, v in row.items() if not k.startswith("_")}})

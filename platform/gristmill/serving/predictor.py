@@ -12,104 +12,175 @@ from gristmill.errors import EntityNotFound, InvalidRequest, ModelNotFound
 from gristmill.features.naming import REQUEST_TIME, service_name
 from gristmill.spec import load_spec
 from gristmill.training.model import TabularModel
-from gristmill.training.train import CHAMPION, configure_mlflow, model_name
+from gristmill.serving import traffic
+from gristmill.training.registry import CHALLENGER, CHAMPION
+from gristmill.training.train import configure_mlflow, model_name
 from gristmill.workspace import Workspace
 
 
 class Predictor:
     """Loads ``models:/<project>@champion`` and the project's feature service once; logs every
-    prediction (:mod:`gristmill.serving.prediction_log`) and counts it (:mod:`.metrics`)."""
+    prediction (:mod:`gristmill.serving.prediction_log`) and counts it (:mod:`.metrics`).
 
-    def __init__(self, ws: Workspace, project: str, log: bool = True) -> None:
+    With ``serving.challenger_share`` or ``serving.shadow`` in the spec it also loads
+    ``@challenger`` and routes or shadows traffic to it (:mod:`gristmill.serving.traffic`)."""
+
+    def __init__(self, ws: Workspace, project: str, log: bool = True, store=None) -> None:
         from gristmill.features.store import open_store
         from gristmill.serving.prediction_log import PredictionLog, log_folder
 
         ws.require_project(project)
-        self.project = project
+        self.ws, self.project = ws, project
         self.spec = load_spec(ws.spec_path(project))
         self.entity_key = self.spec.entity.key
         configure_mlflow(ws)
         self.reload()
-        self.store = open_store(ws)
-        self.feature_service = self.store.get_feature_service(service_name(project))
+        self.store = store or open_store(ws)  # the gateway shares one store across projects
+        try:
+            self.feature_service = self.store.get_feature_service(service_name(project))
+        except Exception:  # applied after this store read the registry: read it again
+            self.store.refresh_registry()
+            self.feature_service = self.store.get_feature_service(service_name(project))
         self.log = PredictionLog(log_folder(ws.root, project)) if log and self.spec.serving.log_predictions else None
 
-    def _record(self, endpoint: str, version: str, started: float, rows: list[dict], predictions: list[dict],
-                ids: list[str] | None = None) -> None:
+    def _record(self, endpoint: str, version: str, variant: str, seconds: float, rows: list[dict],
+                predictions: list[dict], ids: list[str] | None = None) -> None:
         from gristmill.serving import metrics
         from gristmill.serving.prediction_log import records
 
-        seconds = time.perf_counter() - started
-        metrics.observe(self.project, version, endpoint, len(predictions), seconds)
+        if variant != traffic.SHADOW:
+            metrics.observe(self.project, version, endpoint, len(predictions), seconds)
         if self.log is not None:
-            self.log.append(records(endpoint, version, seconds * 1000, rows, predictions, ids))
+            self.log.append(records(endpoint, version, seconds * 1000, rows, predictions, ids, variant))
+
+    def close(self) -> None:
+        """Flush the prediction log (the gateway drops this predictor)."""
+        if self.log is not None:
+            self.log.close()
 
     def reload(self) -> dict:
-        """Load the version the ``champion`` alias names now (after a promotion or rollback)."""
+        """Load the versions the ``champion`` (and, for A/B or shadow, ``challenger``) aliases name now,
+        with the spec's traffic settings as they are now."""
         from mlflow import MlflowClient
-        from mlflow.exceptions import MlflowException
 
-        try:
-            version = MlflowClient().get_model_version_by_alias(model_name(self.project), CHAMPION)
-        except MlflowException:
+        from gristmill.training.registry import alias_version
+
+        self.spec = load_spec(self.ws.spec_path(self.project))  # traffic settings may have changed
+        client = MlflowClient()
+        name = model_name(self.project)
+        champion = alias_version(client, name, CHAMPION)
+        if champion is None:
             raise ModelNotFound(f"project {self.project!r} has no '{CHAMPION}' model: "
-                                f"run `gristmill train {self.project}` first") from None
-        served = getattr(self, "served", None)
-        if served is None or served[0] != str(version.version):
-            # one attribute holds both, so a request never pairs one version's model with another's number
-            self.served = (str(version.version), self._load_model(version.source))
+                                f"run `gristmill train {self.project}` first")
+        wants = self.spec.serving.challenger_share > 0 or self.spec.serving.shadow
+        challenger = alias_version(client, name, CHALLENGER) if wants else None
+        held = (getattr(self, "served", None), getattr(self, "challenger", None))
+        loaded = {pair[0]: pair[1] for pair in held if pair}
+        served = (champion, loaded.get(champion) or self._load_model(client, name, champion))
+        other = None
+        if challenger is not None and challenger != champion:
+            other = (challenger, loaded.get(challenger) or self._load_model(client, name, challenger))
+        # one attribute each holds version and model, so a request never pairs one version's model
+        # with another's number
+        self.served, self.challenger = served, other
         return self.describe()
 
     @staticmethod
-    def _load_model(source: str) -> TabularModel:
+    def _load_model(client, name: str, version: str) -> TabularModel:
         import mlflow.pyfunc
 
+        source = client.get_model_version(name, version).source
         return mlflow.pyfunc.load_model(source).unwrap_python_model().model
 
     # -- endpoints' logic ----------------------------------------------------------------------
     def by_entities(self, ids: list[Any], extra: dict[str, Any] | None = None,
-                    endpoint: str = "predict_entities") -> list[dict]:
-        """Predict for entity ids with features from the online store (+ request-time values)."""
+                    endpoint: str = "predict_entities", strict: bool = True) -> list[dict]:
+        """Predict for entity ids with features from the online store (+ request-time values).
+
+        An unknown id fails the request (404) unless ``strict`` is False: then it answers
+        ``{"<key>": id, "error": ...}`` in its place (adaptive batching merges strangers' requests,
+        and one stranger's typo must not fail the others)."""
         if not ids:
             raise InvalidRequest("give at least one entity id")
         started = time.perf_counter()
         ids = [str(i) for i in ids]
-        version, model = self.served
-        self._check_fields(model, extra or {})
+        models = self._models()
+        self._check_fields(models[0][1], extra or {})
         now = time.time()  # the on-demand views' request time
         online = self.store.get_online_features(
             features=self.feature_service,
             entity_rows=[{self.entity_key: i, REQUEST_TIME: now} for i in ids],
         ).to_dict()
-        stored = [f for f in model.features if f in online]
-        unknown = [i for n, i in enumerate(ids) if all(online[f][n] is None for f in stored)]
-        if unknown:
-            raise EntityNotFound(self.spec.entity.name, unknown)
-        rows = [{f: online[f][n] for f in stored} | (extra or {}) for n in range(len(ids))]
-        predictions = model.predict_records(rows)
-        self._record(endpoint, version, started, rows, predictions, ids)
-        return [{self.entity_key: i, **p, "model_version": version} for i, p in zip(ids, predictions)]
+        stored = list(dict.fromkeys(f for _, m in models for f in m.features if f in online))
+        known = [not all(online[f][n] is None for f in stored) for n in range(len(ids))]
+        if not all(known):
+            missing = [i for i, k in zip(ids, known) if not k]
+            if strict or not any(known):
+                raise EntityNotFound(self.spec.entity.name, missing)
+        found = [n for n, k in enumerate(known) if k]
+        rows = [{f: online[f][n] for f in stored} | (extra or {}) for n in found]
+        answers = dict(zip(found, self._score(endpoint, started, rows, [ids[n] for n in found],
+                                              [ids[n] for n in found])))
+        error = f"unknown {self.spec.entity.name} id (no features in the online store)"
+        return [{self.entity_key: i, **answers[n]} if n in answers else {self.entity_key: i, "error": error}
+                for n, i in enumerate(ids)]
 
     def by_rows(self, rows: list[dict[str, Any]]) -> list[dict]:
         """Predict from raw feature values (missing features count as missing values)."""
         if not rows:
             raise InvalidRequest("give at least one row of feature values")
         started = time.perf_counter()
-        version, model = self.served
+        champion = self.served[1]
         for n, row in enumerate(rows):
             if not isinstance(row, dict):
                 raise InvalidRequest(f"rows[{n}] must be an object of feature values")
-            self._check_fields(model, row, f"rows[{n}]")
-        predictions = model.predict_records(rows)
-        self._record("predict", version, started, rows, predictions)
-        return [{**p, "model_version": version} for p in predictions]
+            self._check_fields(champion, row, f"rows[{n}]")
+        keys = [traffic.row_key(r) for r in rows] if self.challenger else [""] * len(rows)
+        return self._score("predict", started, rows, keys, None)
+
+    def _models(self) -> list[tuple[str, TabularModel]]:
+        return [self.served] + ([self.challenger] if self.challenger else [])
+
+    def _score(self, endpoint: str, started: float, rows: list[dict], keys: list[str],
+               ids: list[str] | None) -> list[dict]:
+        """Each row scored by the model its key is routed to; the shadow copy scored after."""
+        champion, challenger = self.served, self.challenger
+        share = self.spec.serving.challenger_share if challenger else 0.0
+        routes = traffic.variants(self.project, keys, share)
+        answers: list[dict] = [{}] * len(rows)
+        done = []
+        for variant, (version, model) in [(traffic.CHAMPION, champion)] + \
+                ([(traffic.CHALLENGER, challenger)] if challenger else []):
+            picked = [n for n, r in enumerate(routes) if r == variant]
+            if not picked:
+                continue
+            predictions = model.predict_records([rows[n] for n in picked])
+            for n, p in zip(picked, predictions):
+                answers[n] = {**p, "model_version": version, "variant": variant}
+            done.append((variant, version, picked, predictions))
+        seconds = time.perf_counter() - started
+        for variant, version, picked, predictions in done:
+            self._record(endpoint, version, variant, seconds, [rows[n] for n in picked], predictions,
+                         [ids[n] for n in picked] if ids else None)
+        if challenger and self.spec.serving.shadow:
+            picked = [n for n, r in enumerate(routes) if r == traffic.CHAMPION]
+            if picked:
+                shadow_started = time.perf_counter()
+                predictions = challenger[1].predict_records([rows[n] for n in picked])
+                self._record(endpoint, challenger[0], traffic.SHADOW, time.perf_counter() - shadow_started,
+                             [rows[n] for n in picked], predictions, [ids[n] for n in picked] if ids else None)
+        return answers
 
     def describe(self) -> dict:
         version, model = self.served
+        serving = self.spec.serving
         return {"project": self.project, "model": model_name(self.project), "alias": CHAMPION,
                 "model_version": version, "task": model.task,
                 "entity_key": self.entity_key, "features": model.features,
-                "classes": [str(c) for c in model.classes]}
+                "classes": [str(c) for c in model.classes],
+                "challenger_version": self.challenger[0] if self.challenger else None,
+                "challenger_share": serving.challenger_share if self.challenger else 0.0,
+                "shadow": bool(self.challenger and serving.shadow)}
 
     @staticmethod
     def _check_fields(model: TabularModel, row: dict, where: str = "request") -> None:

@@ -143,6 +143,20 @@ def promote(ws: Workspace, project: str, version: str | None = None) -> dict:
                                  "to_version": target, "reason": "promoted by hand"})
 
 
+def challenge(ws: Workspace, project: str, version: str) -> dict:
+    """Give ``challenger`` to ``version`` by hand: the service's A/B split or shadow mode scores it."""
+    client = _client(ws)
+    _require_model(client, project)
+    _require_version(client, project, version)
+    if alias_version(client, project, CHAMPION) == version:
+        raise GristmillError(f"version {version} of {project!r} is the champion: a challenger must be "
+                             "another version")
+    before = alias_version(client, project, CHALLENGER)
+    client.set_registered_model_alias(project, CHALLENGER, version)
+    return _append(ws, project, {"action": "challenge", "alias": CHALLENGER, "from_version": before,
+                                 "to_version": version, "reason": "made challenger by hand"})
+
+
 def rollback(ws: Workspace, project: str, to: str | None = None) -> dict:
     """Give ``champion`` back to the version that held it before (or to version ``to``)."""
     client = _client(ws)

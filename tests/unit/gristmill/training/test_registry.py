@@ -123,3 +123,15 @@ def test_promote_and_rollback_through_the_cli(gate):
     moves = json.loads(gristmill("models", "history", "gate", "--json").stdout)["moves"]
     assert [m["action"] for m in moves] == ["train", "train", "promote", "rollback"]
     assert all(m["by"] and m["at"] for m in moves)
+
+
+def test_challenge_gives_the_challenger_alias_by_hand(gate):
+    """After the rollback above, v1 is champion: v2 can be made challenger, v1 cannot."""
+    refused = gristmill("models", "challenge", "gate", "--version", "1")
+    assert refused.returncode == 1 and "is the champion" in refused.stderr
+    out = gristmill("models", "challenge", "gate", "--version", "2", "--json")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["to_version"] == "2"
+    listed = json.loads(gristmill("models", "list", "gate", "--json").stdout)["versions"]
+    assert {v["version"]: v["aliases"] for v in listed} == {"2": ["challenger"], "1": ["champion"]}
+    assert registry.history(gate[0], "gate")[-1]["action"] == "challenge"

@@ -1,0 +1,297 @@
+"""Serving figures: a real `bentoml serve` of a Gristmill bento under load from wrk on loopback.
+
+    .venv/bin/python bench/serving_bench.py [--dir /tmp/gristmill-sbench] [--stores sqlite,redis]
+        [--clients 1,16,64] [--seconds 10] [--gateway-projects 20] [--json]
+
+Needs ``wrk`` (Debian: ``apt-get install wrk``); Redis on 127.0.0.1:6379 for the Redis figures
+(db 13, flushed before use).
+
+1. Builds a project through Gristmill's own stages: 5,000 entities x 50 numeric features (one CSV),
+   binary labels, LightGBM for a few seconds; `gristmill deploy`; one workspace per online store
+   (SQLite embedded, Redis as in team mode via GRISTMILL_ONLINE_STORE).
+2. Starts `bentoml serve` of the project's bento and drives it with wrk (one thread, ``--clients``
+   connections, ``--seconds`` each after a warm-up), every request a single random entity:
+   ``/predict_entity`` (no batching) and ``/predict_batched`` (BentoML adaptive batching, one id per
+   request). Throughput, p50 and p99 as wrk measures them; any non-2xx answer is counted.
+3. Gateway: ``--gateway-projects`` more projects in one workspace (each its own labels and model,
+   features shared from the first project), `gristmill serve --all`; memory per loaded model, cold
+   (first request of a project) and warm latency, measured by a Python client.
+
+Client and server share the same 2 cores, so the client's own CPU is part of every figure.
+Figures only: nothing is asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+BIN = Path(sys.executable).parent
+ENTITIES, FEATURES = 5000, 50
+REDIS_URL = "redis://127.0.0.1:6379/13"
+
+LUA = """
+local ids = {}
+for line in io.lines("%(ids)s") do ids[#ids + 1] = line end
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+request = function()
+  local id = ids[math.random(#ids)]
+  return wrk.format(nil, nil, nil, string.format(%(body)s, id))
+end
+"""
+
+
+# ---------------------------------------------------------------- the project
+def make_data(folder: Path, entities: int, seed: int = 3) -> None:
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    x = rng.normal(size=(entities, FEATURES)).round(4)
+    ids = [f"c{i:06d}" for i in range(entities)]
+    profiles = pd.DataFrame(x, columns=[f"f{j:02d}" for j in range(FEATURES)])
+    profiles.insert(0, "updated_at", "2024-01-01T00:00:00Z")
+    profiles.insert(0, "customer_id", ids)
+    profiles.to_csv(folder / "profiles.csv", index=False)
+    score = x[:, :5] @ np.array([1.0, -0.8, 0.6, 0.4, -0.3]) + rng.normal(scale=0.5, size=entities)
+    pd.DataFrame({"customer_id": ids, "as_of": "2024-06-01T00:00:00Z",
+                  "churned": np.where(score > 0, "yes", "no")}).to_csv(folder / "labels.csv", index=False)
+
+
+def spec(project: str, data: Path, reuse_from: str | None = None, labels: str = "labels.csv") -> dict:
+    features = [{"table": "profiles", "project": reuse_from}] if reuse_from else \
+        [{"table": "profiles", "timestamp": "updated_at"}]
+    sources = [{"path": str(data / labels), "name": "labels"}]
+    if not reuse_from:
+        sources.insert(0, {"path": str(data / "profiles.csv"), "name": "profiles"})
+    return {"project": project, "sources": sources, "entity": {"name": "customer", "key": "customer_id"},
+            "features": features, "label": {"table": "labels", "target": "churned", "timestamp": "as_of"},
+            "training": {"budget_seconds": 8, "trainers": ["lightgbm"], "folds": 2}}
+
+
+def build(env: dict, root: Path, project: str, body: dict, budget: int) -> dict:
+    import yaml
+
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / f"{project}.yaml"
+    path.write_text(yaml.safe_dump(body))
+    out = subprocess.run([str(BIN / "gristmill"), "run", str(path), "--budget", str(budget), "--json"],
+                         env=env, capture_output=True, text=True, timeout=1800)
+    if out.returncode != 0:
+        raise SystemExit(f"gristmill run {project} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout)
+
+
+def workspace_env(root: Path, online: str | None) -> dict:
+    env = {**os.environ, "GRISTMILL_WORKSPACE": str(root / "ws"), "GRISTMILL_FEATURE_REPO": str(root / "feature_repo"),
+           "GRISTMILL_BENTOS": str(root / "bentos")}
+    env.pop("GRISTMILL_ONLINE_STORE", None)
+    if online:
+        env["GRISTMILL_ONLINE_STORE"] = online
+    return env
+
+
+# ---------------------------------------------------------------- servers and load
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start(args: list[str], cwd: Path | None, env: dict, port: int) -> subprocess.Popen:
+    import httpx
+
+    proc = subprocess.Popen(args, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None:
+            raise SystemExit(f"{args} exited with {proc.returncode}")
+        time.sleep(1)
+    stop(proc)
+    raise SystemExit(f"{args} not ready in 180 s")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, 15)
+        proc.wait(timeout=30)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        os.killpg(proc.pid, 9)
+
+
+def wrk(url: str, script: Path, clients: int, seconds: int) -> dict:
+    out = subprocess.run(["wrk", "-t", "1", "-c", str(clients), "-d", f"{seconds}s", "--latency",
+                          "-s", str(script), url], capture_output=True, text=True, timeout=seconds + 60)
+    text = out.stdout
+
+    def ms(label: str) -> float | None:
+        found = re.search(rf"^\s*{label}%\s+([\d.]+)(us|ms|s)\s*$", text, re.M)
+        if not found:
+            return None
+        return float(found.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[found.group(2)]
+
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", text)
+    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
+    errors = re.search(r"Socket errors:.*", text)
+    return {"clients": clients, "rps": float(rps.group(1)) if rps else None, "p50_ms": ms("50"),
+            "p99_ms": ms("99"), "non_2xx": int(bad.group(1)) if bad else 0,
+            "socket_errors": errors.group(0) if errors else None}
+
+
+def bench_service(args, root: Path, store: str, online: str | None) -> dict:
+    env = workspace_env(root, online)
+    summary = build(env, root, "sbench", spec("sbench", root.parent / "data"), args.budget)
+    ids = root / "ids.txt"
+    ids.write_text("\n".join(f"c{i:06d}" for i in range(ENTITIES)) + "\n")
+    port = free_port()
+    proc = start([str(BIN / "bentoml"), "serve", "service:Sbench", "--port", str(port)], Path(summary["bento"]),
+                 env, port)
+    rows = []
+    try:
+        for endpoint, body in (("predict_entity", '\'{"customer_id": "%s"}\''),
+                               ("predict_batched", '\'{"ids": ["%s"]}\'')):
+            script = root / f"{endpoint}.lua"
+            script.write_text(LUA % {"ids": ids, "body": body})
+            url = f"http://127.0.0.1:{port}/{endpoint}"
+            wrk(url, script, 4, 3)  # warm-up
+            for clients in args.clients:
+                row = wrk(url, script, clients, args.seconds)
+                row |= {"store": store, "endpoint": endpoint, "batching": endpoint == "predict_batched"}
+                rows.append(row)
+                print(json.dumps(row), file=sys.stderr)
+    finally:
+        stop(proc)
+    return {"store": store, "rows": rows, "holdout": summary["train"].get("holdout_score")}
+
+
+def bench_gateway(args, root: Path) -> dict:
+    """Projects share the first project's features; each has its own labels and model."""
+    import httpx
+    import numpy as np
+    import pandas as pd
+
+    env = workspace_env(root, None)
+    data = root.parent / "data"
+    build(env, root, "gbase", spec("gbase", data), args.budget)
+    rng = np.random.default_rng(11)
+    labels = pd.read_csv(data / "labels.csv")
+    started = time.perf_counter()
+    for n in range(args.gateway_projects - 1):
+        name = f"g{n:03d}"
+        part = labels.sample(600, random_state=int(rng.integers(1 << 30)))
+        part.to_csv(data / f"labels_{name}.csv", index=False)
+        body = spec(name, data, reuse_from="gbase", labels=f"labels_{name}.csv")
+        body["training"] |= {"budget_seconds": 3, "max_trials": 1}
+        build(env, root, name, body, 3)
+    build_seconds = time.perf_counter() - started
+    projects = ["gbase"] + [f"g{n:03d}" for n in range(args.gateway_projects - 1)]
+    port = free_port()
+    proc = start([str(BIN / "gristmill"), "serve", "--all", "--port", str(port)], None, env, port)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        import psutil
+
+        def rss() -> float:
+            procs = [psutil.Process(proc.pid)] + psutil.Process(proc.pid).children(recursive=True)
+            return sum(p.memory_info().rss for p in procs) / 2**20
+
+        with httpx.Client(timeout=120) as client:
+            before = rss()
+            cold, warm = [], []
+            for project in projects:
+                t = time.perf_counter()
+                reply = client.post(f"{base}/predict_entity", json={"project": project, "id": "c000001"})
+                cold.append((time.perf_counter() - t) * 1000)
+                assert reply.status_code == 200, reply.text
+            after = rss()
+            for _ in range(5):
+                for project in projects:
+                    t = time.perf_counter()
+                    client.post(f"{base}/predict_entity", json={"project": project, "id": "c000002"})
+                    warm.append((time.perf_counter() - t) * 1000)
+            state = client.post(f"{base}/projects", json={}).json()
+    finally:
+        stop(proc)
+    per_model = [p["megabytes"] for p in state["loaded"]]
+    return {"projects": len(projects), "build_seconds": round(build_seconds, 1),
+            "rss_before_mb": round(before, 1), "rss_after_mb": round(after, 1),
+            "mb_per_model_rss": round((after - before) / len(projects), 2),
+            "mb_per_model_accounted_median": statistics.median(per_model) if per_model else None,
+            "cold_ms_p50": round(statistics.median(cold), 1), "cold_ms_max": round(max(cold), 1),
+            "warm_ms_p50": round(statistics.median(warm), 2),
+            "warm_ms_p99": round(sorted(warm)[int(0.99 * (len(warm) - 1))], 2),
+            "loaded": len(state["loaded"]), "evictions": state["evictions"]}
+
+
+def machine() -> str:
+    cpus = os.cpu_count()
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    load = os.getloadavg()[0]
+    return f"{platform.machine()} {cpus} cores, {mem:.0f} GB RAM, Python {platform.python_version()}, load {load:.1f}"
+
+
+def flush_redis() -> None:
+    import redis
+
+    redis.Redis(host="127.0.0.1", port=6379, db=13).flushdb()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dir", default=str(Path(tempfile.gettempdir()) / "gristmill-sbench"))
+    parser.add_argument("--stores", default="sqlite,redis")
+    parser.add_argument("--clients", default="1,16,64")
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--budget", type=int, default=8)
+    parser.add_argument("--gateway-projects", type=int, default=20)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    args.clients = [int(c) for c in args.clients.split(",")]
+    if not shutil.which("wrk"):
+        raise SystemExit("wrk is needed for the load: apt-get install wrk")
+    root = Path(args.dir)
+    shutil.rmtree(root, ignore_errors=True)
+    make_data(root / "data", ENTITIES)
+    results = {"machine": machine(), "services": [], "gateway": None}
+    for store in [s for s in args.stores.split(",") if s]:
+        online = None
+        if store == "redis":
+            flush_redis()
+            online = REDIS_URL
+        results["services"].append(bench_service(args, root / store, store, online))
+    if args.gateway_projects > 0:
+        results["gateway"] = bench_gateway(args, root / "gateway")
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return
+    print(f"machine: {results['machine']}")
+    print(f"{'store':7} {'endpoint':16} {'clients':>7} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8}")
+    for service in results["services"]:
+        for r in service["rows"]:
+            print(f"{r['store']:7} {r['endpoint']:16} {r['clients']:>7} {r['rps'] or 0:>8.0f} "
+                  f"{r['p50_ms'] or 0:>8.2f} {r['p99_ms'] or 0:>8.2f} {r['non_2xx']:>8}")
+    if results["gateway"]:
+        print("gateway:", json.dumps(results["gateway"]))
+
+
+if __name__ == "__main__":
+    main()
