@@ -150,8 +150,8 @@ def test_service_predicts_from_raw_values_and_many_ids(demo, service):
 @pytest.mark.parametrize("path,payload,status", [
     ("/predict_entity", {"customer_id": "0000-NOONE"}, 404),
     ("/predict_entity", {"customer": "x"}, 400),
-    ("/predict", {"rows": [{"no_such_feature": 1}]}, 422),
-    ("/predict", {"rows": [{"billing__monatsbetrag": "lots"}]}, 422),
+    ("/predict", {"rows": [{"no_such_feature": 1}]}, 400),  # the request schema names the field
+    ("/predict", {"rows": [{"billing__monatsbetrag": "lots"}]}, 400),
     ("/predict", {"rows": "nope"}, 400),
     ("/predict_entities", {"ids": []}, 422),
 ])
@@ -159,6 +159,16 @@ def test_service_rejects_bad_input_with_4xx_and_a_message(service, path, payload
     reply = httpx.post(f"{service}{path}", json=payload, timeout=30)
     assert reply.status_code == status, reply.text
     assert reply.text.strip()
+    if path == "/predict" and isinstance(payload["rows"], list):
+        assert reply.json()["detail"][0]["loc"][-1] in payload["rows"][0]  # field-level
+
+
+def test_the_openapi_document_types_every_feature(demo, service):
+    schemas = httpx.get(f"{service}/docs.json", timeout=30).json()["components"]["schemas"]
+    row = schemas["ChurnDemoRow"]
+    assert row["additionalProperties"] is False
+    assert {"type": "number"} in row["properties"]["billing__monatsbetrag"]["anyOf"]
+    assert "Month-to-month" in row["properties"]["customers__contract"]["description"]
 
 
 def test_service_logs_and_counts_every_prediction(demo, service):

@@ -45,9 +45,12 @@ os.environ.setdefault("GRISTMILL_FEATURE_REPO", {feature_repo!r})
 from gristmill.serving.bento import call  # noqa: E402
 from gristmill.serving.guard import RequestGuard, token_from_env  # noqa: E402
 from gristmill.serving.predictor import Predictor  # noqa: E402
+from gristmill.serving.schema import as_dicts, row_model  # noqa: E402
 from gristmill.workspace import Workspace  # noqa: E402
 
 PROJECT = {project!r}
+# one row of /predict, typed from the champion's features at start-up (gristmill.serving.schema)
+{cls}Row = row_model(Workspace.resolve(), PROJECT, "{cls}Row")
 
 
 @bentoml.service(name={bento_name!r}, traffic={{"timeout": 30}})
@@ -68,9 +71,9 @@ class {cls}:
         return call(self.predictor.by_entities, ids)
 
     @bentoml.api
-    def predict(self, rows: list[dict[str, Any]] = Field(description="Rows of raw feature values.")) -> list[dict[str, Any]]:
+    def predict(self, rows: list[{cls}Row] = Field(description="Rows of raw feature values.")) -> list[dict[str, Any]]:
         """Score rows of raw feature values (a missing feature counts as a missing value)."""
-        return call(self.predictor.by_rows, rows)
+        return call(self.predictor.by_rows, as_dicts(rows))
 
     @bentoml.api(batchable=True, batch_dim=0, max_batch_size=128, max_latency_ms=500)
     def predict_batched(self, ids: list[str] = Field(description="Ids of the {entity}s to score.")) -> list[dict[str, Any]]:
