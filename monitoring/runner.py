@@ -140,10 +140,15 @@ def _reference_predictions(info: dict, features: pd.DataFrame) -> pd.Series | No
         import mlflow.pyfunc
 
         model = mlflow.pyfunc.load_model(f"models:/{info['model_name']}/{info['version']}")
-        table = model.predict(features)
+        inner = getattr(getattr(model, "unwrap_python_model", lambda: None)(), "model", None)
+        if hasattr(inner, "predict_table"):  # Gristmill's own model: it casts as the service does
+            table = inner.predict_table(features)
+        else:
+            table = model.predict(features)
         return table["prediction"].map(str)
     except Exception as exc:  # a model that cannot be loaded here: no prediction drift, said so
-        log.warning("reference predictions of version %s unavailable: %s", info["version"], exc)
+        log.warning("reference predictions of version %s unavailable: %s", info["version"],
+                    str(exc).splitlines()[0][:300])
         return None
 
 
@@ -326,7 +331,8 @@ def _run(ws, spec, job: JobSpec, current_file: Path | None, now: datetime | None
                                    "start": row["window_start"], "end": row["window_end"], "rows": len(window)}}
     columns = [c for c in ref["features"] if c in window.columns and ref["columns"][c].get("n", 0)]
     if len(window) < job.current.min_rows or not columns:
-        why = (f"{len(window)} rows in the window (< min_rows {job.current.min_rows})" if columns or
+        why = (f"{len(window)} rows in the window (< min_rows {job.current.min_rows}): serve traffic, or "
+               "pass --current FILE" if columns or
                len(window) < job.current.min_rows else "the window has none of the reference's feature columns")
         return _finish(ws, spec, job, row, summary, started, status="skipped", message=why, alerts=[])
 
