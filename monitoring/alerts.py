@@ -49,7 +49,8 @@ class Alert(BaseModel):
     at: str = Field(description="When the run finished (UTC, ISO 8601).")
 
     def line(self) -> str:
-        return (f"ALERT {self.project}/{self.job} (model v{self.model_version}, run {self.run_id}): "
+        model = f"model v{self.model_version}" if self.model_version else "no model"
+        return (f"ALERT {self.project}/{self.job} ({model}, run {self.run_id}): "
                 + "; ".join(self.reasons))
 
 

@@ -88,7 +88,7 @@ def read(workspace: Path, project: str, job: str | None = None, limit: int = 50)
     if job:
         query += " AND job = ?"
         args.append(job)
-    query += " ORDER BY started_at DESC LIMIT ?"
+    query += " ORDER BY started_at DESC, rowid DESC LIMIT ?"
     args.append(int(limit))
     with closing(_connect(workspace)) as con:
         con.row_factory = sqlite3.Row

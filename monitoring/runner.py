@@ -191,7 +191,7 @@ def reference(ws: Workspace, project: str, job: JobSpec, info: dict | None) -> d
                 lambda v: None if pd.isna(v) else str(v))
             stats["target"] = checks.column_stats(values, kind)
         stats.update(stats_version=STATS_VERSION, dataset_id=dataset_id, model_version=version,
-                     key=key, target=target, features=list(kinds), report_rows=job.report_rows,
+                     key_column=key, target_column=target, features=list(kinds), report_rows=job.report_rows,
                      seconds=round(time.perf_counter() - started, 3))
         folder.mkdir(parents=True, exist_ok=True)
         checks.sample_rows(frame[list(kinds)], job.report_rows, 0).to_parquet(
@@ -230,7 +230,7 @@ def prediction_log_window(ws: Workspace, project: str, start: datetime, end: dat
         con.execute("SET TimeZone = 'UTC'")
         listing = ", ".join(literal(f) for f in files)
         return con.execute(f"SELECT * FROM read_parquet([{listing}], union_by_name = true) "
-                           "WHERE _ts >= ? AND _ts < ?", [start, end]).df()
+                           "WHERE CAST(_ts AS TIMESTAMPTZ) >= ? AND CAST(_ts AS TIMESTAMPTZ) < ?", [start, end]).df()
     finally:
         con.close()
 
