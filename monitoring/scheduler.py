@@ -64,8 +64,23 @@ def trigger_of(schedule) -> Any:
 
 
 def _store_session(root: Path):
-    """A paused scheduler over the store: changes are written, nothing runs here."""
-    scheduler = make_scheduler(root)
+    """A scheduler without a thread over the store: changes are written, nothing ever runs here
+    (a paused BackgroundScheduler may still process due jobs while it shuts down)."""
+    from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+    from apscheduler.schedulers.base import BaseScheduler
+
+    class StoreOnly(BaseScheduler):
+        def wakeup(self) -> None:
+            pass
+
+        def shutdown(self, wait: bool = False) -> None:
+            super().shutdown(wait=False)
+
+    path = store_path(root)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    scheduler = StoreOnly(jobstores={"default": SQLAlchemyJobStore(url=f"sqlite:///{path}")},
+                          job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 3600},
+                          timezone="UTC")
     scheduler.start(paused=True)
     return scheduler
 

@@ -7,6 +7,8 @@ quality comes from the label join alone.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 import time
 from datetime import datetime, timedelta, timezone
@@ -17,9 +19,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import yaml
-from typer.testing import CliRunner
-
-from gristmill.cli import app
 from gristmill.spec import parse_spec
 from monitoring import history, scheduler
 from monitoring.jobs import JobSpec, ScheduleSpec
@@ -156,15 +155,20 @@ def test_scheduler_catches_up_a_missed_run_once(shop):
     assert scheduler.unschedule(ws.root, "shop", "late") and not scheduler.unschedule(ws.root, "shop", "late")
 
 
+def gristmill(*args):
+    """The real entry point (environment from the fixtures): exit codes and one-line errors."""
+    return subprocess.run([sys.executable, "-m", "gristmill", *args], capture_output=True, text=True)
+
+
 def test_cli_schedule_list_history_and_mistakes(shop, tmp_path):
     ws, _ = shop
-    runner = CliRunner()
-    out = runner.invoke(app, ["monitor", "schedule", "shop", "--job", "hourly", "--cron", "0 * * * *", "--json"])
-    assert out.exit_code == 0, out.output
+    out = gristmill("monitor", "schedule", "shop", "--job", "hourly", "--cron", "0 * * * *", "--json")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["id"] == "shop:hourly"
     assert yaml.safe_load((tmp_path / "jobs" / "shop" / "hourly.yaml").read_text())["schedule"]["cron"] == "0 * * * *"
-    listed = runner.invoke(app, ["monitor", "list", "shop", "--json"])
+    listed = gristmill("monitor", "list", "shop", "--json")
     assert json.loads(listed.stdout)["jobs"][0]["scheduled"] is True
-    empty = runner.invoke(app, ["monitor", "history", "shop"])
+    empty = gristmill("monitor", "history", "shop")
     assert "no monitoring runs" in empty.stdout
 
     for args, message in [
@@ -174,5 +178,6 @@ def test_cli_schedule_list_history_and_mistakes(shop, tmp_path):
         (["monitor", "unschedule", "shop", "--job", "nope"], "is not scheduled"),
         (["monitor", "history", "nope"], "project 'nope' is not in this workspace"),
     ]:
-        result = runner.invoke(app, args)
-        assert result.exit_code != 0 and message in str(result.exception), (args, result.output)
+        result = gristmill(*args)
+        assert result.returncode == 1 and message in result.stderr, (args, result.stderr)
+        assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
