@@ -73,6 +73,9 @@ def model_info(ws: Workspace, project: str, model: str) -> dict[str, Any] | None
     """Version, run id, training set, task and holdout score of the monitored model (None: no model)."""
     import warnings
 
+    if not (ws.mlflow_dir / "mlflow.db").is_file():
+        return None  # nothing was ever trained in this workspace
+
     import mlflow
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
