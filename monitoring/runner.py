@@ -405,10 +405,10 @@ def _align_types(window: pd.DataFrame, ref: dict, columns: list[str]) -> pd.Data
     """Numeric reference columns read as numbers in the window too (the log may hold text)."""
     import pandas as pd
 
-    window = window.copy()
-    for col in columns:
-        if ref["columns"][col]["kind"] == "numerical" and checks.column_kind(window[col]) != "numerical":
-            window[col] = pd.to_numeric(window[col], errors="coerce")
+    fix = [c for c in columns
+           if ref["columns"][c]["kind"] == "numerical" and checks.column_kind(window[c]) != "numerical"]
+    if fix:  # copy only when something changes: a window can be large
+        window = window.assign(**{c: pd.to_numeric(window[c], errors="coerce") for c in fix})
     return window
 
 

@@ -181,12 +181,10 @@ def history_(project: str = typer.Argument(..., help="Project name."), job: str 
         return "-" if v is None else format(v, fmt)
 
     table(f"Monitoring history of {project}",
-          ["started", "job", "status", "model", "rows", "drift share", "trend", "drifted", "prediction",
-           "quality", "alerts"],
-          [[r["started_at"], r["job"], r["status"], r["model_version"] or "-", r["n_current"],
-            num(r["drift_share"]), _bar(r["drift_share"]),
-            ", ".join((r["drifted_columns"] or [])[:3]) + (" ..." if len(r["drifted_columns"] or []) > 3 else ""),
-            num(r["prediction_drift_score"], ".3f"),
+          ["started (UTC)", "job", "status", "model", "rows", "drift share", "drifted", "quality", "alerts"],
+          [[r["started_at"][5:16].replace("T", " "), r["job"], r["status"], r["model_version"] or "-",
+            r["n_current"], f"{num(r['drift_share'])} {_bar(r['drift_share'])}",
+            ", ".join((r["drifted_columns"] or [])[:2]) + (" ..." if len(r["drifted_columns"] or []) > 2 else ""),
             "-" if r["quality"] is None else f"{r['quality_metric']} {r['quality']:.3f}",
             len((r["alerts"] or {}).get("reasons", []))] for r in rows])
 
@@ -194,7 +192,7 @@ def history_(project: str = typer.Argument(..., help="Project name."), job: str 
 def _bar(share) -> str:
     if share is None:
         return ""
-    return "#" * round(share * 10) + "." * (10 - round(share * 10))
+    return "#" * round(share * 5) + "." * (5 - round(share * 5))
 
 
 def scheduler_command(
