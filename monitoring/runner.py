@@ -300,7 +300,16 @@ def run_job(ws: Workspace, spec: ProjectSpec, job: JobSpec, current_file: Path |
     os.environ.setdefault("DO_NOT_TRACK", "1")
     lock = monitoring_dir(ws) / "locks" / f"{spec.project}.{job.name}.lock"
     with _lock(lock, f"monitoring job {spec.project}/{job.name} is already running; try again later"):
-        return _run(ws, spec, job, current_file, now)
+        started = datetime.now(timezone.utc)
+        try:
+            return _run(ws, spec, job, current_file, now)
+        except Exception as exc:  # a failed run is part of the history too, then the error goes on
+            history.append(ws.root, {
+                "run_id": f"{job.name}-{started:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}", "project": spec.project,
+                "job": job.name, "status": "error", "started_at": started.isoformat(timespec="seconds"),
+                "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "message": f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:500]})
+            raise
 
 
 def _run(ws, spec, job: JobSpec, current_file: Path | None, now: datetime | None) -> dict[str, Any]:

@@ -19,6 +19,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import yaml
+
+from gristmill.errors import GristmillError
 from gristmill.spec import parse_spec
 from monitoring import history, scheduler
 from monitoring.jobs import JobSpec, ScheduleSpec
@@ -181,3 +183,12 @@ def test_cli_schedule_list_history_and_mistakes(shop, tmp_path):
         result = gristmill(*args)
         assert result.returncode == 1 and message in result.stderr, (args, result.stderr)
         assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+
+
+def test_a_failed_run_is_recorded_and_still_raises(shop, tmp_path):
+    ws, spec = shop
+    job = JobSpec(name="batch", current={"source": "file", "path": str(tmp_path / "missing.parquet")})
+    with pytest.raises(GristmillError, match="no such file"):
+        run_job(ws, spec, job, now=NOW)
+    (row,) = history.read(ws.root, "shop", "batch")
+    assert row["status"] == "error" and "no such file" in row["message"]
