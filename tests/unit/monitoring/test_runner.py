@@ -93,7 +93,11 @@ def test_a_run_of_drifted_traffic_writes_reports_history_and_alerts(shop):
         assert (ws.root / row[key]).is_file()
     assert any("drift share 0.67 >= 0.50" in r for r in row["alerts"]["reasons"])
     assert (ws.root / "monitoring" / "alerts" / "a.jsonl").is_file()
-    assert list((monitoring_dir(ws) / "evidently").glob("*/snapshots/*.json"))
+    from evidently.ui.workspace import Workspace as EvidentlyWorkspace  # what `evidently ui` reads
+
+    evidently = EvidentlyWorkspace(str(monitoring_dir(ws) / "evidently"))
+    (project,) = evidently.search_project("shop")
+    assert len(evidently.list_runs(project.id)) == 1
 
     again = run_job(ws, spec, job, now=NOW + timedelta(minutes=1))
     assert again["reference_cached"] is True  # reference statistics once per model version
