@@ -4,7 +4,7 @@
 
 Writes a reference and a current frame (``--rows`` x ``--columns``: 80% numerical, 20% categorical;
 a fifth of the columns drifted in the current one) to Parquet, then measures, each in a fresh
-process so peak memory (ru_maxrss) is its own:
+process so peak memory (VmHWM) is its own:
 
 1. ``gristmill-cold``: the whole job (`monitoring.runner.run_job`) on a workspace whose reference
    statistics are not cached yet: reads the reference, computes its statistics, reads the current
@@ -73,6 +73,11 @@ def make_data(folder: Path, rows: int, columns: int, seed: int = 0) -> dict:
 
 
 def peak_mb() -> float:
+    """This process's peak resident memory: VmHWM (ru_maxrss survives exec: it would report the
+    parent's peak when that was higher)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
