@@ -13,7 +13,6 @@ a duplicate key is rejected, an unknown ``type`` names the valid ones.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from pathlib import Path
@@ -241,7 +240,3 @@ class RetrainChannel(AlertChannel):
         subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
                          env={**os.environ})
         out.close()
-
-
-def _json(value: Any) -> str:
-    return json.dumps(value, default=str)

@@ -113,7 +113,7 @@ class Flaky(BaseHTTPRequestHandler):
 def receiver():
     server = HTTPServer(("127.0.0.1", 0), Flaky)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    Flaky.received = []
+    Flaky.received, Flaky.fail = [], 0
     yield f"http://127.0.0.1:{server.server_port}/hook"
     server.shutdown()
 
@@ -147,3 +147,22 @@ def test_file_channel_stays_inside_the_alerts_folder(tmp_path):
     with pytest.raises(GristmillError, match="leaves"):
         alerts.resolve_alert_file(tmp_path, "../../etc/cron.d/x")
     assert alerts.resolve_alert_file(tmp_path, "/var/tmp/a.jsonl").as_posix() == "/var/tmp/a.jsonl"
+
+
+EXAMPLES = {"log": {}, "file": {"path": "contract.jsonl"}, "webhook": {"url": None, "retries": 0},
+            "retrain": {"budget_seconds": 5}}
+
+
+@pytest.mark.parametrize("key", alerts.channel_types())
+def test_every_channel_honours_the_contract(key, receiver, tmp_path):
+    """Each registered channel: a described, strict Config, an example, and a delivered toy alert."""
+    cls = alerts._CHANNELS[key]
+    assert cls.key == key and cls.__doc__
+    assert cls.Config.model_config.get("extra") == "forbid"
+    assert all(f.description for f in cls.Config.model_fields.values())
+    assert key in EXAMPLES, f"add an example configuration of channel {key!r} to EXAMPLES"
+    options = {k: (receiver if v is None else v) for k, v in EXAMPLES[key].items()}
+    with pytest.raises(ValueError, match="unknown key"):
+        alerts.parse_channel({"type": key, **options, "no_such_option": 1})
+    channel = alerts.make_channel({"type": key, **options}, {"workspace": str(tmp_path), "project": "shop"})
+    channel.send(ALERT)  # raises when it cannot deliver
