@@ -196,3 +196,25 @@ def test_a_failed_run_is_recorded_and_still_raises(shop, tmp_path):
         run_job(ws, spec, job, now=NOW)
     (row,) = history.read(ws.root, "shop", "batch")
     assert row["status"] == "error" and "no such file" in row["message"]
+
+
+def test_every_threshold_names_its_reason():
+    from monitoring.runner import _reasons
+
+    row = {"dataset_drift": 1, "drift_share": 0.6, "drifted_columns": ["a", "b"], "prediction_drift": 1,
+           "target_drift": 0, "quality_metric": "roc_auc", "quality": 0.70, "quality_baseline": 0.80}
+    summary = {"prediction_drift": {"method": "Jensen-Shannon distance", "score": 0.2}}
+    quality = [{"column": "a", "missing_share": 0.3, "reference_missing_share": 0.0, "missing_increase": 0.3,
+                "new_category_share": 0.2, "new_categories": ["x"], "out_of_range_share": None},
+               {"column": "b", "missing_share": 0.0, "reference_missing_share": 0.0, "missing_increase": 0.0,
+                "new_category_share": None, "new_categories": [], "out_of_range_share": 0.01}]
+    reasons = _reasons(JobSpec(), row, summary, quality, 0.5)
+    assert reasons == ["drift share 0.60 >= 0.50 (a, b)", "prediction drift (Jensen-Shannon distance 0.2)",
+                       "a: missing share 0.30 (reference 0.00)", "a: 20.0% new categories (x)",
+                       "roc_auc 0.7 is 0.1 worse than the holdout's 0.8"]
+    calm = JobSpec(thresholds={"prediction_drift": False, "missing_share_increase": 0.5,
+                               "new_category_share": 0.5, "quality_drop": 0.2})
+    assert _reasons(calm, {**row, "dataset_drift": 0}, summary, quality, 0.7) == []
+    # lower is better for errors
+    assert _reasons(calm, {"quality_metric": "rmse", "quality": 3.0, "quality_baseline": 2.5}, {}, [], 0.5) == [
+        "rmse 3 is 0.5 worse than the holdout's 2.5"]
