@@ -218,3 +218,14 @@ def test_every_threshold_names_its_reason():
     # lower is better for errors
     assert _reasons(calm, {"quality_metric": "rmse", "quality": 3.0, "quality_baseline": 2.5}, {}, [], 0.5) == [
         "rmse 3 is 0.5 worse than the holdout's 2.5"]
+
+
+def test_the_evidently_engine_decides_on_the_full_frames_with_the_same_verdicts(shop):
+    ws, spec = shop
+    log_predictions(ws, features(9, 2000, drifted=True), NOW - timedelta(hours=1))
+    fast = run_job(ws, spec, JobSpec(name="fast"), now=NOW)
+    full = run_job(ws, spec, JobSpec(name="full", engine="evidently"), now=NOW)
+    assert full["drift"]["engine"] == "evidently"
+    assert full["drift"]["drifted_columns"] == fast["drift"]["drifted_columns"] == ["customers__age",
+                                                                                     "customers__plan"]
+    assert [c["method"] for c in full["drift"]["columns"]] == [c["method"] for c in fast["drift"]["columns"]]
