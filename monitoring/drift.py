@@ -24,7 +24,7 @@ from gristmill.errors import DataError
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["ColumnDrift", "DriftResult", "run_drift_report"]
+__all__ = ["ColumnDrift", "DriftResult", "build_drift_report", "run_drift_report"]
 
 _SAFE_STEM = re.compile(r"[A-Za-z0-9_.-]+")
 _MAX_SHOWN = 5
@@ -96,7 +96,7 @@ class DriftResult(BaseModel):
         return f"{line}; reference {self.n_reference} rows, current {self.n_current} rows"
 
 
-def run_drift_report(
+def build_drift_report(
     reference: pd.DataFrame,
     current: pd.DataFrame,
     out_dir: Path,
@@ -105,8 +105,9 @@ def run_drift_report(
     columns: list[str] | None = None,
     drift_share_threshold: float = 0.5,
     categorical: list[str] | None = None,
-) -> DriftResult:
-    """Compare ``current`` against ``reference`` with Evidently's ``DataDriftPreset``.
+) -> tuple[DriftResult, Any]:
+    """Compare ``current`` against ``reference`` with Evidently's ``DataDriftPreset``; return the
+    result and Evidently's snapshot (for an Evidently workspace).
 
     Args:
         reference: The baseline frame (e.g. the training data).
@@ -128,7 +129,8 @@ def run_drift_report(
     (Wasserstein, Jensen-Shannon; threshold 0.1, drift when the distance reaches it).
 
     Returns:
-        The per-column verdicts, the dataset verdict and the paths of both files.
+        The per-column verdicts, the dataset verdict and the paths of both files; and Evidently's
+        snapshot.
 
     Raises:
         DataError: a bad name, an empty frame, no shared columns, a missing or entirely empty
@@ -221,7 +223,22 @@ def run_drift_report(
         drift_share_threshold=float(drift_share_threshold),
         dataset_drift=share >= drift_share_threshold,
         computed_at=computed_at,
-    )
+    ), snapshot
+
+
+def run_drift_report(
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    out_dir: Path,
+    *,
+    name: str,
+    columns: list[str] | None = None,
+    drift_share_threshold: float = 0.5,
+    categorical: list[str] | None = None,
+) -> DriftResult:
+    """Like :func:`build_drift_report`, without Evidently's snapshot object."""
+    return build_drift_report(reference, current, out_dir, name=name, columns=columns,
+                              drift_share_threshold=drift_share_threshold, categorical=categorical)[0]
 
 
 def _as_pandas(frame: Any, label: str) -> pd.DataFrame:

@@ -168,6 +168,9 @@ class MonitoringSpec(_Strict):
     drift_share_threshold: float = Field(
         0.5, gt=0.0, le=1.0, description="Share of drifted features that marks the dataset as drifted."
     )
+    jobs: list[dict] = Field(
+        default_factory=list, description="Monitoring jobs (model, reference, window, labels, "
+        "thresholds, alerts, schedule); each is validated as monitoring.jobs.JobSpec when it runs.")
 
 
 class ProjectSpec(_Strict):

@@ -38,6 +38,7 @@ def _register() -> None:
     app.add_typer(features.app, name="features")
     app.add_typer(models.app, name="models")
     app.add_typer(monitor.app, name="monitor")
+    app.command("scheduler")(monitor.scheduler_command)
 
 
 _register()
