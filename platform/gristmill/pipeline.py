@@ -96,7 +96,7 @@ def deploy(ws: Workspace, spec: ProjectSpec) -> Path:
     from gristmill.serving.bento import write_bento
 
     return write_bento(ws, spec.project, spec.entity.name, spec.entity.key, spec.serving.port,
-                       spec.serving.api_token_env)
+                       spec.serving.api_token_env, spec.serving.workers)
 
 
 def monitor(ws: Workspace, spec: ProjectSpec, current: Path | None = None):

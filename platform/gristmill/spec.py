@@ -147,6 +147,8 @@ class ServingSpec(_Strict):
     """How the project's BentoML service runs."""
 
     port: int = Field(3000, ge=1, le=65_535, description="Port for `bentoml serve`.")
+    workers: int = Field(1, ge=1, le=64, description="Worker processes of the service (each loads the "
+                         "model and the feature store; one per core is the usual choice).")
     api_token_env: Identifier | None = Field(
         None, description="Name of an environment variable holding an API token: the service then "
         "requires `Authorization: Bearer <token>` (health, readiness and metrics stay open).")

@@ -53,7 +53,7 @@ PROJECT = {project!r}
 {cls}Row = row_model(Workspace.resolve(), PROJECT, "{cls}Row")
 
 
-@bentoml.service(name={bento_name!r}, traffic={{"timeout": 30}})
+@bentoml.service(name={bento_name!r}, workers={workers}, traffic={{"timeout": 30}})
 class {cls}:
     """Predictions of project {project!r} by {key} (features from the online store) or raw values."""
 
@@ -112,7 +112,7 @@ python:
 
 
 def write_bento(ws: Workspace, project: str, entity: str, key: str, port: int,
-                token_env: str | None = None) -> Path:
+                token_env: str | None = None, workers: int = 1) -> Path:
     """Write the project's bento folder; returns it."""
     if not key.isidentifier() or keyword.iskeyword(key) or key in {"self", "ids", "rows"}:
         key = "entity_id"
@@ -120,7 +120,7 @@ def write_bento(ws: Workspace, project: str, entity: str, key: str, port: int,
     folder.mkdir(parents=True, exist_ok=True)
     values = {"project": project, "cls": class_name(project), "port": port, "key": key,
               "entity": entity, "bento_name": project.replace("_", "-"),
-              "workspace": str(ws.root), "feature_repo": str(ws.feature_repo), "token_env": token_env}
+              "workspace": str(ws.root), "feature_repo": str(ws.feature_repo), "token_env": token_env, "workers": workers}
     (folder / "service.py").write_text(SERVICE.format(**values))
     (folder / "bentofile.yaml").write_text(BENTOFILE.format(**values))
     return folder
