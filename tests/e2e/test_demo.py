@@ -6,6 +6,7 @@ same workspace to show that neither touches the other.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -81,32 +82,38 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@contextlib.contextmanager
+def _server(args, cwd, env, log_path: Path):
+    """A server process until the block ends; its output goes to a file (a pipe nobody reads would
+    fill and stall it). Yields its base URL once ``/readyz`` answers."""
+    port = _free_port()
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen([*args, "--port", str(port)], cwd=cwd, env=env, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                try:
+                    if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if proc.poll() is not None:
+                    raise AssertionError(f"{args} exited:\n{_tail(log_path)}")
+                time.sleep(1)
+            else:
+                raise AssertionError(f"{args} did not become ready in 120 s:\n{_tail(log_path)}")
+            yield base
+        finally:
+            _stop(proc)
+
+
 @pytest.fixture(scope="module")
 def service(demo):
-    port = _free_port()
-    bento = Path(demo["summary"]["bento"])
-    log = (demo["root"] / "service.log").open("wb")  # a pipe nobody reads would fill and stall the server
-    proc = subprocess.Popen([str(BIN / "bentoml"), "serve", "service:ChurnDemo", "--port", str(port)],
-                            cwd=bento, env=demo["env"], stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None:
-                raise AssertionError(f"bentoml serve exited:\n{_tail(demo['root'] / 'service.log')}")
-            time.sleep(1)
-        else:
-            raise AssertionError("bentoml serve did not become ready in 120 s")
+    with _server([str(BIN / "bentoml"), "serve", "service:ChurnDemo"], Path(demo["summary"]["bento"]),
+                 demo["env"], demo["root"] / "service.log") as base:
         yield base
-    finally:
-        _stop(proc)
-        log.close()
 
 
 def _tail(path: Path) -> str:
@@ -251,29 +258,9 @@ def test_second_project_in_the_same_workspace_leaves_the_first_alone(demo):
 def gateway(demo):
     """`gristmill serve --all` over the demo workspace, holding one project at a time: loading one
     evicts the other."""
-    port = _free_port()
     env = {**demo["env"], "GRISTMILL_GATEWAY_MAX_MODELS": "1"}
-    log = (demo["root"] / "gateway.log").open("wb")
-    proc = subprocess.Popen([str(BIN / "gristmill"), "serve", "--all", "--port", str(port)], env=env,
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None:
-                raise AssertionError(f"gristmill serve --all exited:\n{_tail(demo['root'] / 'gateway.log')}")
-            time.sleep(1)
-        else:
-            raise AssertionError("the gateway did not become ready in 120 s")
+    with _server([str(BIN / "gristmill"), "serve", "--all"], None, env, demo["root"] / "gateway.log") as base:
         yield base
-    finally:
-        _stop(proc)
-        log.close()
 
 
 def test_gateway_serves_every_project_from_one_process(demo, gateway):

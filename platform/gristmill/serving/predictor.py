@@ -10,9 +10,9 @@ from typing import Any
 
 from gristmill.errors import EntityNotFound, InvalidRequest, ModelNotFound
 from gristmill.features.naming import REQUEST_TIME, service_name
+from gristmill.serving import traffic
 from gristmill.spec import load_spec
 from gristmill.training.model import TabularModel
-from gristmill.serving import traffic
 from gristmill.training.registry import CHALLENGER, CHAMPION
 from gristmill.training.train import configure_mlflow, model_name
 from gristmill.workspace import Workspace
@@ -26,6 +26,8 @@ class Predictor:
     ``@challenger`` and routes or shadows traffic to it (:mod:`gristmill.serving.traffic`)."""
 
     def __init__(self, ws: Workspace, project: str, log: bool = True, store=None) -> None:
+        from feast.errors import FeatureServiceNotFoundException
+
         from gristmill.features.store import open_store
         from gristmill.serving.prediction_log import PredictionLog, log_folder
 
@@ -38,7 +40,7 @@ class Predictor:
         self.store = store or open_store(ws)  # the gateway shares one store across projects
         try:
             self.feature_service = self.store.get_feature_service(service_name(project))
-        except Exception:  # applied after this store read the registry: read it again
+        except FeatureServiceNotFoundException:  # applied after this store read the registry: read again
             self.store.refresh_registry()
             self.feature_service = self.store.get_feature_service(service_name(project))
         self.log = PredictionLog(log_folder(ws.root, project)) if log and self.spec.serving.log_predictions else None
@@ -165,11 +167,22 @@ class Predictor:
         if challenger and self.spec.serving.shadow:
             picked = [n for n, r in enumerate(routes) if r == traffic.CHAMPION]
             if picked:
-                shadow_started = time.perf_counter()
-                predictions = challenger[1].predict_records([rows[n] for n in picked])
-                self._record(endpoint, challenger[0], traffic.SHADOW, time.perf_counter() - shadow_started,
-                             [rows[n] for n in picked], predictions, [ids[n] for n in picked] if ids else None)
+                self._shadow(endpoint, challenger, [rows[n] for n in picked],
+                             [ids[n] for n in picked] if ids else None)
         return answers
+
+    def _shadow(self, endpoint: str, challenger: tuple[str, TabularModel], rows: list[dict],
+                ids: list[str] | None) -> None:
+        """Score with the challenger and log it; a failure here is logged, never answered."""
+        started = time.perf_counter()
+        try:
+            predictions = challenger[1].predict_records(rows)
+        except Exception as exc:
+            import logging
+
+            logging.getLogger(__name__).warning("shadow scoring with version %s failed: %s", challenger[0], exc)
+            return
+        self._record(endpoint, challenger[0], traffic.SHADOW, time.perf_counter() - started, rows, predictions, ids)
 
     def describe(self) -> dict:
         version, model = self.served
