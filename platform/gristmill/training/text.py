@@ -129,10 +129,30 @@ def _key(text: str) -> str:
     return hashlib.sha256(f"{MINILM}\0{text}".encode()).hexdigest()
 
 
+_CACHE_AT: list[Path] = []
+
+
 def cache_dir() -> Path | None:
-    """Where embeddings persist between runs (``$GRISTMILL_TEXT_CACHE``), or None: memory only."""
+    """Where embeddings persist between runs: the folder set by :func:`cache_at` (training uses
+    ``<workspace>/cache/text``), else ``$GRISTMILL_TEXT_CACHE``, else None (memory only)."""
+    if _CACHE_AT:
+        return _CACHE_AT[-1]
     value = os.environ.get(CACHE_ENV)
     return Path(value) if value else None
+
+
+class cache_at:
+    """Context manager: keep embeddings in ``folder`` while inside it."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+
+    def __enter__(self):
+        _CACHE_AT.append(self.folder)
+        return self.folder
+
+    def __exit__(self, *exc):
+        _CACHE_AT.pop()
 
 
 def _load_disk_cache(folder: Path) -> None:
