@@ -51,9 +51,13 @@ def require(module: str, what: str):
     import importlib
 
     try:
-        return importlib.import_module(module)
+        loaded = importlib.import_module(module)
     except ImportError:
         raise MissingExtra(what, module) from None
+    if module == "transformers":  # no progress bars on stderr for weights read from disk
+        loaded.utils.logging.disable_progress_bar()
+        loaded.utils.logging.set_verbosity_error()
+    return loaded
 
 
 def extra_installed() -> bool:
@@ -119,6 +123,7 @@ def sentence_encoder(threads: int = 2):
     with _LOCK:
         if MINILM not in _ENCODERS:
             require("torch", "the MiniLM text encoder")
+            require("transformers", "the MiniLM text encoder")
             st = require("sentence_transformers", "the MiniLM text encoder")
             set_torch_threads(threads)
             _ENCODERS[MINILM] = st.SentenceTransformer(str(minilm_path()), device="cpu")
