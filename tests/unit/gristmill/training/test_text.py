@@ -163,3 +163,11 @@ def test_text_finetune_from_the_spec_alone_registers_a_served_model(workspace):
     assert len(table) == 3 and np.allclose(table.filter(like="probability_").sum(axis=1), 1.0)
     history = mlflow.MlflowClient().get_metric_history(result.run_id, "refit_text_finetune_train_loss")
     assert [m.step for m in history] == list(range(1, len(history) + 1)) and history
+
+
+def test_a_text_column_the_table_lacks_names_the_spec_key(workspace):
+    from gristmill.errors import DataError
+
+    dataset_id, path = _dataset(workspace, "toy_nosuch", 40)
+    with pytest.raises(DataError, match="training.text_columns: 'comment' is not a feature"):
+        train(workspace, _spec("toy_nosuch", text_columns=["comment"]), dataset_id, path)
