@@ -116,10 +116,27 @@ class TrainingSpec(_Strict):
                     "mape", "r2"] = Field(
         "auto", description="Selection metric; 'auto': roc_auc (binary), log_loss (multiclass), rmse."
     )
-    trainers: list[Literal["lightgbm", "xgboost", "catboost", "linear", "random_forest", "extra_trees"]] = Field(
+    trainers: list[Literal["lightgbm", "xgboost", "catboost", "linear", "random_forest", "extra_trees",
+                           "ft_transformer", "text_finetune"]] = Field(
         ["lightgbm", "xgboost", "catboost", "linear", "random_forest", "extra_trees"], min_length=1,
-        description="Model families the search may use; each starts from its known-good defaults.",
+        description="Model families the search may use; each starts from its known-good defaults. "
+        "ft_transformer and text_finetune need the 'transformer' extra.",
     )
+    text_columns: list[Identifier] | None = Field(
+        None, description="Free-text feature columns (names as in the table, e.g. 'review'); "
+        "omitted: detected (long, mostly distinct strings); []: none.")
+    text_encoder: Literal["auto", "minilm", "tfidf", "none"] = Field(
+        "auto", description="How text becomes numbers for every trainer: 'minilm' sentence embeddings "
+        "(the 'transformer' extra), 'tfidf' (TF-IDF + SVD), 'none'; 'auto': minilm when installed, "
+        "else tfidf (none when text_finetune is the only trainer: it reads the text itself).")
+    text_model: Literal["all-minilm-l6-v2"] = Field(
+        "all-minilm-l6-v2", description="Text encoder (shipped inside a Python package, no download), "
+        "frozen for text_encoder: minilm, fine-tuned by the text_finetune trainer.")
+    text_dims: int = Field(32, ge=1, le=384, description="Numeric columns each text column becomes.")
+    epochs: int | None = Field(
+        None, ge=1, le=1000, description="Epochs of the neural trainers: text_finetune trains at most "
+        "this many (default 3), ft_transformer at most this many (default 200); both keep the epoch "
+        "with the best validation loss.")
     folds: int = Field(5, ge=2, le=10, description="Cross-validation folds of the search.")
     cv: Literal["auto", "stratified", "group", "time"] = Field(
         "auto", description="How folds and the holdout are cut: 'group' keeps each entity's rows "

@@ -259,7 +259,7 @@ def run_all(ws, spec, budget: int | None, quiet: bool = False) -> dict:
     dataset_id, _ = pipeline.features_dataset(ws, spec)
     say("features: materialize to the online store")
     pipeline.features_materialize(ws, spec)
-    say(f"train: Optuna + LightGBM, budget {budget or spec.training.budget_seconds}s")
+    say(f"train: {', '.join(spec.training.trainers)}; budget {budget or spec.training.budget_seconds}s")
     result = pipeline.train(ws, spec, budget=budget, dataset_id=dataset_id, progress=not quiet)
     if not quiet:
         show_train(result)

@@ -9,13 +9,14 @@ call, so the registered model and the served model run the same code.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from gristmill.errors import InvalidRequest
 
 META_FILE = "gristmill_model.json"
+TEXT_FILE = "text_encoders.joblib"
 
 
 @dataclass
@@ -30,7 +31,9 @@ class Member:
 
 @dataclass
 class TabularModel:
-    """Feature schema + members. ``categories`` maps each text column to its training levels."""
+    """Feature schema + members. ``categories`` maps each categorical column to its training
+    levels; ``text_columns`` hold free text, each turned into numbers by its fitted encoder in
+    ``encoders`` (:mod:`gristmill.training.text`) and also passed on raw for trainers that read text."""
 
     project: str
     task: str
@@ -41,16 +44,44 @@ class TabularModel:
     dataset_id: str = ""
     metric: str = ""
     members: list[Member] = field(default_factory=list)
+    text_columns: list[str] = field(default_factory=list)
+    encoders: dict[str, Any] = field(default_factory=dict)
 
     # -- preprocessing -------------------------------------------------------------------------
     def frame(self, rows):
         """A model-ready DataFrame from a DataFrame or a list of dicts (missing features -> NaN)."""
+        import pandas as pd
+
+        if isinstance(rows, pd.DataFrame):
+            df, index = rows, rows.index
+            out = self._columns_of_frame(df)
+
+            def column(col):
+                return df[col] if col in df else pd.Series(None, index=index, dtype="object")
+        else:
+            rows = list(rows)
+            index = pd.RangeIndex(len(rows))
+            out = self._columns_of_records(rows)
+
+            def column(col):
+                return [row.get(col) for row in rows]
+        order = [c for c in self.features if c not in self.text_columns]
+        raw = {}
+        for col in self.text_columns:
+            raw[col] = pd.array(text_strings(column(col)), dtype="string")
+            if col in self.encoders:
+                encoder = self.encoders[col]
+                matrix = encoder.transform(raw[col])
+                for i, name in enumerate(encoder.outputs):
+                    out[name] = matrix[:, i]
+                order += encoder.outputs
+        out.update(raw)
+        return pd.DataFrame(out, index=index)[order + self.text_columns]
+
+    def _columns_of_frame(self, df) -> dict:
         import numpy as np
         import pandas as pd
 
-        if not isinstance(rows, pd.DataFrame):
-            return self._frame_of_records(list(rows))
-        df = rows
         out = {}
         for col in self.numeric:
             values = df[col] if col in df else pd.Series(np.nan, index=df.index)
@@ -63,9 +94,9 @@ class TabularModel:
             values = df[col] if col in df else pd.Series(None, index=df.index, dtype="object")
             text = values.map(lambda v: None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v))
             out[col] = pd.Categorical(text, categories=levels)
-        return pd.DataFrame(out, index=df.index)[self.features]
+        return out
 
-    def _frame_of_records(self, rows: list[dict]):
+    def _columns_of_records(self, rows: list[dict]) -> dict:
         """The request path: a few dicts straight into numpy columns (pandas' per-column Series
         machinery costs ~1 ms a column, too much for a single-row request)."""
         import numpy as np
@@ -82,7 +113,7 @@ class TabularModel:
             out[col] = values
         for col, levels in self.categories.items():
             out[col] = pd.Categorical([_text(row.get(col)) for row in rows], categories=levels)
-        return pd.DataFrame(out, index=pd.RangeIndex(n))[self.features]
+        return out
 
     def unknown_fields(self, row: dict) -> list[str]:
         return sorted(set(row) - set(self.features))
@@ -96,7 +127,8 @@ class TabularModel:
         task = self.trainer_task()
         total = None
         for member in self.members:
-            part = member.weight * trainers.get(member.trainer).predict(member.fitted, task, frame)
+            trainer = trainers.get(member.trainer)
+            part = member.weight * trainer.predict(member.fitted, task, trainer.inputs(frame))
             total = part if total is None else total + part
         return total / sum(m.weight for m in self.members)
 
@@ -143,8 +175,13 @@ class TabularModel:
         from gristmill.training import trainers
 
         folder.mkdir(parents=True, exist_ok=True)
-        meta = {k: v for k, v in asdict(self).items() if k != "members"}
+        meta = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("members", "encoders")}
         meta["members"] = []
+        if self.encoders:
+            import joblib
+
+            joblib.dump(self.encoders, folder / TEXT_FILE)
+            meta["encoders"] = {c: {"kind": e.kind, "dims": e.dims} for c, e in self.encoders.items()}
         for n, member in enumerate(self.members):
             sub = folder / f"member_{n}"
             sub.mkdir(exist_ok=True)
@@ -162,7 +199,20 @@ class TabularModel:
         meta = json.loads((folder / META_FILE).read_text())
         members = [Member(m["trainer"], m["weight"], trainers.get(m["trainer"]).load(folder / m["file"]),
                           m.get("params", {})) for m in meta.pop("members")]
-        return cls(**meta, members=members)
+        encoders = {}
+        if meta.pop("encoders", None):
+            import joblib
+
+            encoders = joblib.load(folder / TEXT_FILE)
+        return cls(**meta, members=members, encoders=encoders)
+
+
+def text_strings(values) -> list:
+    """Text values as strings (missing stays missing)."""
+    import pandas as pd
+
+    return [None if not isinstance(v, str) and pd.api.types.is_scalar(v) and pd.isna(v) else str(v)
+            for v in values]
 
 
 def _number(col: str, value) -> float:

@@ -20,7 +20,8 @@ from gristmill.training.trainers import Task
 
 
 # Rough cost order of the families' default trials (fast first), so a short budget gets the most.
-COST = {"lightgbm": 0, "linear": 1, "xgboost": 2, "extra_trees": 3, "random_forest": 4, "catboost": 5}
+COST = {"lightgbm": 0, "linear": 1, "xgboost": 2, "extra_trees": 3, "random_forest": 4, "catboost": 5,
+        "ft_transformer": 6, "text_finetune": 7}
 
 
 @dataclass
@@ -80,14 +81,16 @@ def run_search(X, y, weight, task: Task, metric, names: list[str], splits: list[
         shape = (len(y), task.n_classes) if task.kind == "multiclass" else (len(y),)
         oof = np.full(shape, np.nan)
         seen = np.zeros(len(y), dtype=bool)
-        rounds = []
+        rounds, history = [], []
         for step, (tr, va) in enumerate(splits):
             if time.monotonic() > deadline and _finished(trial.study):
                 raise optuna.TrialPruned()  # out of time: leave the budget to the refit
             w = None if weight is None else weight[tr]
-            valid = (X.iloc[va], y[va]) if trainer.early_stopping else (None, None)
-            fitted = trainer.fit(params, task, X.iloc[tr], y[tr], w, *valid)
-            oof[va] = trainer.predict(fitted, task, X.iloc[va])
+            data = trainer.inputs(X)
+            valid = (data.iloc[va], y[va]) if trainer.early_stopping else (None, None)
+            fitted = trainer.fit(params, task, data.iloc[tr], y[tr], w, *valid)
+            oof[va] = trainer.predict(fitted, task, data.iloc[va])
+            history.extend({"fold": step, **h} for h in fitted.extra.get("history", []))
             seen[va] = True
             if fitted.rounds:
                 rounds.append(fitted.rounds)
@@ -97,6 +100,8 @@ def run_search(X, y, weight, task: Task, metric, names: list[str], splits: list[
         score = metric.score(y[validated], oof[validated])
         trial.set_user_attr("rounds", int(np.mean(rounds)) if rounds else None)
         trial.set_user_attr("seconds", round(time.monotonic() - started, 2))
+        if history:
+            trial.set_user_attr("history", history)
         np.save(oof_dir / f"{trial.number}.npy", oof)
         on_trial(trial, name, params, score, time.monotonic() - started)
         return score

