@@ -83,7 +83,9 @@ class FeatureTableSpec(_Strict):
     def _consistent(self) -> "FeatureTableSpec":
         if self.project is not None:
             given = [k for k in ("key", "timestamp", "columns", "ttl_days", "created") if getattr(self, k)]
-            given += ["windows"] if "windows" in self.model_fields_set else []
+            default = type(self).model_fields["windows"].get_default(call_default_factory=True)
+            # a dumped spec writes every default back: only windows other than the default count
+            given += ["windows"] if "windows" in self.model_fields_set and self.windows != default else []
             if given or self.kind != "snapshot":
                 raise ValueError(f"a table reused from project {self.project!r} takes only `table` and "
                                  f"`project` (its owner defines {', '.join(given) or 'kind'})")

@@ -63,3 +63,18 @@ def test_invalid_yaml_is_one_line(tmp_path):
     with pytest.raises(SpecError) as info:
         load_spec(bad)
     assert "bad.yaml" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_registered_spec_reads_back_including_reused_tables():
+    """The workspace keeps specs with every default written out; a reused table must still load."""
+    from gristmill.spec import dump_spec
+
+    spec = parse_spec({"project": "two", "sources": [{"path": "labels.csv"}],
+                       "entity": {"name": "customer", "key": "customer_id"},
+                       "features": [{"table": "profiles", "project": "one"}],
+                       "label": {"table": "labels", "target": "y", "timestamp": "as_of"}}, "two.yaml")
+    again = parse_spec(yaml.safe_load(dump_spec(spec)), "project.yaml")
+    assert again == spec
+    with pytest.raises(SpecError, match="takes only `table` and `project`"):
+        parse_spec({**yaml.safe_load(dump_spec(spec)),
+                    "features": [{"table": "profiles", "project": "one", "windows": [3]}]}, "two.yaml")
