@@ -192,11 +192,13 @@ def bench_gateway(args, root: Path) -> dict:
 
     env = workspace_env(root, None)
     data = root.parent / "data"
+    names = [f"g{n:03d}" for n in range(args.gateway_projects - 1)]
+    if args.reuse and (root / "ws" / "projects" / names[-1]).is_dir():
+        return measure_gateway(env, ["gbase"] + names, None)
     build(env, root, "gbase", spec("gbase", data), args.budget)
     rng = np.random.default_rng(11)
     labels = pd.read_csv(data / "labels.csv")
     started = time.perf_counter()
-    names = [f"g{n:03d}" for n in range(args.gateway_projects - 1)]
     for name in names:
         part = labels.sample(600, random_state=int(rng.integers(1 << 30)))
         part.to_csv(data / f"labels_{name}.csv", index=False)
@@ -208,8 +210,13 @@ def bench_gateway(args, root: Path) -> dict:
                          capture_output=True, text=True, timeout=7200)
     if out.returncode != 0:
         raise SystemExit(f"building the gateway's projects failed:\n{out.stderr[-3000:]}")
-    build_seconds = time.perf_counter() - started
-    projects = ["gbase"] + names
+    return measure_gateway(env, ["gbase"] + names, time.perf_counter() - started)
+
+
+def measure_gateway(env: dict, projects: list[str], build_seconds: float | None) -> dict:
+    """Cold requests (each project's first), then warm ones, through `gristmill serve --all`."""
+    import httpx
+
     port = free_port()
     proc = start([str(BIN / "gristmill"), "serve", "--all", "--port", str(port)], None, env, port)
     base = f"http://127.0.0.1:{port}"
@@ -238,7 +245,7 @@ def bench_gateway(args, root: Path) -> dict:
     finally:
         stop(proc)
     per_model = [p["megabytes"] for p in state["loaded"]]
-    return {"projects": len(projects), "build_seconds": round(build_seconds, 1),
+    return {"projects": len(projects), "build_seconds": build_seconds and round(build_seconds, 1),
             "rss_before_mb": round(before, 1), "rss_after_mb": round(after, 1),
             "mb_per_model_rss": round((after - before) / len(projects), 2),
             "mb_per_model_accounted_median": statistics.median(per_model) if per_model else None,
@@ -289,14 +296,17 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--budget", type=int, default=8)
     parser.add_argument("--gateway-projects", type=int, default=100)
+    parser.add_argument("--reuse", action="store_true",
+                        help="Keep --dir's data and projects from an earlier run (gateway part).")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     args.clients = [int(c) for c in args.clients.split(",")]
     if not shutil.which("wrk"):
         raise SystemExit("wrk is needed for the load: apt-get install wrk")
     root = Path(args.dir)
-    shutil.rmtree(root, ignore_errors=True)
-    make_data(root / "data", ENTITIES)
+    if not (args.reuse and (root / "data" / "labels.csv").is_file()):
+        shutil.rmtree(root, ignore_errors=True)
+        make_data(root / "data", ENTITIES)
     results = {"machine": machine(), "services": [], "gateway": None}
     for store in [s for s in args.stores.split(",") if s]:
         online = None
