@@ -132,6 +132,7 @@ def main() -> None:
     parser.add_argument("--scratch", type=Path, default=HERE / "scratch")
     parser.add_argument("--bootstrap", action="store_true",
                         help="add paired bootstrap intervals (needs the predictions in --scratch)")
+    parser.add_argument("--resamples", type=int, default=300)
     args = parser.parse_args()
     import sys
 
@@ -157,8 +158,8 @@ def main() -> None:
         for r in over:
             md.append(f"- {r['dataset']} / {r['system']}: used {r['fit_seconds']:.0f} s of a {budget} s budget")
         if args.bootstrap:
-            md += ["", "Gristmill minus the best peer on each dataset's test split, with a 90% paired "
-                   "bootstrap interval (500 resamples of the test rows; positive = Gristmill better "
+            md += ["", f"Gristmill minus the best peer on each dataset's test split, with a 90% paired "
+                   f"bootstrap interval ({args.resamples} resamples of the test rows; positive = Gristmill better "
                    "for ROC AUC, worse for log loss and RMSE):", "",
                    "| dataset | metric | best peer | G - peer | 90% interval | within noise |", "|---|---|---|---|---|---|"]
             cache_path = args.out / f"budget_{budget}" / "bootstrap.json"
@@ -175,7 +176,8 @@ def main() -> None:
                 best = max(peers, key=lambda r: sign * r["score"])
                 key = f"{dataset}:{best['system']}"
                 if key not in cache:
-                    found = paired_bootstrap(args.data, args.scratch, budget, dataset, "gristmill", best["system"])
+                    found = paired_bootstrap(args.data, args.scratch, budget, dataset, "gristmill", best["system"],
+                                             resamples=args.resamples)
                     if found is None:
                         continue
                     cache[key] = found
