@@ -199,6 +199,25 @@ def test_service_logs_and_counts_every_prediction(demo, service):
     assert "customers__contract" in columns and "_prediction" in columns
 
 
+def test_service_describes_its_model_and_batches_adaptively(demo, service):
+    model = httpx.post(f"{service}/model", json={}, timeout=30).json()
+    assert model["model_version"] == "1" and model["task"] == "binary" and model["challenger_version"] is None
+    assert "customers__contract" in model["features"]
+    entity = _sample_id(demo)
+    import concurrent.futures
+
+    def one(i):
+        return httpx.post(f"{service}/predict_batched", json={"ids": [entity if i % 2 else "0000-NOONE"]},
+                          timeout=60)
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        replies = list(pool.map(one, range(16)))
+    assert all(r.status_code == 200 for r in replies), [r.text for r in replies if r.status_code != 200]
+    answers = [r.json()[0] for r in replies]
+    assert all("prediction" in a for a in answers[1::2])
+    assert all("unknown customer id" in a["error"] for a in answers[0::2])  # a stranger's typo fails alone
+
+
 def test_service_survives_property_based_requests(demo, service, tmp_path):
     """schemathesis generates valid and invalid requests from the service's OpenAPI: no 5xx."""
     out = subprocess.run([str(BIN / "st"), "run", f"{service}/docs.json", "--checks", "not_a_server_error",

@@ -117,12 +117,12 @@ class Predictor:
         known = [not all(online[f][n] is None for f in stored) for n in range(len(ids))]
         if not all(known):
             missing = [i for i, k in zip(ids, known) if not k]
-            if strict or not any(known):
+            if strict:
                 raise EntityNotFound(self.spec.entity.name, missing)
         found = [n for n, k in enumerate(known) if k]
         rows = [{f: online[f][n] for f in stored} | (extra or {}) for n in found]
         answers = dict(zip(found, self._score(endpoint, started, rows, [ids[n] for n in found],
-                                              [ids[n] for n in found])))
+                                              [ids[n] for n in found]))) if found else {}
         error = f"unknown {self.spec.entity.name} id (no features in the online store)"
         return [{self.entity_key: i, **answers[n]} if n in answers else {self.entity_key: i, "error": error}
                 for n, i in enumerate(ids)]
