@@ -218,13 +218,17 @@ def test_service_describes_its_model_and_batches_adaptively(demo, service):
     assert all("unknown customer id" in a["error"] for a in answers[0::2])  # a stranger's typo fails alone
 
 
-def test_service_survives_property_based_requests(demo, service, tmp_path):
-    """schemathesis generates valid and invalid requests from the service's OpenAPI: no 5xx."""
-    out = subprocess.run([str(BIN / "st"), "run", f"{service}/docs.json", "--checks", "not_a_server_error",
-                          "--max-examples", "40", "--seed", "7", "--generation-database", "none",
-                          "--report-dir", str(tmp_path / "st"), "--request-timeout", "30"],
-                         capture_output=True, text=True, timeout=600, env=demo["env"], cwd=tmp_path)
+def _no_server_errors(base: str, env: dict, folder: Path, examples: int) -> None:
+    """schemathesis generates valid and invalid requests from the OpenAPI document: no 5xx."""
+    out = subprocess.run([str(BIN / "st"), "run", f"{base}/docs.json", "--checks", "not_a_server_error",
+                          "--max-examples", str(examples), "--seed", "7", "--generation-database", "none",
+                          "--report-dir", str(folder / "st"), "--request-timeout", "60"],
+                         capture_output=True, text=True, timeout=600, env=env, cwd=folder)
     assert out.returncode == 0, out.stdout[-4000:]
+
+
+def test_service_survives_property_based_requests(demo, service, tmp_path):
+    _no_server_errors(service, demo["env"], tmp_path, 40)
 
 
 def test_bentoml_build_works_offline(demo, tmp_path):
@@ -305,11 +309,7 @@ def test_gateway_serves_every_project_from_one_process(demo, gateway):
 
 
 def test_gateway_survives_property_based_requests(demo, gateway, tmp_path):
-    out = subprocess.run([str(BIN / "st"), "run", f"{gateway}/docs.json", "--checks", "not_a_server_error",
-                          "--max-examples", "25", "--seed", "7", "--generation-database", "none",
-                          "--report-dir", str(tmp_path / "st"), "--request-timeout", "60"],
-                         capture_output=True, text=True, timeout=600, env=demo["env"], cwd=tmp_path)
-    assert out.returncode == 0, out.stdout[-4000:]
+    _no_server_errors(gateway, demo["env"], tmp_path, 25)
 
 
 def test_rollback_reaches_the_running_service_on_reload(demo, service):
