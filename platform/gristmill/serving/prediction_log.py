@@ -47,9 +47,14 @@ class PredictionLog:
         atexit.register(self.close)
 
     def append(self, records: list[dict[str, Any]]) -> None:
-        """Queue ``records``; never blocks the caller."""
-        if records:
+        """Queue ``records``; never blocks the caller (after :meth:`close`, e.g. a request still
+        running when the gateway dropped its project, they are written at once instead)."""
+        if not records:
+            return
+        if self._thread.is_alive():
             self._queue.put(records)
+        else:
+            self._write(records)
 
     def close(self, timeout: float = 10.0) -> None:
         """Write what is queued and stop the thread."""

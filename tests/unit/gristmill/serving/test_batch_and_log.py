@@ -82,3 +82,13 @@ def test_the_prediction_log_writes_parquet_off_the_request_path(tmp_path):
                       "ORDER BY _model_version").fetchall()
     assert rows == [("predict_entity", "id1", "1", "True", '{"False": 0.2, "True": 0.8}', 1.0, "x", None),
                     ("predict", None, "2", "12.5", None, None, None, 3)]
+
+
+def test_records_after_close_are_written_not_lost(tmp_path):
+    """The gateway closes a dropped project's log while a request may still be running."""
+    log = PredictionLog(tmp_path / "log")
+    log.close()
+    log.append(records("predict", "3", 0.4, [{"a": 2.0}], [{"prediction": 1.5}], None, "shadow"))
+    rows = duckdb.sql(f"SELECT _model_version, _variant, a FROM read_parquet('{tmp_path}/log/*/*.parquet', "
+                      "union_by_name=true)").fetchall()
+    assert rows == [("3", "shadow", 2.0)]
