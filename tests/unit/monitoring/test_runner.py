@@ -24,7 +24,8 @@ from gristmill.errors import GristmillError
 from gristmill.spec import parse_spec
 from monitoring import history, scheduler
 from monitoring.jobs import JobSpec, ScheduleSpec
-from monitoring.runner import JobBusy, _lock, join_labels, monitoring_dir, run_job
+from monitoring.runner import JobBusy, _lock, monitoring_dir, run_job
+from monitoring.window import join_labels
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)
 SPEC = {"project": "shop", "sources": [{"path": "x.csv"}], "entity": {"name": "customer", "key": "id"},

@@ -1,0 +1,112 @@
+"""What a monitoring run compares: the current window (a span of the prediction log or a file of
+feature rows) and, for quality, the labels that arrived after the predictions."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from gristmill.errors import DataError, GristmillError
+
+from monitoring.jobs import JobSpec
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from gristmill.spec import ProjectSpec
+    from gristmill.workspace import Workspace
+
+
+def prediction_log_window(ws: Workspace, project: str, start: datetime, end: datetime) -> pd.DataFrame:
+    """Prediction-log rows with ``start <= _ts < end`` (only the date folders that can hold them)."""
+    import duckdb
+    import pandas as pd
+
+    from gristmill.serving.prediction_log import log_folder
+    from gristmill.sql import literal
+    from gristmill.workspace import check_project_name
+
+    folder = log_folder(ws.root, check_project_name(project))
+    files: list[str] = []
+    if folder.is_dir():
+        for sub in sorted(folder.glob("date=*")):
+            try:
+                day = datetime.strptime(sub.name[5:], "%Y-%m-%d").date()
+            except ValueError:
+                continue
+            if start.date() <= day <= end.date():
+                files += [str(p) for p in sorted(sub.glob("*.parquet"))]
+    if not files:
+        return pd.DataFrame()
+    con = duckdb.connect()
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        listing = ", ".join(literal(f) for f in files)
+        source = f"read_parquet([{listing}], union_by_name = true)"
+        columns = {row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()}
+        # shadow rows were scored, never answered: live traffic is what clients received
+        shadow = " AND _variant IS DISTINCT FROM 'shadow'" if "_variant" in columns else ""
+        return con.execute(f"SELECT * FROM {source} "
+                           "WHERE CAST(_ts AS TIMESTAMPTZ) >= ? AND CAST(_ts AS TIMESTAMPTZ) < ?" + shadow,
+                           [start, end]).df()
+    finally:
+        con.close()
+
+
+def read_file(path: Path) -> pd.DataFrame:
+    import pandas as pd
+
+    if not path.is_file():
+        raise GristmillError(f"no such file: {path}")
+    if path.suffix == ".parquet":
+        return pd.read_parquet(path)
+    if path.suffix in (".csv", ".txt"):
+        return pd.read_csv(path)
+    raise GristmillError(f"{path}: give a .parquet or .csv file of feature rows")
+
+
+def label_table(ws: Workspace, spec: ProjectSpec, job: JobSpec) -> pd.DataFrame | None:
+    """The label table as (key, label_ts, target), or None when there is none."""
+    from gristmill.sql import connect, ident, qualified
+
+    cfg = job.labels
+    table = cfg.table or spec.label.table
+    key = cfg.key or spec.label_key()
+    ts = cfg.timestamp or spec.label.timestamp
+    target = cfg.target or spec.label.target
+    if not ws.catalog.is_file():
+        return None
+    con = connect(ws.catalog, read_only=True)
+    try:
+        return con.execute(f"SELECT CAST({ident(key)} AS VARCHAR) AS key, "
+                           f"CAST({ident(ts)} AS TIMESTAMPTZ) AS label_ts, {ident(target)} AS target "
+                           f"FROM {qualified(spec.project, table)} WHERE {ident(ts)} IS NOT NULL").df()
+    except Exception as exc:
+        raise DataError(f"labels: cannot read {spec.project}.{table} ({key}, {ts}, {target}): "
+                        f"{str(exc).splitlines()[0]}; fix `labels` of the job") from None
+    finally:
+        con.close()
+
+
+def join_labels(window: pd.DataFrame, labels: pd.DataFrame, horizon_days: float) -> pd.DataFrame:
+    """Each prediction with the first label of its entity observed at or after it, within the horizon."""
+    import pandas as pd
+
+    preds = window[window["_entity_id"].notna()].copy()
+    if preds.empty or labels.empty:
+        return pd.DataFrame(columns=["prediction", "target", "probabilities"])
+    preds["key"] = preds["_entity_id"].astype(str)
+    preds["_ts"] = pd.to_datetime(preds["_ts"], utc=True).astype("datetime64[us, UTC]")
+    labels = labels.copy()
+    labels["label_ts"] = pd.to_datetime(labels["label_ts"], utc=True).astype("datetime64[us, UTC]")
+    joined = pd.merge_asof(preds.sort_values("_ts"), labels.sort_values("label_ts"), left_on="_ts",
+                           right_on="label_ts", by="key", direction="forward",
+                           tolerance=pd.Timedelta(days=horizon_days))
+    joined = joined[joined["target"].notna()]
+    return pd.DataFrame({"prediction": joined["_prediction"].astype(str),
+                         "target": joined["target"],
+                         "probabilities": joined.get("_probabilities")})
+
+
+# -- the run ---------------------------------------------------------------------------------------
