@@ -6,10 +6,8 @@ same workspace to show that neither touches the other.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -76,57 +74,11 @@ def test_sql_queries_the_project_schema(demo):
     assert json.loads(out.stdout)["rows"] == [{"n": 7043}]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextlib.contextmanager
-def _server(args, cwd, env, log_path: Path):
-    """A server process until the block ends; its output goes to a file (a pipe nobody reads would
-    fill and stall it). Yields its base URL once ``/readyz`` answers."""
-    port = _free_port()
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen([*args, "--port", str(port)], cwd=cwd, env=env, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True)
-        base = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 120
-            while time.monotonic() < deadline:
-                try:
-                    if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if proc.poll() is not None:
-                    raise AssertionError(f"{args} exited:\n{_tail(log_path)}")
-                time.sleep(1)
-            else:
-                raise AssertionError(f"{args} did not become ready in 120 s:\n{_tail(log_path)}")
-            yield base
-        finally:
-            _stop(proc)
-
-
 @pytest.fixture(scope="module")
-def service(demo):
-    with _server([str(BIN / "bentoml"), "serve", "service:ChurnDemo"], Path(demo["summary"]["bento"]),
-                 demo["env"], demo["root"] / "service.log") as base:
+def service(demo, start_server):
+    with start_server([str(BIN / "bentoml"), "serve", "service:ChurnDemo"], Path(demo["summary"]["bento"]),
+                      demo["env"], demo["root"] / "service.log") as base:
         yield base
-
-
-def _tail(path: Path) -> str:
-    return path.read_text(errors="replace")[-3000:]
-
-
-def _stop(proc) -> None:
-    os.killpg(proc.pid, 15)
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, 9)
-        proc.wait(timeout=30)
 
 
 def _sample_id(demo) -> str:
@@ -278,11 +230,11 @@ def test_second_project_in_the_same_workspace_leaves_the_first_alone(demo):
 
 
 @pytest.fixture(scope="module")
-def gateway(demo):
+def gateway(demo, start_server):
     """`gristmill serve --all` over the demo workspace, holding one project at a time: loading one
     evicts the other."""
     env = {**demo["env"], "GRISTMILL_GATEWAY_MAX_MODELS": "1"}
-    with _server([str(BIN / "gristmill"), "serve", "--all"], None, env, demo["root"] / "gateway.log") as base:
+    with start_server([str(BIN / "gristmill"), "serve", "--all"], None, env, demo["root"] / "gateway.log") as base:
         yield base
 
 
@@ -369,10 +321,10 @@ def test_ab_split_and_shadow_reach_the_running_service(demo, service):
     assert httpx.post(f"{service}/reload", json={}, timeout=60).json()["challenger_version"] is None
 
 
-def test_feast_serve_answers_by_hand_after_the_demo(demo):
+def test_feast_serve_answers_by_hand_after_the_demo(demo, free_port):
     """`feast serve` in the feature repo, called like any client: the feature service by name,
     the entity id and the request time its on-demand views need."""
-    port = _free_port()
+    port = free_port
     repo = demo["root"] / "feature_repo"
     proc = subprocess.Popen([str(BIN / "feast"), "serve", "-h", "127.0.0.1", "-p", str(port)], cwd=repo,
                             env=demo["env"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,

@@ -97,7 +97,8 @@ def _drifted_rows(root: Path, n: int) -> list[dict]:
     return json.loads(frame.to_json(orient="records"))
 
 
-def test_scheduled_job_reports_drift_of_served_traffic_and_calls_the_webhook(tmp_path_factory, webhook):
+def test_scheduled_job_reports_drift_of_served_traffic_and_calls_the_webhook(tmp_path_factory, webhook,
+                                                                              start_server):
     url, calls = webhook
     root = tmp_path_factory.mktemp("monitoring")
     env = {**os.environ, "GRISTMILL_WORKSPACE": str(root / "ws"),
@@ -116,42 +117,28 @@ def test_scheduled_job_reports_drift_of_served_traffic_and_calls_the_webhook(tmp
     assert scheduled["id"] == "churn_demo:traffic"
     assert "every_seconds: 4" in (root / "jobs" / "churn_demo" / "traffic.yaml").read_text()
 
-    port = _port()
-    service, service_log = _start([str(BIN / "bentoml"), "serve", "service:ChurnDemo", "--port", str(port)],
-                                  Path(summary["bento"]), env, root / "serve.log")
     scheduler, scheduler_log = _start([str(BIN / "gristmill"), "scheduler", "--poll", "1"], root, env,
                                       root / "scheduler.log")
     try:
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 150
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert service.poll() is None, (root / "serve.log").read_text()[-3000:]
-            time.sleep(1)
-        else:
-            raise AssertionError("bentoml serve did not become ready")
-        rows = _drifted_rows(root, 240)
-        for start in range(0, len(rows), 60):
-            reply = httpx.post(f"{base}/predict", json={"rows": rows[start:start + 60]}, timeout=60)
-            assert reply.status_code == 200, reply.text
+        with start_server([str(BIN / "bentoml"), "serve", "service:ChurnDemo"], Path(summary["bento"]), env,
+                          root / "serve.log", ready_seconds=150) as base:
+            rows = _drifted_rows(root, 240)
+            for start in range(0, len(rows), 60):
+                reply = httpx.post(f"{base}/predict", json={"rows": rows[start:start + 60]}, timeout=60)
+                assert reply.status_code == 200, reply.text
 
-        deadline, alerted = time.monotonic() + 150, None
-        while time.monotonic() < deadline and alerted is None:
-            out = _run([str(BIN / "gristmill"), "monitor", "history", "churn_demo", "--job", "traffic",
-                        "--json"], env)
-            runs = json.loads(out.stdout)["runs"]
-            alerted = next((r for r in runs if r["status"] == "alert" and r["n_current"] >= 100), None)
-            if alerted is None:
-                assert scheduler.poll() is None, (root / "scheduler.log").read_text()[-3000:]
-                time.sleep(3)
-        assert alerted is not None, (root / "scheduler.log").read_text()[-3000:]
+            deadline, alerted = time.monotonic() + 150, None
+            while time.monotonic() < deadline and alerted is None:
+                out = _run([str(BIN / "gristmill"), "monitor", "history", "churn_demo", "--job", "traffic",
+                            "--json"], env)
+                runs = json.loads(out.stdout)["runs"]
+                alerted = next((r for r in runs if r["status"] == "alert" and r["n_current"] >= 100), None)
+                if alerted is None:
+                    assert scheduler.poll() is None, (root / "scheduler.log").read_text()[-3000:]
+                    time.sleep(3)
+            assert alerted is not None, (root / "scheduler.log").read_text()[-3000:]
     finally:
         _stop(scheduler, scheduler_log)
-        _stop(service, service_log)
 
     assert alerted["drift_share"] >= 0.3 and alerted["dataset_drift"] == 1
     assert alerted["model_version"] == "1" and alerted["n_current"] >= 100
