@@ -206,7 +206,7 @@ def w_online(repo: str, entities: int, calls: int) -> dict:
             t = time.perf_counter()
             out = store.get_online_features(features=service, entity_rows=rows).to_dict()
             times.append(time.perf_counter() - t)
-        missing = sum(v is None for v in out[f"m0__f1"])
+        missing = sum(v is None for v in out["m0__f1"])
         ms = np.array(times) * 1000
         result[size] = {"p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99)),
                         "mean_ms": float(ms.mean()), "features": len(out) - 1, "missing_last": missing}

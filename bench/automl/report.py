@@ -121,7 +121,7 @@ def table(all_rows: list[dict], budget: int, metas: dict) -> tuple[list[str], di
     mean = {s: (rank_sum[s] / complete if complete else None) for s in SYSTEMS}
     lines.append(f"| **mean rank** ({complete} datasets) | | | "
                  + " | ".join(f"**{mean[s]:.2f}**" if mean[s] is not None else "-" for s in SYSTEMS) + " | | |")
-    lines.append(f"| datasets won | | | " + " | ".join(str(wins[s]) for s in SYSTEMS) + " | | |")
+    lines.append("| datasets won | | | " + " | ".join(str(wins[s]) for s in SYSTEMS) + " | | |")
     return lines, {"mean_rank": mean, "complete": complete, "wins": wins}
 
 

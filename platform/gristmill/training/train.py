@@ -13,7 +13,6 @@ out-of-fold predictions beside it, so an interrupted training resumes every fini
 from __future__ import annotations
 
 import logging
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path

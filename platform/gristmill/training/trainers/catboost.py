@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 from gristmill.training.trainers.base import (EARLY_STOPPING_ROUNDS, MAX_ROUNDS, Fitted, Task, Trainer,
                                               as_strings, categorical_columns)

@@ -6,7 +6,6 @@ grouped); the linear model also scales. They rarely win alone but add diversity 
 
 from __future__ import annotations
 
-from pathlib import Path
 
 from gristmill.training.trainers.base import Fitted, Task, Trainer, as_strings, categorical_columns
 
