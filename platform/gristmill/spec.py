@@ -154,6 +154,10 @@ class TrainingSpec(_Strict):
     holdout_fraction: float = Field(
         0.2, gt=0.0, lt=0.5, description="Share of labelled rows kept apart to score the winner."
     )
+    refit: Literal["all", "train"] = Field(
+        "all", description="Rows the registered model is refitted on: 'all' labelled rows (the "
+        "holdout is then scored by the cross-validation fold models, which never saw it), or only "
+        "the 'train' rows (the holdout is scored by the registered model itself).")
     seed: int = Field(42, description="Seed for splits and the search.")
     promotion_margin: float = Field(
         0.0, ge=0.0,

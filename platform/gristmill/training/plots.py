@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 
-def holdout_figures(model, holdout_df, y_holdout) -> dict:
-    """Name -> matplotlib figure, for the model's task (importance when a member can give it)."""
+def holdout_figures(model, scores, y_holdout) -> dict:
+    """Name -> matplotlib figure of the holdout ``scores`` (what the model's ``scores`` returns) for
+    the model's task, and the feature importance when a member can give it."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -12,7 +13,7 @@ def holdout_figures(model, holdout_df, y_holdout) -> dict:
     import numpy as np
 
     figures = {}
-    scores = np.asarray(model.scores(model.frame(holdout_df)))
+    scores = np.asarray(scores)
     importance = _importance(model)
     if importance:
         top = sorted(importance.items(), key=lambda kv: kv[1], reverse=True)[:20][::-1]

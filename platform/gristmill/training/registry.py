@@ -6,7 +6,11 @@ The gate then decides which alias it gets:
 - no ``champion`` yet: the new version becomes ``champion``;
 - otherwise the current champion is scored on the new model's holdout (the same rows, the same
   metric) and the new version becomes ``champion`` only if it beats it by more than
-  ``training.promotion_margin``; else it becomes ``challenger`` and the champion stays.
+  ``training.promotion_margin``; else it becomes ``challenger`` and the champion stays. A champion
+  whose holdout was these very rows (its ``fingerprint_holdout`` tag) is not rescored: it was refitted on
+  every row, holdout included, so its recorded holdout score (from fold models that never saw the
+  holdout) stands in; a champion refitted on rows that may include this holdout is rescored, and
+  the reason says the comparison can favour it.
 
 MLflow keeps no history of which version held an alias when (mlflow#2169), so every alias move,
 automatic or by hand, is appended to ``<workspace>/registry/<project>/promotions.jsonl``: when,
@@ -99,10 +103,18 @@ def judge(has_champion: bool, metric: str, greater_is_better: bool, score: float
     if champion_score is None:
         return CHALLENGER, note or "the champion could not be scored on the new holdout"
     gain = score - champion_score if greater_is_better else champion_score - score
+    also = f"; {note}" if note else ""
     if gain > margin:
-        return CHAMPION, f"beats the champion by {gain:.4g} {metric} (margin {margin:g})"
+        return CHAMPION, f"beats the champion by {gain:.4g} {metric} (margin {margin:g}){also}"
     return CHALLENGER, (f"does not beat the champion by more than the margin "
-                        f"({gain:+.4g} {metric}, margin {margin:g})")
+                        f"({gain:+.4g} {metric}, margin {margin:g}){also}")
+
+
+def tag_version(ws: Workspace, project: str, version: str, tags: dict[str, str]) -> None:
+    """Set tags on a registered version of ``project``'s model."""
+    client = _client(ws)
+    for key, value in tags.items():
+        client.set_model_version_tag(project, version, key, value)
 
 
 def decide(ws: Workspace, project: str, version: str, metric: str, greater_is_better: bool,
@@ -116,7 +128,7 @@ def decide(ws: Workspace, project: str, version: str, metric: str, greater_is_be
     client.set_registered_model_alias(project, alias, version)
     if alias == CHAMPION and alias_version(client, project, CHALLENGER) == version:
         client.delete_registered_model_alias(project, CHALLENGER)
-    client.set_model_version_tag(project, version, f"holdout_{metric}", f"{score:.6g}")
+    client.set_model_version_tag(project, version, f"holdout_{metric}", repr(float(score)))
     decision = Decision(alias, version, champion, score, champion_score, metric, margin, reason)
     _append(ws, project, {"action": "train", "alias": alias,
                           "from_version": champion if alias == CHAMPION else challenger, "to_version": version,

@@ -13,10 +13,15 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
 
 MAX_ROUNDS = 3000
 EARLY_STOPPING_ROUNDS = 50
+#: Categorical columns with more levels than this reach the boosted trees (LightGBM, XGBoost) as
+#: numbers: the level's rank by training frequency (the schema keeps levels most frequent first).
+#: Native categorical splits over thousands of levels overfit: on flights' 3,623 tail numbers,
+#: ROC AUC 0.693 native against 0.743 as ranks (LightGBM defaults, 25% validation).
+MAX_NATIVE_LEVELS = 32
 
 
 @dataclass
@@ -29,6 +34,12 @@ class Task:
     seed: int = 42
     #: Epochs of the neural trainers (their maximum when they stop early); None: their default.
     epochs: int | None = None
+    #: Asked between boosting rounds, epochs or tree batches: True ends the fit there with what it
+    #: has learnt so far (the search's deadline, a pruned trial, a fit's share of the time).
+    stop: Callable[[], bool] | None = None
+
+    def should_stop(self) -> bool:
+        return self.stop is not None and self.stop()
 
 
 @dataclass
@@ -116,3 +127,22 @@ def categorical_columns(X) -> list[str]:
     import pandas as pd
 
     return [c for c in X.columns if isinstance(X[c].dtype, pd.CategoricalDtype)]
+
+
+def as_ranks(X, columns):
+    """``X`` with the categorical ``columns`` replaced by their level codes (missing -> NaN)."""
+    import numpy as np
+
+    if not columns:
+        return X
+    out = X.copy(deep=False)
+    for col in columns:
+        codes = X[col].cat.codes.to_numpy().astype("float64")
+        codes[codes < 0] = np.nan
+        out[col] = codes
+    return out
+
+
+def many_levels(X) -> list[str]:
+    """The categorical columns of ``X`` with more than :data:`MAX_NATIVE_LEVELS` levels."""
+    return [c for c in categorical_columns(X) if len(X[c].cat.categories) > MAX_NATIVE_LEVELS]

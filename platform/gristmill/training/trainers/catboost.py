@@ -29,11 +29,13 @@ class CatBoostTrainer(Trainer):
         cats = categorical_columns(X)
         train = Pool(as_strings(X, cats), y, cat_features=cats, weight=weight)
         model = self._model(params, task, rounds)
+        callbacks = None if task.stop is None else [_StopWhen(task)]
         if X_valid is not None:
             valid = Pool(as_strings(X_valid, cats), y_valid, cat_features=cats)
-            model.fit(train, eval_set=valid, early_stopping_rounds=EARLY_STOPPING_ROUNDS, use_best_model=True)
+            model.fit(train, eval_set=valid, early_stopping_rounds=EARLY_STOPPING_ROUNDS, use_best_model=True,
+                      callbacks=callbacks)
             return Fitted(model, (model.get_best_iteration() or 0) + 1, {"categories": cats})
-        model.fit(train)
+        model.fit(train, callbacks=callbacks)
         return Fitted(model, model.tree_count_, {"categories": cats})
 
     def predict(self, fitted, task, X):
@@ -57,6 +59,17 @@ class CatBoostTrainer(Trainer):
         model = CatBoost()
         model.load_model(str(path))
         return Fitted(_Loaded(model))
+
+
+class _StopWhen:
+    """A CatBoost callback ending training once ``task.stop()`` (``use_best_model`` then keeps the
+    best round so far)."""
+
+    def __init__(self, task: Task) -> None:
+        self.task = task
+
+    def after_iteration(self, info) -> bool:
+        return info.iteration <= 1 or not self.task.should_stop()
 
 
 class _Loaded:

@@ -1,9 +1,11 @@
-"""LightGBM: native categoricals, early stopping, fast. Search space after FLAML's and AutoGluon's."""
+"""LightGBM: native categoricals (frequency ranks past ``MAX_NATIVE_LEVELS`` levels), early stopping,
+fast. Search space after FLAML's and AutoGluon's."""
 
 from __future__ import annotations
 
 
-from gristmill.training.trainers.base import EARLY_STOPPING_ROUNDS, MAX_ROUNDS, Fitted, Task, Trainer
+from gristmill.training.trainers.base import (EARLY_STOPPING_ROUNDS, MAX_ROUNDS, Fitted, Task, Trainer, as_ranks,
+                                              categorical_columns, many_levels)
 
 
 class LightGBMTrainer(Trainer):
@@ -27,11 +29,12 @@ class LightGBMTrainer(Trainer):
     def fit(self, params, task, X, y, weight=None, X_valid=None, y_valid=None, rounds=None):
         import lightgbm as lgb
 
-        train = lgb.Dataset(X, y, weight=weight, free_raw_data=False)
-        valid, callbacks = [], []
+        ranks = many_levels(X)
+        train = lgb.Dataset(as_ranks(X, ranks), y, weight=weight, free_raw_data=False)
+        valid, callbacks = [], [] if task.stop is None else [_stop_when(task)]
         if X_valid is not None:
-            valid = [lgb.Dataset(X_valid, y_valid, reference=train)]
-            callbacks = [lgb.early_stopping(EARLY_STOPPING_ROUNDS, first_metric_only=True, verbose=False)]
+            valid = [lgb.Dataset(as_ranks(X_valid, ranks), y_valid, reference=train)]
+            callbacks.append(lgb.early_stopping(EARLY_STOPPING_ROUNDS, first_metric_only=True, verbose=False))
         booster = lgb.train(self._params(params, task), train, num_boost_round=rounds or MAX_ROUNDS,
                             valid_sets=valid, callbacks=callbacks)
         return Fitted(booster, booster.best_iteration or booster.current_iteration())
@@ -39,7 +42,11 @@ class LightGBMTrainer(Trainer):
     def predict(self, fitted, task, X):
         import numpy as np
 
-        return np.asarray(fitted.native.predict(X, num_threads=1))
+        booster = fitted.native
+        native = len(getattr(booster, "pandas_categorical", None) or [])
+        if native != len(categorical_columns(X)):  # not a model from before ranks: rank as in fit
+            X = as_ranks(X, many_levels(X))
+        return np.asarray(booster.predict(X, num_threads=1))
 
     def save(self, fitted, folder):
         fitted.native.save_model(str(folder / "lightgbm.txt"))
@@ -53,3 +60,24 @@ class LightGBMTrainer(Trainer):
     def importance(self, fitted) -> dict[str, float]:
         booster = fitted.native
         return dict(zip(booster.feature_name(), booster.feature_importance("gain").tolist()))
+
+
+def _stop_when(task: Task):
+    """A LightGBM callback ending training once ``task.stop()``: the model keeps its best round so
+    far on the validation part (the last round without one)."""
+    import lightgbm as lgb
+
+    best = {}
+
+    def callback(env) -> None:
+        results = env.evaluation_result_list or []
+        if results:  # (dataset, metric, value, higher is better)
+            _, _, value, higher = results[0][:4]
+            if "value" not in best or (value > best["value"] if higher else value < best["value"]):
+                best.update(value=value, iteration=env.iteration, results=results)
+        if env.iteration > 0 and task.should_stop():
+            raise lgb.callback.EarlyStopException(best.get("iteration", env.iteration),
+                                                  best.get("results", results))
+
+    callback.order = 40  # after early stopping (order 30)
+    return callback

@@ -119,7 +119,8 @@ def fit_epochs(torch, model, optimizer, task: Task, batches: Callable, n_train: 
 
     ``batches(index)`` returns the loss of the training rows at ``index``; ``valid_loss()`` the
     validation loss (None: no early stopping). With validation, training stops after
-    :data:`PATIENCE` epochs without improvement and the best epoch's weights are restored.
+    :data:`PATIENCE` epochs without improvement and the best epoch's weights are restored; it also
+    stops after the epoch in which ``task.stop()`` turns true.
     Returns (best epoch, history: one dict per epoch)."""
     generator = torch.Generator().manual_seed(seed)
     best, best_epoch, best_state, history, waited = float("inf"), epochs, None, [], 0
@@ -148,6 +149,9 @@ def fit_epochs(torch, model, optimizer, task: Task, batches: Callable, n_train: 
         if on_epoch is not None:
             on_epoch(row)
         if valid_loss is None:
+            if task.should_stop():  # out of time: the epochs so far are the model
+                best_epoch = epoch
+                break
             continue
         if row["valid_loss"] < best - 1e-6:
             best, best_epoch, waited = row["valid_loss"], epoch, 0
@@ -156,6 +160,8 @@ def fit_epochs(torch, model, optimizer, task: Task, batches: Callable, n_train: 
             waited += 1
             if waited >= PATIENCE:
                 break
+        if task.should_stop():  # out of time: keep the best epoch so far
+            break
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()

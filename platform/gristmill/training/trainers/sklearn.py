@@ -31,6 +31,8 @@ def _pipeline(estimator, X, scale: bool):
 
 class _SklearnTrainer(Trainer):
     scale = False
+    #: Trees grown per step when the fit may be stopped (forests only; None: one fit).
+    grow_by: int | None = None
 
     def estimator(self, params: dict, task: Task):
         raise NotImplementedError
@@ -38,8 +40,20 @@ class _SklearnTrainer(Trainer):
     def fit(self, params, task, X, y, weight=None, X_valid=None, y_valid=None, rounds=None):
         cats = categorical_columns(X)
         model = _pipeline(self.estimator(params, task), X, self.scale)
-        fit_params = {f"{model.steps[-1][0]}__sample_weight": weight} if weight is not None else {}
-        model.fit(as_strings(X, cats), y, **fit_params)
+        if self.grow_by is None or task.stop is None:
+            fit_params = {f"{model.steps[-1][0]}__sample_weight": weight} if weight is not None else {}
+            model.fit(as_strings(X, cats), y, **fit_params)
+            return Fitted(model)
+        # grow the forest a few trees at a time, so a stop keeps the trees grown so far
+        forest, total = model.steps[-1][1], model.steps[-1][1].n_estimators
+        encoded = model[:-1].fit_transform(as_strings(X, cats), y)
+        forest.set_params(warm_start=True, n_estimators=min(self.grow_by, total))
+        while True:
+            forest.fit(encoded, y, sample_weight=weight)
+            if forest.n_estimators >= total or task.should_stop():
+                break
+            forest.set_params(n_estimators=min(forest.n_estimators + self.grow_by, total))
+        forest.set_params(warm_start=False)
         return Fitted(model)
 
     def predict(self, fitted, task, X):
@@ -82,6 +96,7 @@ class RandomForestTrainer(_SklearnTrainer):
     defaults = {"min_samples_leaf": 2, "max_features": 0.5}
     space = {"min_samples_leaf": ("int_log", 1, 30), "max_features": ("float", 0.1, 1.0)}
     forest = "RandomForest"
+    grow_by = 25
 
     def estimator(self, params, task):
         from sklearn import ensemble

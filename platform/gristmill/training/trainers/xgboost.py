@@ -1,9 +1,11 @@
-"""XGBoost (the CPU build): histogram trees with native categorical support, early stopping."""
+"""XGBoost (the CPU build): histogram trees with native categorical support (frequency ranks past
+``MAX_NATIVE_LEVELS`` levels), early stopping."""
 
 from __future__ import annotations
 
 
-from gristmill.training.trainers.base import EARLY_STOPPING_ROUNDS, MAX_ROUNDS, Fitted, Task, Trainer
+from gristmill.training.trainers.base import (EARLY_STOPPING_ROUNDS, MAX_ROUNDS, Fitted, Task, Trainer, as_ranks,
+                                              categorical_columns, many_levels)
 
 
 class XGBoostTrainer(Trainer):
@@ -27,13 +29,16 @@ class XGBoostTrainer(Trainer):
     def fit(self, params, task, X, y, weight=None, X_valid=None, y_valid=None, rounds=None):
         import xgboost as xgb
 
-        train = xgb.DMatrix(X, y, weight=weight, enable_categorical=True)
+        ranks = many_levels(X)
+        train = xgb.DMatrix(as_ranks(X, ranks), y, weight=weight, enable_categorical=True)
         evals, stopping = [], None
         if X_valid is not None:
-            evals = [(xgb.DMatrix(X_valid, y_valid, enable_categorical=True), "valid")]
+            evals = [(xgb.DMatrix(as_ranks(X_valid, ranks), y_valid, enable_categorical=True), "valid")]
             stopping = EARLY_STOPPING_ROUNDS
+        callbacks = [] if task.stop is None else [_stop_when(task)]
         booster = xgb.train(self._params(params, task), train, num_boost_round=rounds or MAX_ROUNDS,
-                            evals=evals, early_stopping_rounds=stopping, verbose_eval=False)
+                            evals=evals, early_stopping_rounds=stopping, verbose_eval=False,
+                            callbacks=callbacks)
         best = getattr(booster, "best_iteration", None)
         return Fitted(booster, (best + 1) if best is not None else booster.num_boosted_rounds())
 
@@ -43,6 +48,8 @@ class XGBoostTrainer(Trainer):
 
         booster = fitted.native
         booster.set_param({"nthread": 1})
+        kinds = dict(zip(booster.feature_names or [], booster.feature_types or []))
+        X = as_ranks(X, [c for c in categorical_columns(X) if kinds.get(c, "c") != "c"])
         return np.asarray(booster.predict(xgb.DMatrix(X, enable_categorical=True)))
 
     def save(self, fitted, folder):
@@ -55,3 +62,15 @@ class XGBoostTrainer(Trainer):
         booster = xgb.Booster()
         booster.load_model(str(path))
         return Fitted(booster)
+
+
+def _stop_when(task: Task):
+    """An XGBoost callback ending training once ``task.stop()`` (early stopping, when on, has kept
+    the best round so far in the booster's ``best_iteration``)."""
+    import xgboost as xgb
+
+    class StopWhen(xgb.callback.TrainingCallback):
+        def after_iteration(self, model, epoch, evals_log) -> bool:
+            return epoch > 0 and task.should_stop()
+
+    return StopWhen()

@@ -70,6 +70,8 @@ def test_first_model_is_champion_and_one_no_better_stays_challenger(gate):
     assert (second.version, second.alias) == ("2", "challenger")
     assert second.promotion["champion_score"] == pytest.approx(second.promotion["score"])
     assert "does not beat the champion" in second.promotion["reason"]
+    # both were refitted on every row, holdout included: v1's recorded holdout score stands in
+    assert "recorded score on the same holdout rows" in second.promotion["reason"]
     listed = {v["version"]: v for v in registry.versions(ws, "gate")}
     assert listed["1"]["aliases"] == ["champion"] and listed["2"]["aliases"] == ["challenger"]
     assert set(listed["2"]["scores"]) == {"holdout_roc_auc"}

@@ -15,8 +15,10 @@ def _toy(kind: str, n: int = 240):
     color = rng.choice(["red", "green", "blue"], n)
     x1[::13] = np.nan  # missing values
     signal = np.nan_to_num(x1) + (color == "red") * 1.5
+    shops = [f"shop{i}" for i in range(40)]  # more levels than boosted trees take natively
     X = pd.DataFrame({"x1": x1, "x2": rng.normal(size=n),
-                      "color": pd.Categorical(color, categories=["blue", "green", "red"])})
+                      "color": pd.Categorical(color, categories=["blue", "green", "red"]),
+                      "shop": pd.Categorical(rng.choice(shops, n), categories=shops)})
     if kind == "binary":
         y = (signal + rng.normal(scale=0.5, size=n) > 0.5).astype(int)
     elif kind == "multiclass":
@@ -82,3 +84,35 @@ def test_the_ensemble_never_does_worse_than_its_best_member_on_the_rows_it_saw()
     blend = sum(w * noisy[i] for i, w in weights.items())
     assert metric.score(y, blend) >= max(metric.score(y, p) for p in noisy) - 1e-12
     assert len(weights) > 1  # independent errors: averaging helps
+
+
+@pytest.mark.parametrize("name", ["lightgbm", "xgboost", "catboost", "random_forest", "extra_trees"])
+def test_a_stopped_fit_keeps_what_it_learnt(name):
+    """``Task.stop`` ends boosting (or forest growing) at once; the model still predicts."""
+    trainer = trainers.get(name)
+    X, y = _toy("binary")
+    asked = []
+    task = Task("binary", 2, threads=1, stop=lambda: asked.append(1) or len(asked) > 3)
+    fitted = trainer.fit(dict(trainer.defaults), task, X.iloc[:180], y[:180], None,
+                         *((X.iloc[180:], y[180:]) if trainer.early_stopping else (None, None)))
+    assert asked, "the trainer never asked whether to stop"
+    if trainer.early_stopping:
+        assert 1 <= fitted.rounds <= 10
+    else:
+        assert fitted.native[-1].n_estimators < 200
+    assert np.isfinite(trainer.predict(fitted, Task("binary", 2, threads=1), X.iloc[180:])).all()
+
+
+@pytest.mark.parametrize("name", ["lightgbm", "xgboost"])
+def test_boosted_trees_read_many_levels_as_frequency_ranks(name):
+    from gristmill.training.trainers.base import MAX_NATIVE_LEVELS, many_levels
+
+    trainer = trainers.get(name)
+    X, y = _toy("regression")
+    assert many_levels(X) == ["shop"] and len(X["shop"].cat.categories) > MAX_NATIVE_LEVELS
+    fitted = trainer.fit(dict(trainer.defaults), Task("regression", threads=1), X, y, rounds=20)
+    native = fitted.native
+    if name == "lightgbm":
+        assert len(native.pandas_categorical) == 1  # color only; shop went in as numbers
+    else:
+        assert dict(zip(native.feature_names, native.feature_types))["shop"] != "c"
