@@ -139,7 +139,10 @@ class TrainingSpec(_Strict):
         None, ge=1, le=1000, description="Epochs of the neural trainers: text_finetune trains at most "
         "this many (default 3), ft_transformer at most this many (default 200); both keep the epoch "
         "with the best validation loss.")
-    folds: int = Field(5, ge=2, le=10, description="Cross-validation folds of the search.")
+    folds: int | None = Field(
+        None, ge=2, le=10, description="Cross-validation folds of the search; omitted: the smallest "
+        "multiple of the cores that is at least 4, at most 10 (4 on 2 or 4 cores, 6 on 3), 5 on one "
+        "core: the folds of a trial fit in parallel, one per core.")
     cv: Literal["auto", "stratified", "group", "time"] = Field(
         "auto", description="How folds and the holdout are cut: 'group' keeps each entity's rows "
         "together, 'time' trains on the past and validates on the future; 'auto' is 'group' when an "

@@ -51,6 +51,16 @@ def available_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def default_folds(cores: int | None = None) -> int:
+    """Folds that keep every core busy: the smallest multiple of the parallel fits that is at least
+    4 (5 folds on 2 cores run as 2 + 2 + 1, the last fold alone), or 5 on one core."""
+    cores = cores or available_cores()
+    if cores == 1:
+        return 5
+    workers = min(cores, 10)
+    return min(10, workers * math.ceil(4 / workers))
+
+
 @dataclass
 class Pace:
     """How a training spends its time: the moment everything should be done (``time.monotonic``),

@@ -191,7 +191,7 @@ def train(ws: Workspace, spec: ProjectSpec, dataset_id: str, dataset_path: Path,
     from gristmill.training import trainers
     from gristmill.training.ensemble import greedy_weights
     from gristmill.training.model import Member
-    from gristmill.training.search import Pace, make_splits, run_search
+    from gristmill.training.search import Pace, default_folds, make_splits, run_search
     from gristmill.training.trainers import Task
 
     cfg = spec.training
@@ -231,14 +231,15 @@ def train(ws: Workspace, spec: ProjectSpec, dataset_id: str, dataset_path: Path,
     y = encode_target(train_df[target])
     y_holdout = encode_target(holdout_df[target])
     weight = _weights(y, task, cfg.class_weight)
+    folds = cfg.folds or default_folds()
     splits = make_splits("stratified" if strategy == "shuffle" else strategy, task, y, train_df[key],
-                         train_df[TIMESTAMP], cfg.folds, cfg.seed)
+                         train_df[TIMESTAMP], folds, cfg.seed)
 
     exp_id = configure_mlflow(ws, spec.project)
     journal = ws.optuna_journal(spec.project)
     journal.parent.mkdir(parents=True, exist_ok=True)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study_name = f"{spec.project}:{dataset_id}:{','.join(cfg.trainers)}:{cfg.folds}:{strategy}"
+    study_name = f"{spec.project}:{dataset_id}:{','.join(cfg.trainers)}:{folds}:{strategy}"
     study = optuna.create_study(study_name=study_name, storage=JournalStorage(JournalFileBackend(str(journal))),
                                 direction="maximize" if metric.greater_is_better else "minimize",
                                 load_if_exists=True,
@@ -253,7 +254,7 @@ def train(ws: Workspace, spec: ProjectSpec, dataset_id: str, dataset_path: Path,
                          "trainers": ",".join(cfg.trainers), "cv": strategy})
         mlflow.log_params({"budget_seconds": budget, "metric": metric.name, "rows": len(frame),
                            "features": len(features), "holdout_fraction": cfg.holdout_fraction,
-                           "folds": cfg.folds, "class_weight": cfg.class_weight})
+                           "folds": folds, "class_weight": cfg.class_weight})
         if text_columns:
             mlflow.log_params({"text_columns": ",".join(text_columns),
                                "text_encoder": ",".join(sorted({e.kind for e in encoders.values()})) or "none"})
@@ -267,7 +268,7 @@ def train(ws: Workspace, spec: ProjectSpec, dataset_id: str, dataset_path: Path,
                 for fold in sorted({h["fold"] for h in trial.user_attrs.get("history", [])}):
                     _log_history([h for h in trial.user_attrs["history"] if h["fold"] == fold], f"fold{fold}_")
 
-        pace = Pace.for_budget(started + budget, AFTER_SEARCH, cfg.folds)
+        pace = Pace.for_budget(started + budget, AFTER_SEARCH, folds)
         mlflow.log_params({"parallel_fits": pace.workers, "threads_per_fit": pace.threads, "refit": cfg.refit})
         search_started = time.monotonic()
         found = run_search(X, y, weight, fit_task, metric, cfg.trainers, splits, pace, study, oof_dir,
@@ -288,11 +289,14 @@ def train(ws: Workspace, spec: ProjectSpec, dataset_id: str, dataset_path: Path,
             X_fit, y_fit, w_fit = X, y, weight
         grow = (len(y_fit) / np.mean([len(tr) for tr, _ in splits])) ** 0.5  # rounds for more rows
 
+        chosen.sort(key=lambda c: c.seconds, reverse=True)  # the longest refit starts first
+        threads = max(pace.threads, (pace.workers * pace.threads) // len(chosen))
+
         def refit(cand):
             trainer = trainers.get(cand.trainer)
             rounds = max(1, int(cand.rounds * grow)) if cand.rounds else None
             late = pace.end - pace.after_search + 0.1 * budget  # a refit far past the budget stops
-            fit = replace(fit_task, threads=pace.threads, stop=lambda: time.monotonic() > late)
+            fit = replace(fit_task, threads=threads, stop=lambda: time.monotonic() > late)
             return trainer.fit(cand.params, fit, trainer.inputs(X_fit), y_fit, w_fit, rounds=rounds)
 
         members = []
