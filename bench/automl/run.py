@@ -75,6 +75,15 @@ def score(meta: dict, test_target, preds) -> float:
     return float(metrics.mean_squared_error(test_target.astype(float), preds["pred"]) ** 0.5)
 
 
+def commit() -> str:
+    """The checkout's commit (the Gristmill that ran), with ``+`` when files differ from it."""
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+
+    head = git("rev-parse", "--short", "HEAD") or "unknown"
+    return head + ("+" if git("status", "--porcelain", "--untracked-files=no", "platform") else "")
+
+
 def run_one(system: str, dataset: str, budget: int, seed: int, data: Path, venvs: Path, scratch: Path) -> dict:
     import pandas as pd
 
@@ -87,7 +96,8 @@ def run_one(system: str, dataset: str, budget: int, seed: int, data: Path, venvs
     cmd = [python_of(system, venvs), str(HERE / "runners" / f"{system}_runner.py"), str(folder), str(budget),
            str(seed), str(work)]
     row = {"budget": budget, "dataset": dataset, "system": system, "task": meta["task"],
-           "metric": meta["metric"], "seed": seed, "load_before": round(os.getloadavg()[0], 2)}
+           "metric": meta["metric"], "seed": seed, "load_before": round(os.getloadavg()[0], 2),
+           "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "commit": commit()}
     started = time.monotonic()
     try:
         done = subprocess.run(cmd, cwd=ROOT, env={**os.environ, **ENV}, capture_output=True, text=True,

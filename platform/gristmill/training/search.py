@@ -41,6 +41,8 @@ TRIAL_SHARE = 0.4
 REFIT_FACTOR = 1.6
 #: The ensemble's members the refit reserve counts on.
 REFIT_MEMBERS = 4
+#: Trials skipped in a row for lack of time after which the search ends.
+MAX_LATE = 5
 
 
 def available_cores() -> int:
@@ -149,6 +151,8 @@ def run_search(X, y, weight, task: Task, metric, names: list[str], splits: list[
         reserve = REFIT_FACTOR * max(sum(walls) / k, max(walls, default=0) * pace.workers / k)
         return pace.end - pace.after_search - reserve
 
+    late: list[int] = []  # trials just skipped for lack of time
+
     def objective(trial):
         started = time.monotonic()
         name = trial.suggest_categorical("trainer", names)
@@ -164,7 +168,11 @@ def run_search(X, y, weight, task: Task, metric, names: list[str], splits: list[
                 trial.study.stop()  # not even the quickest trial would end in time
                 raise optuna.TrialPruned("out of time")
             if started + expected > hard_end:
+                late.append(trial.number)
+                if len(late) >= MAX_LATE:  # the sampler keeps asking for what no longer fits
+                    trial.study.stop()
                 raise optuna.TrialPruned("would not end before the deadline")
+            late.clear()
         folds = _Folds(trainer, params, replace(task, threads=pace.threads), X, y, weight, splits,
                        X_holdout, hard_end, fit_share)
         shape = (len(y), task.n_classes) if task.kind == "multiclass" else (len(y),)

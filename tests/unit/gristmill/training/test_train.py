@@ -9,14 +9,14 @@ from gristmill.spec import parse_spec
 from gristmill.training.train import CHAMPION, configure_mlflow, train
 
 
-def _spec(project: str, task: str, metric: str = "auto") -> object:
+def _spec(project: str, task: str, metric: str = "auto", **training) -> object:
     return parse_spec({
         "project": project,
         "sources": [{"path": "unused"}],
         "entity": {"name": "thing", "key": "thing_id"},
         "features": [{"table": "t"}],
         "label": {"table": "labels", "target": "y", "timestamp": "as_of"},
-        "training": {"task": task, "metric": metric, "budget_seconds": 5, "max_trials": 3},
+        "training": {"task": task, "metric": metric, "budget_seconds": 5, "max_trials": 3, **training},
     }, "t.yaml")
 
 
@@ -83,3 +83,31 @@ def test_interrupted_study_keeps_finished_trials(workspace):
     first = train(workspace, _spec("toy_resume", "binary"), dataset_id, path)
     second = train(workspace, _spec("toy_resume", "binary"), dataset_id, path)
     assert second.n_trials >= first.n_trials
+
+
+@pytest.mark.parametrize("refit", ["all", "train"])
+def test_the_refit_choice_is_recorded_and_the_model_serves(workspace, refit):
+    """``refit: all`` learns from the holdout too (the fold models scored it); ``train`` does not."""
+    from mlflow import MlflowClient
+
+    project = f"toy_refit_{refit}"
+    dataset_id, path = _dataset(workspace, project, "binary")
+    result = train(workspace, _spec(project, "binary", refit=refit), dataset_id, path)
+    assert 0.8 <= result.holdout_score <= 1.0
+    configure_mlflow(workspace)
+    client = MlflowClient()
+    version = client.get_model_version(project, result.version)
+    assert version.tags["refit"] == refit and len(version.tags["fingerprint_holdout"]) == 32
+    params = client.get_run(result.run_id).data.params
+    assert params["refit"] == refit and int(params["parallel_fits"]) >= 1
+    metrics = client.get_run(result.run_id).data.metrics
+    assert {"seconds_search", "seconds_refit", "seconds_register"} <= set(metrics)
+
+
+def test_default_folds_keep_every_core_busy():
+    from gristmill.training.search import Pace, default_folds
+
+    assert [default_folds(c) for c in (1, 2, 3, 4, 8, 16)] == [5, 4, 6, 4, 8, 10]
+    pace = Pace.for_budget(end=100.0, after_search=4.0, folds=4, cores=2)
+    assert (pace.workers, pace.threads) == (2, 1)
+    assert Pace.for_budget(100.0, 4.0, folds=4, cores=16).threads == 4
