@@ -272,7 +272,8 @@ def train(ws: Workspace, spec: ProjectSpec, dataset_id: str, dataset_path: Path,
         mlflow.log_params({"parallel_fits": pace.workers, "threads_per_fit": pace.threads, "refit": cfg.refit})
         search_started = time.monotonic()
         found = run_search(X, y, weight, fit_task, metric, cfg.trainers, splits, pace, study, oof_dir,
-                           cfg.max_trials, progress, on_trial, X_holdout if cfg.refit == "all" else None)
+                           cfg.max_trials, progress, on_trial, X_holdout if cfg.refit == "all" else None,
+                           cfg.ensemble)
         if not found:
             raise DataError("no training trial finished within the budget; raise training.budget_seconds")
         refit_started = time.monotonic()
