@@ -152,7 +152,9 @@ class TrainingSpec(_Strict):
         "none", description="'balanced' weighs classes inversely to their frequency (rare positives).")
     ensemble: bool = Field(
         True, description="Combine the best trials by greedy selection on out-of-fold predictions.")
-    budget_seconds: int = Field(60, ge=5, le=86_400, description="Wall-clock budget of the search.")
+    budget_seconds: int = Field(60, ge=5, le=86_400, description="Wall-clock budget of the whole "
+                                "training: search, refit and registration (the first trial always "
+                                "finishes, even past it).")
     max_trials: int = Field(200, ge=1, description="Upper bound on Optuna trials within the budget.")
     holdout_fraction: float = Field(
         0.2, gt=0.0, lt=0.5, description="Share of labelled rows kept apart to score the winner."

@@ -9,7 +9,8 @@
 - Time is spent where it counts. A trial that would not end before the search's deadline is not
   started; the deadline leaves room for the refit, estimated from the finished trials. Every fit
   may take only its share of the search (:data:`TRIAL_SHARE`): a fit past it, a pruned trial or the
-  deadline ends boosting at the round reached (``Task.stop``), keeping what was learnt.
+  deadline ends boosting at the round reached (``Task.stop``), keeping what was learnt. The first
+  trial is the exception: it always finishes, so every search ends with a whole model.
 - Each finished trial's out-of-fold predictions, and the average of its fold models' predictions
   of the holdout, are kept beside the study (``<trial>.npy``, ``<trial>.holdout.npy``): the
   ensemble is chosen from the former and scored on the latter, and a resumed study loses none of
@@ -128,8 +129,8 @@ def run_search(X, y, weight, task: Task, metric, names: list[str], splits: list[
                ensemble: bool = True) -> list[Candidate]:
     """Optimize ``study`` until the deadline ``pace`` sets; return every finished trial, best first.
 
-    The search always ends with at least one model: the first trial is never cut short by the
-    deadline, only by its fits' share of the time."""
+    The search always ends with at least one model: the first trial is never cut short, whatever
+    the budget (a tiny budget is overrun rather than answered with a model of a few rounds)."""
     import numpy as np
     import optuna
 
@@ -165,8 +166,9 @@ def run_search(X, y, weight, task: Task, metric, names: list[str], splits: list[
         trainer = trainers.get(name)
         params = trainer.suggest(trial)
         done = finished()
-        hard_end = pace.end - pace.after_search
+        hard_end, share = math.inf, math.inf  # the first trial always finishes, whole
         if done:
+            share = fit_share
             hard_end = search_end(done)
             same = [t.user_attrs["seconds"] for t in done if t.params.get("trainer") == name]
             expected = float(np.median(same or [t.user_attrs["seconds"] for t in done]))
@@ -180,7 +182,7 @@ def run_search(X, y, weight, task: Task, metric, names: list[str], splits: list[
                 raise optuna.TrialPruned("would not end before the deadline")
             late.clear()
         folds = _Folds(trainer, params, replace(task, threads=pace.threads), X, y, weight, splits,
-                       X_holdout, hard_end, fit_share)
+                       X_holdout, hard_end, share)
         shape = (len(y), task.n_classes) if task.kind == "multiclass" else (len(y),)
         oof = np.full(shape, np.nan)
         holdout = None

@@ -296,8 +296,7 @@ def train(ws: Workspace, spec: ProjectSpec, dataset_id: str, dataset_path: Path,
         def refit(cand):
             trainer = trainers.get(cand.trainer)
             rounds = max(1, int(cand.rounds * grow)) if cand.rounds else None
-            late = pace.end - pace.after_search + 0.1 * budget  # a refit far past the budget stops
-            fit = replace(fit_task, threads=threads, stop=lambda: time.monotonic() > late)
+            fit = replace(fit_task, threads=threads)  # never stopped: its rounds were validated
             return trainer.fit(cand.params, fit, trainer.inputs(X_fit), y_fit, w_fit, rounds=rounds)
 
         members = []

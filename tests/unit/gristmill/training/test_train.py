@@ -111,3 +111,17 @@ def test_default_folds_keep_every_core_busy():
     pace = Pace.for_budget(end=100.0, after_search=4.0, folds=4, cores=2)
     assert (pace.workers, pace.threads) == (2, 1)
     assert Pace.for_budget(100.0, 4.0, folds=4, cores=16).threads == 4
+
+
+def test_a_tiny_budget_still_gets_a_whole_first_model(workspace):
+    """The first trial is never cut short: a budget smaller than the fixed costs is overrun rather
+    than answered with a model of a few boosting rounds."""
+    import mlflow
+
+    dataset_id, path = _dataset(workspace, "toy_tiny", "binary")
+    result = train(workspace, _spec("toy_tiny", "binary", trainers=["lightgbm"]), dataset_id, path,
+                   budget_seconds=1)
+    configure_mlflow(workspace)
+    model = mlflow.pyfunc.load_model(f"models:/toy_tiny/{result.version}").unwrap_python_model().model
+    assert [m.trainer for m in model.members] == ["lightgbm"]
+    assert model.members[0].fitted.native.num_trees() > 10
