@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import os
 import socket
+import tempfile
 
 import pytest
 
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("BENTOML_DO_NOT_TRACK", "True")
+# the CLI under test works locally unless a test points it at a server: no stored login of the
+# person running the tests, no server from their environment
+os.environ["GRISTMILL_CONFIG_DIR"] = tempfile.mkdtemp(prefix="gristmill-config-")
+for _name in ("GRISTMILL_URL", "GRISTMILL_TOKEN", "GRISTMILL_METADATA_URL"):
+    os.environ.pop(_name, None)
 
 
 @pytest.fixture

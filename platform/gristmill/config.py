@@ -10,8 +10,11 @@ configuration, not code:
       registry: postgresql://gristmill@db.internal:5432/feast   # shared Feast registry
       online_store: redis://cache.internal:6379/0                # shared online store
 
-or the environment: ``GRISTMILL_FEAST_REGISTRY`` and ``GRISTMILL_ONLINE_STORE`` (they win over the
-file). Every Feast object stays scoped by project (``<project>__...``), so many workspaces and
+    server:
+      metadata: postgresql://gristmill@db.internal:5432/gristmill  # users, tokens, audit, lineage
+
+or the environment: ``GRISTMILL_FEAST_REGISTRY``, ``GRISTMILL_ONLINE_STORE`` and
+``GRISTMILL_METADATA_URL`` (they win over the file). Every Feast object stays scoped by project (``<project>__...``), so many workspaces and
 projects share one registry.
 """
 
@@ -58,14 +61,36 @@ class FeatureStoreConfig(_Strict):
         return value
 
 
+class ServerConfig(_Strict):
+    """The Gristmill API server (``gristmill server``) and the metadata it keeps."""
+
+    metadata: str | None = Field(
+        None, description="PostgreSQL URL of the metadata database (users, tokens, grants, audit "
+        "trail, lineage) shared by every server process, e.g. postgresql://user@host:5432/gristmill "
+        "(default: SQLite <workspace>/gristmill.db).")
+    host: str = Field("127.0.0.1", description="Address the server listens on (0.0.0.0 exposes it "
+                      "to the network: put TLS in front).")
+    port: int = Field(8700, ge=1, le=65_535, description="Port of `gristmill server`.")
+    sql_max_rows: int = Field(10_000, ge=1, description="Most rows a `gristmill sql` query returns.")
+    sql_max_seconds: float = Field(30.0, gt=0, description="Longest a `gristmill sql` query may run.")
+
+    @field_validator("metadata")
+    @classmethod
+    def _postgres(cls, value: str | None) -> str | None:
+        if value is not None and urlsplit(value).scheme.split("+")[0] not in ("postgresql", "postgres"):
+            raise ValueError(f"{value!r} is not a postgresql:// URL")
+        return value
+
+
 class WorkspaceConfig(_Strict):
     """Settings of a workspace (``<workspace>/gristmill.yaml``)."""
 
     feature_store: FeatureStoreConfig = FeatureStoreConfig()
+    server: ServerConfig = ServerConfig()
 
     @property
     def team_mode(self) -> bool:
-        return bool(self.feature_store.registry or self.feature_store.online_store)
+        return bool(self.feature_store.registry or self.feature_store.online_store or self.server.metadata)
 
 
 def load_config(ws: Workspace) -> WorkspaceConfig:
@@ -74,13 +99,24 @@ def load_config(ws: Workspace) -> WorkspaceConfig:
 
     path = ws.root / CONFIG_FILE
     data = (read_yaml(path) or {}) if path.is_file() else {}
-    config = validate(WorkspaceConfig, data, CONFIG_FILE, "feature_store")
+    config = validate(WorkspaceConfig, data, CONFIG_FILE, "feature_store, server")
     overrides = {k: v for k, v in {"registry": os.environ.get("GRISTMILL_FEAST_REGISTRY"),
                                    "online_store": os.environ.get("GRISTMILL_ONLINE_STORE")}.items() if v}
-    if overrides:
-        merged = config.feature_store.model_dump() | overrides
-        config = validate(WorkspaceConfig, {"feature_store": merged}, "environment", "feature_store")
+    metadata = os.environ.get("GRISTMILL_METADATA_URL")
+    if overrides or metadata:
+        merged = config.model_dump()
+        merged["feature_store"] |= overrides
+        if metadata:
+            merged["server"]["metadata"] = metadata
+        config = validate(WorkspaceConfig, merged, "environment", "feature_store, server")
     return config
+
+
+def metadata(ws: Workspace):
+    """The workspace's metadata database (:mod:`gristmill.metadata`)."""
+    from gristmill.metadata import open_metadata
+
+    return open_metadata(load_config(ws).server.metadata, ws.metadata_db)
 
 
 def sqlalchemy_url(url: str) -> str:

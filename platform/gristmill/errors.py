@@ -71,3 +71,35 @@ class EntityNotFound(GristmillError):
 
 class InvalidRequest(GristmillError):
     http_status = 422
+
+
+class Unauthenticated(GristmillError):
+    """No credentials, or credentials that are malformed, unknown, expired or revoked."""
+
+    http_status = 401
+
+
+class Forbidden(GristmillError):
+    """The caller is known but their role does not allow the action."""
+
+    http_status = 403
+
+
+class NoAccess(GristmillError):
+    """The caller has no role on the project: answered like an unknown project (404), so project
+    names do not leak to people outside them."""
+
+    http_status = 404
+
+    def __init__(self, project: str) -> None:
+        self.project = project
+        super().__init__(f"project {project!r} is not one of yours (ask its owner to share it: "
+                         f"gristmill projects share {project} --user <you> --role viewer)")
+
+
+class Conflict(GristmillError):
+    http_status = 409
+
+
+class NotFound(GristmillError):
+    http_status = 404

@@ -11,7 +11,13 @@ Layout (every per-project path is scoped by the project's name)::
       mlflow/                   MLflow tracking database and artifacts
       optuna/                   Optuna journal storage, one file per project
       reports/<project>/        drift reports (HTML + JSON)
+      uploads/<project>/        files uploaded to the server for ingestion
+      gristmill.db              users, tokens, grants, audit trail, lineage (SQLite; PostgreSQL in team mode)
       logs/
+
+Everything in it is owner-only: any process that resolves a workspace sets its umask to 077, so
+files are created 0600 and folders 0700 whatever the caller's umask, and :meth:`Workspace.ensure`
+tightens the folder itself.
 
 The workspace defaults to ``./workspace``; ``GRISTMILL_WORKSPACE`` or ``--workspace`` moves it. The
 files users read and edit live in the source tree instead: ``feature_repo/`` (Feast definitions),
@@ -29,6 +35,18 @@ from gristmill.errors import InvalidName, ProjectNotFound
 
 PROJECT_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 PROJECT_RULE = "use 1-63 lower-case letters, digits or '_', starting with a letter"
+
+
+def secure_umask() -> None:
+    """Owner-only files from here on (0600 files, 0700 folders), whatever umask the process had."""
+    os.umask(0o077)
+
+
+def owner_only_file(path: Path) -> None:
+    """Create ``path`` (empty) as 0600 if it does not exist, and make it 0600 if it does."""
+    fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
+    os.close(fd)
+    os.chmod(path, 0o600)
 
 
 def check_project_name(name: str) -> str:
@@ -52,6 +70,7 @@ class Workspace:
         chosen = root or os.environ.get("GRISTMILL_WORKSPACE") or "workspace"
         repo = os.environ.get("GRISTMILL_FEATURE_REPO") or "feature_repo"
         bentos = os.environ.get("GRISTMILL_BENTOS") or "bentos"
+        secure_umask()
         return cls(Path(chosen).resolve(), Path(repo).resolve(), Path(bentos).resolve())
 
     # -- shared stores -------------------------------------------------------------------------
@@ -74,6 +93,14 @@ class Workspace:
     @property
     def logs(self) -> Path:
         return self.root / "logs"
+
+    @property
+    def metadata_db(self) -> Path:
+        """SQLite file of users, tokens, grants, audit and lineage (embedded default)."""
+        return self.root / "gristmill.db"
+
+    def uploads(self, project: str) -> Path:
+        return self.root / "uploads" / check_project_name(project)
 
     # -- per project ---------------------------------------------------------------------------
     def lake(self, project: str) -> Path:
@@ -116,6 +143,8 @@ class Workspace:
         return project
 
     def ensure(self) -> "Workspace":
+        secure_umask()
         for sub in (self.root, self.feast_dir, self.mlflow_dir, self.logs):
             sub.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.root, 0o700)
         return self

@@ -32,13 +32,19 @@ def _root(
 
 
 def _register() -> None:
-    from gristmill.cli import features, models, monitor, stages
+    from gristmill.cli import access, audit, features, models, monitor, server, stages
 
     stages.register(app)
     app.add_typer(features.app, name="features")
     app.add_typer(models.app, name="models")
     app.add_typer(monitor.app, name="monitor")
     app.command("scheduler")(monitor.scheduler_command)
+    app.add_typer(access.users, name="users")
+    app.add_typer(access.tokens, name="tokens")
+    app.add_typer(access.projects, name="projects")
+    app.add_typer(audit.app, name="audit")
+    for fn in (access.login, access.logout, access.whoami, audit.lineage, server.server):
+        app.command()(fn)
 
 
 _register()

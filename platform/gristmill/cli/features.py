@@ -11,21 +11,18 @@ JSON = typer.Option(False, "--json", help="Print one JSON object.")
 PROJECT = typer.Argument(..., help="Project name or spec file.")
 
 
-def _ctx(project: str):
-    from gristmill.pipeline import project_spec
-    from gristmill.workspace import Workspace
+def _call(name: str, project: str, /, **params):
+    """Operation ``name`` on ``project`` (a spec file is registered first)."""
+    from gristmill.cli.stages import project_name
+    from gristmill.client import call
 
-    ws = Workspace.resolve()
-    return ws, project_spec(ws, project)
+    return call(name, project=project_name(project), **params)
 
 
 @app.command()
 def apply(project: str = PROJECT, as_json: bool = JSON) -> None:
     """Build feature tables, write feature_repo/projects/<project>.py and run `feast apply`."""
-    from gristmill import pipeline
-
-    ws, spec = _ctx(project)
-    result = pipeline.features_apply(ws, spec)
+    result = _call("features.apply", project)
     if as_json:
         emit_json(result)
         return
@@ -38,37 +35,27 @@ def suggest(project: str = PROJECT, as_json: bool = JSON) -> None:
     """Propose feature tables from the ingested tables: key, timestamp and kind of each, with why.
 
     Prints a `features:` section to paste into the spec (its label table and entity key are used)."""
-    from gristmill.features.suggest import as_yaml, suggest as run
-
-    ws, spec = _ctx(project)
-    found, skipped = run(ws, spec)
+    found = _call("features.suggest", project)
     if as_json:
-        emit_json({"features": [s.entry for s in found], "why": {s.table: s.why for s in found},
-                   "left_out": skipped})
+        emit_json({k: v for k, v in found.items() if k != "yaml"})
         return
-    console.print(as_yaml(found, skipped), highlight=False, soft_wrap=True)
+    console.print(found["yaml"], highlight=False, soft_wrap=True)
 
 
 @app.command()
 def dataset(project: str = PROJECT, as_json: bool = JSON) -> None:
     """Build a point-in-time correct training set from the label table."""
-    from gristmill import pipeline
-
-    ws, spec = _ctx(project)
-    dataset_id, path = pipeline.features_dataset(ws, spec)
+    made = _call("features.dataset", project)
     if as_json:
-        emit_json({"id": dataset_id, "path": str(path)})
+        emit_json(made)
         return
-    console.print(f"training set {dataset_id}: {path}")
+    console.print(f"training set {made['id']}: {made['path']}")
 
 
 @app.command()
 def materialize(project: str = PROJECT, as_json: bool = JSON) -> None:
     """Load the latest feature values into the online store (incremental after the first run)."""
-    from gristmill import pipeline
-
-    ws, spec = _ctx(project)
-    state = pipeline.features_materialize(ws, spec)
+    state = _call("features.materialize", project)
     if as_json:
         emit_json(state)
         return
@@ -78,10 +65,9 @@ def materialize(project: str = PROJECT, as_json: bool = JSON) -> None:
 @app.command("list")
 def list_(as_json: bool = JSON) -> None:
     """List feature views: the project that owns each and the projects whose service uses it."""
-    from gristmill.features.store import feature_views
-    from gristmill.workspace import Workspace
+    from gristmill.client import call
 
-    rows = feature_views(Workspace.resolve())
+    rows = call("features.list")["feature_views"]
     if as_json:
         emit_json({"feature_views": rows})
         return
@@ -94,10 +80,7 @@ def remove(project: str = typer.Argument(..., help="Project whose feature defini
            as_json: bool = JSON) -> None:
     """Remove a project's generated definitions and apply: its views leave the registry, every
     other project's stay. Refused while another project reuses one of its views."""
-    from gristmill.features.store import remove_definitions
-    from gristmill.workspace import Workspace, check_project_name
-
-    removed = remove_definitions(Workspace.resolve(), check_project_name(project))
+    removed = _call("features.remove", project)["removed_views"]
     if as_json:
         emit_json({"project": project, "removed_views": removed})
         return

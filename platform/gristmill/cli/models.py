@@ -12,21 +12,19 @@ JSON = typer.Option(False, "--json", help="Print one JSON object.")
 PROJECT = typer.Argument(..., help="Project name.")
 
 
-def _ws(project: str):
-    from gristmill.workspace import Workspace, check_project_name
+def _call(name: str, /, **params):
+    from gristmill.client import call
 
-    check_project_name(project)
-    return Workspace.resolve()
+    return call(name, **params)
 
 
 @app.command("list")
 def list_(project: str = PROJECT, as_json: bool = JSON) -> None:
     """Every registered version with its aliases and holdout scores, newest first."""
-    from gristmill.training import registry
-
-    rows = registry.versions(_ws(project), project)
+    found = _call("models.list", project=project)
+    rows = found["versions"]
     if as_json:
-        emit_json({"project": project, "versions": rows})
+        emit_json(found)
         return
     table(f"Models of {project}", ["version", "aliases", "created", "holdout", "training set"],
           [[r["version"], ", ".join(r["aliases"]), r["created_at"],
@@ -37,11 +35,10 @@ def list_(project: str = PROJECT, as_json: bool = JSON) -> None:
 @app.command()
 def history(project: str = PROJECT, as_json: bool = JSON) -> None:
     """Every alias move (by training, promotion or rollback): when, who, from, to, why."""
-    from gristmill.training import registry
-
-    moves = registry.history(_ws(project), project)
+    found = _call("models.history", project=project)
+    moves = found["moves"]
     if as_json:
-        emit_json({"project": project, "moves": moves})
+        emit_json(found)
         return
     table(f"Alias moves of {project}", ["at", "by", "action", "alias", "from", "to", "reason"],
           [[m["at"], m["by"], m["action"], m["alias"], m.get("from_version"), m["to_version"],
@@ -55,9 +52,7 @@ def promote(
     as_json: bool = JSON,
 ) -> None:
     """Make a version the champion by hand (serving picks it up on reload or restart)."""
-    from gristmill.training import registry
-
-    move = registry.promote(_ws(project), project, version)
+    move = _call("models.promote", project=project, version=version)
     if as_json:
         emit_json(move)
         return
@@ -72,9 +67,7 @@ def challenge(
 ) -> None:
     """Make a version the challenger: with serving.challenger_share (A/B) or serving.shadow in the
     spec, the service scores it beside the champion (POST /reload or restart)."""
-    from gristmill.training import registry
-
-    move = registry.challenge(_ws(project), project, version)
+    move = _call("models.challenge", project=project, version=version)
     if as_json:
         emit_json(move)
         return
@@ -89,9 +82,7 @@ def rollback(
     as_json: bool = JSON,
 ) -> None:
     """Give the champion alias back to the previous champion (or to --to VERSION)."""
-    from gristmill.training import registry
-
-    move = registry.rollback(_ws(project), project, to)
+    move = _call("models.rollback", project=project, to=to)
     if as_json:
         emit_json(move)
         return

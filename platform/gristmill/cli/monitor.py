@@ -22,12 +22,6 @@ def _ws():
     return Workspace.resolve()
 
 
-def _spec(ws, project: str):
-    from gristmill.pipeline import project_spec
-
-    return project_spec(ws, project)
-
-
 @app.command("run")
 def run_(
     project: str = PROJECT,
@@ -37,16 +31,11 @@ def run_(
     as_json: bool = JSON,
 ) -> None:
     """Run the project's monitoring jobs now: drift, quality, reports, history, alerts."""
-    from gristmill.errors import GristmillError
-    from monitoring.jobs import find_job, load_jobs
-    from monitoring.runner import run_job
+    from gristmill.cli.stages import project_name
+    from gristmill.client import call
 
-    if current is not None and not current.is_file():
-        raise GristmillError(f"no such file: {current}")
-    ws = _ws()
-    spec = _spec(ws, project)
-    jobs = [find_job(spec, job)[0]] if job else [j for j, _ in load_jobs(spec).values()]
-    results = [run_job(ws, spec, j, current_file=current) for j in jobs]
+    results = call("monitor.run", project=project_name(project), job=job,
+                   current=str(current.resolve()) if current is not None else None)["runs"]
     if as_json:
         emit_json({"runs": results})
         return
@@ -83,31 +72,14 @@ def schedule(
     as_json: bool = JSON,
 ) -> None:
     """Register a job with the scheduler (`gristmill scheduler` runs it)."""
-    from gristmill.errors import GristmillError
-    from monitoring import scheduler
-    from monitoring.jobs import JobSpec, ScheduleSpec, jobs_dir, load_jobs, write_job
+    from gristmill.cli.stages import project_name
+    from gristmill.client import call
 
-    if (cron is None) == (every is None):
-        raise GristmillError("give exactly one of --cron '0 * * * *' and --every SECONDS")
-    ws = _ws().ensure()
-    spec = _spec(ws, project)
-    try:
-        when = ScheduleSpec(cron=cron, every_seconds=every, misfire_grace_seconds=grace)
-    except ValueError as exc:
-        raise GristmillError(f"--cron: {exc.errors()[0]['msg'].removeprefix('Value error, ')}") from None
-    jobs = load_jobs(spec)
-    where = None
-    if job in jobs and jobs[job][1] != "implicit default job":
-        definition, where = jobs[job]
-        definition = definition.model_copy(update={"schedule": when})
-        if where.endswith((".yaml", ".yml")):
-            write_job(spec.project, definition)
-    else:
-        definition = JobSpec(name=job, schedule=when)
-        where = str(write_job(spec.project, definition))
-    stored = scheduler.schedule(ws.root, spec.project, definition, jobs_dir())
+    stored = call("monitor.schedule", project=project_name(project), job=job, cron=cron, every=every,
+                  grace=grace)
+    where = stored["definition"]
     if as_json:
-        emit_json({**stored, "definition": where})
+        emit_json(stored)
         return
     console.print(f"scheduled {stored['id']} ({stored['trigger']}), next run {stored['next_run']}; "
                   f"definition: {where}. `gristmill scheduler` runs it.")
@@ -117,13 +89,9 @@ def schedule(
 def unschedule(project: str = typer.Argument(..., help="Project name."),
                job: str = typer.Option("default", "--job", "-j", help="Job name.")) -> None:
     """Remove a job's schedule (its definition stays)."""
-    from gristmill.errors import GristmillError
-    from gristmill.workspace import check_project_name
-    from monitoring import scheduler
+    from gristmill.client import call
 
-    ws = _ws()
-    if not scheduler.unschedule(ws.root, check_project_name(project), job):
-        raise GristmillError(f"{project}:{job} is not scheduled (see `gristmill monitor list`)")
+    call("monitor.unschedule", project=project, job=job)
     console.print(f"unscheduled {project}:{job}")
 
 
@@ -131,23 +99,10 @@ def unschedule(project: str = typer.Argument(..., help="Project name."),
 def list_(project: str = typer.Argument(None, help="Project name (default: every project)."),
           as_json: bool = JSON) -> None:
     """Monitoring jobs: where each is defined, its schedule and next run."""
-    from gristmill.spec import load_spec
-    from monitoring import scheduler
-    from monitoring.jobs import load_jobs
+    from gristmill.client import call
 
-    ws = _ws()
-    stored = {s["id"]: s for s in scheduler.list_scheduled(ws.root)}
-    projects = [ws.require_project(project)] if project else ws.projects()
-    rows = []
-    for name in projects:
-        if not ws.spec_path(name).is_file():
-            continue
-        for job, (definition, where) in load_jobs(load_spec(ws.spec_path(name))).items():
-            s = stored.pop(f"{name}:{job}", None)
-            rows.append({"project": name, "job": job, "defined_in": where,
-                         "schedule": definition.schedule.model_dump() if definition.schedule else None,
-                         "scheduled": s is not None, "next_run": s["next_run"] if s else None})
-    orphans = [s for s in stored.values() if not project or s["project"] == project]
+    found = call("monitor.list", project=project)
+    rows, orphans = found["jobs"], found["scheduled_without_definition"]
     if as_json:
         emit_json({"jobs": rows, "scheduled_without_definition": orphans})
         return
@@ -165,11 +120,9 @@ def history_(project: str = typer.Argument(..., help="Project name."), job: str 
              limit: int = typer.Option(20, "--limit", "-n", min=1, help="Latest runs to show."),
              as_json: bool = JSON) -> None:
     """The trend: one row per run (drift share, drifted columns, quality, alerts)."""
-    from monitoring import history
+    from gristmill.client import call
 
-    ws = _ws()
-    ws.require_project(project)
-    rows = history.read(ws.root, project, job, limit)
+    rows = call("monitor.history", project=project, job=job, limit=limit)["runs"]
     if as_json:
         emit_json({"project": project, "runs": rows})
         return

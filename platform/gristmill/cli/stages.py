@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from gristmill.cli.output import console, emit_json, err, step, table
+from gristmill.errors import GristmillError
 
 JSON = typer.Option(False, "--json", help="Print one JSON object instead of tables.")
 BUDGET = typer.Option(None, "--budget", min=5, help="Training budget in seconds (overrides the spec).")
@@ -18,10 +19,27 @@ def _ws():
     return Workspace.resolve()
 
 
-def _spec(project: str):
-    from gristmill.pipeline import project_spec
+def spec_file(project_or_file: str) -> Path | None:
+    path = Path(project_or_file)
+    return path if path.suffix in (".yaml", ".yml") or path.is_file() else None
 
-    return project_spec(_ws(), project)
+
+def project_name(project_or_file: str) -> str:
+    """The project a command acts on; a spec file is registered first (locally or on the server)."""
+    from gristmill.client import call
+    from gristmill.spec import dump_spec, load_spec
+    from gristmill.workspace import check_project_name
+
+    path = spec_file(project_or_file)
+    if path is None:
+        return check_project_name(project_or_file)
+    spec = load_spec(path)
+    base = path.resolve().parent
+    sources = [s.model_copy(update={"path": str(p.resolve())})
+               for s, p in zip(spec.sources, spec.source_paths(base))]
+    spec = spec.model_copy(update={"sources": sources})
+    call("projects.register", project=spec.project, spec=dump_spec(spec))
+    return spec.project
 
 
 def init(
@@ -51,39 +69,61 @@ def ingest(
     jsonl: bool = typer.Option(False, "--jsonl", help="Also write a JSONL copy of each table."),
     as_json: bool = JSON,
 ) -> None:
-    """Turn raw files into typed tables in the lake and the DuckDB catalog."""
-    from gristmill import pipeline
-    from gristmill.workspace import check_project_name
-
-    ws = _ws()
-    if folder is None:
-        spec = _spec(project)
-        name = spec.project
-    else:
-        is_file = Path(project).suffix in (".yaml", ".yml")
-        spec = _spec(project) if is_file else None
-        name = spec.project if spec else check_project_name(project)
-    report = pipeline.ingest(ws, name, spec, folder, jsonl=jsonl, progress=not as_json)
+    """Turn raw files into typed tables in the lake and the DuckDB catalog (through the server, the
+    files are uploaded first)."""
+    report = ingest_files(project, folder, jsonl, progress=not as_json)
     if as_json:
-        emit_json(report.model_dump(mode="json"))
+        emit_json(report)
         return
     show_ingest(report)
 
 
-def show_ingest(report) -> None:
+def ingest_files(project: str, folder: Path | None, jsonl: bool, progress: bool) -> dict:
+    from gristmill.client import call, server_target
+    from gristmill.client.dispatch import upload_paths
+    from gristmill.spec import load_spec
+
+    name = project_name(project)
+    if server_target() is None:
+        return call("data.ingest", progress=progress, project=name,
+                    path=str(folder.resolve()) if folder is not None else None, jsonl=jsonl)
+    if folder is not None:
+        files, sources = upload_paths([folder]), None
+    else:  # the spec's sources, each into a folder of its own in one upload
+        path = spec_file(project)
+        if path is None:
+            raise GristmillError("through the server, give the spec file or a folder to upload "
+                                 f"(gristmill ingest {name}.yaml, or gristmill ingest {name} ./folder)")
+        spec = load_spec(path)
+        files, sources = [], []
+        for i, source in enumerate(spec.source_paths(path.resolve().parent)):
+            found = sorted(source.parent.glob(source.name)) if any(c in source.name for c in "*?[") else [source]
+            for item in found:
+                files += [(f"s{i}/{n}", stream) for n, stream in upload_paths([item])]
+            sources.append({"folder": f"s{i}", **spec.sources[i].model_dump(exclude={"path"}, mode="json")})
+    try:
+        uploaded = call("data.upload", project=name, files=files)
+    finally:
+        for _, stream in files:
+            stream.close()
+    return call("data.ingest", project=name, upload=uploaded["upload"], sources=sources, jsonl=jsonl)
+
+
+def show_ingest(report: dict) -> None:
+    tables = report["tables"]
     table("Ingested tables", ["table", "version", "rows", "quarantined", "columns", "sources"],
-          [[t.name, t.version + ("" if t.changed else " (unchanged)"), t.rows, t.quarantined_rows,
-            len(t.columns), ", ".join(t.sources[:3]) + (" ..." if len(t.sources) > 3 else "")]
-           for t in report.tables])
+          [[t["name"], t["version"] + ("" if t["changed"] else " (unchanged)"), t["rows"],
+            t["quarantined_rows"], len(t["columns"]),
+            ", ".join(t["sources"][:3]) + (" ..." if len(t["sources"]) > 3 else "")] for t in tables])
     table("Every row accounted for", ["input rows", "ingested", "quarantined", "bad files", "skipped files"],
-          [[report.input_rows, sum(t.rows for t in report.tables), report.quarantined_rows,
-            len(report.bad_files), len(report.skipped_files)]])
-    for bad in report.bad_files:
-        err.print(f"[yellow]bad file[/] {bad.path}: {bad.reason}")
-    for skipped in report.skipped_files:
-        err.print(f"[dim]skipped[/] {skipped.path}: {skipped.reason}")
-    if report.quarantined_rows:
-        err.print(f"[dim]quarantined rows: gristmill sql {report.project} "
+          [[report["input_rows"], sum(t["rows"] for t in tables), report["quarantined_rows"],
+            len(report["bad_files"]), len(report["skipped_files"])]])
+    for bad in report["bad_files"]:
+        err.print(f"[yellow]bad file[/] {bad['path']}: {bad['reason']}")
+    for skipped in report["skipped_files"]:
+        err.print(f"[dim]skipped[/] {skipped['path']}: {skipped['reason']}")
+    if report["quarantined_rows"]:
+        err.print(f"[dim]quarantined rows: gristmill sql {report['project']} "
                   "\"select * from _quarantine\"[/]")
 
 
@@ -93,33 +133,21 @@ def sql(
     as_json: bool = JSON,
     limit: int = typer.Option(50, "--limit", help="Rows to show (JSON: all rows)."),
 ) -> None:
-    """Query the project's tables in DuckDB."""
-    import duckdb
+    """Query the tables of your projects in DuckDB (read-only; no file access outside them)."""
+    from gristmill.client import call
+    from gristmill.workspace import check_project_name
 
-    from gristmill.errors import GristmillError
-    from gristmill.sql import connect, literal
-
-    ws = _ws()
-    ws.require_project(project, spec=False)
-    con = connect(ws.catalog, read_only=True)
-    try:
-        con.execute(f"SET search_path = {literal(project)}")
-        cur = con.execute(query)
-        if cur.description is None:
-            console.print("ok")
-            return
-        columns = [d[0] for d in cur.description]
-        rows = cur.fetchall()
-    except duckdb.Error as exc:
-        raise GristmillError(f"query failed: {str(exc).splitlines()[0]}") from None
-    finally:
-        con.close()
+    result = call("data.sql", project=check_project_name(project), query=query)
+    columns, rows = result["columns"], result["rows"]
     if as_json:
-        emit_json({"columns": columns, "rows": [dict(zip(columns, r)) for r in rows]})
+        emit_json({"columns": columns, "rows": [dict(zip(columns, r)) for r in rows],
+                   "truncated": result["truncated"]})
         return
     table(f"{len(rows)} row(s)", columns, [list(r) for r in rows[:limit]])
     if len(rows) > limit:
         err.print(f"(showing {limit} of {len(rows)} rows; --limit to change)")
+    if result["truncated"]:
+        err.print(f"(the query returned more than {result['row_limit']} rows: only those are shown)")
 
 
 def train(
@@ -129,23 +157,23 @@ def train(
     as_json: bool = JSON,
 ) -> None:
     """Tune LightGBM with Optuna, track it in MLflow, register the winner (champion if it wins)."""
-    from gristmill import pipeline
+    from gristmill.client import call
 
-    result = pipeline.train(_ws(), _spec(project), budget=budget, dataset_id=dataset,
-                            progress=not as_json)
+    result = call("models.train", progress=not as_json, project=project_name(project), budget=budget,
+                  dataset=dataset)
     if as_json:
-        emit_json(result.as_dict())
+        emit_json(result)
         return
     show_train(result)
 
 
-def show_train(result) -> None:
-    table("Registered model", ["model", "version", "alias", "task", f"holdout {result.metric}",
+def show_train(result: dict) -> None:
+    table("Registered model", ["model", "version", "alias", "task", f"holdout {result['metric']}",
                                "trials", "seconds"],
-          [[result.model_name, result.version, result.alias, result.task,
-            f"{result.holdout_score:.4f}", result.n_trials, result.seconds]])
-    if result.promotion:
-        err.print(f"[dim]promotion gate: {result.promotion['reason']}[/]")
+          [[result["model_name"], result["version"], result["alias"], result["task"],
+            f"{result['holdout_score']:.4f}", result["n_trials"], result["seconds"]]])
+    if result.get("promotion"):
+        err.print(f"[dim]promotion gate: {result['promotion']['reason']}[/]")
 
 
 def predict(
@@ -186,46 +214,49 @@ def deploy(
     token_env: str = TOKEN_ENV,
 ) -> None:
     """Write bentos/<project>/ (service.py + bentofile.yaml), or bentos/_gateway/ with --all."""
-    from gristmill import pipeline
-    from gristmill.serving.bento import class_name, write_gateway
+    from gristmill.serving.bento import write_gateway
 
     _one_or_all(project, every)
     if every:
         folder = write_gateway(_ws().ensure(), port, token_env)
-        console.print(f"wrote {folder}\nstart it: cd {folder} && bentoml serve service:Gateway --port {port}")
+        console.print(f"wrote {folder}\nstart it: cd {folder} && bentoml serve service:Gateway "
+                      f"--host 127.0.0.1 --port {port}")
         return
-    spec = _spec(project)
-    folder = pipeline.deploy(_ws(), spec)
-    console.print(f"wrote {folder}\nstart it: cd {folder} && bentoml serve "
-                  f"service:{class_name(spec.project)} --port {spec.serving.port}")
+    from gristmill.client import call
+
+    done = call("serving.deploy", project=project_name(project))
+    console.print(f"wrote {done['bento']}\nstart it: cd {done['bento']} && bentoml serve "
+                  f"{done['service']} --host 127.0.0.1 --port {done['port']}")
 
 
 def serve(
     project: str = typer.Argument(None, help="Project name or spec file."),
     every: bool = ALL,
     port: int = typer.Option(None, "--port", help="Port (default: the spec's serving.port; 3000 with --all)."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (0.0.0.0: every interface)."),
     token_env: str = TOKEN_ENV,
 ) -> None:
-    """Start the project's BentoML service (writes it first), or with --all the gateway that serves
-    every project, loading models on first use into a memory-bounded cache."""
+    """Start the project's BentoML service on this machine (writes it first), or with --all the
+    gateway that serves every project, loading models on first use into a memory-bounded cache.
+    Both answer only callers with a token of the project (``gristmill tokens create``)."""
     import os
     import shutil
     import sys
 
-    from gristmill import pipeline
-    from gristmill.serving.bento import class_name, write_gateway
+    from gristmill.client.dispatch import call, local_only
+    from gristmill.serving.bento import write_gateway
 
     _one_or_all(project, every)
     ws = _ws()
     if every:
-        folder, service, port = write_gateway(ws.ensure(), port or 3000, token_env), "Gateway", port or 3000
+        folder, service, port = write_gateway(ws.ensure(), port or 3000, token_env), "service:Gateway", port or 3000
     else:
-        spec = _spec(project)
-        folder, service = pipeline.deploy(ws, spec), class_name(spec.project)
-        port = port or spec.serving.port
+        with local_only():  # the service runs here, on this workspace
+            done = call("serving.deploy", project=project_name(project))
+        folder, service, port = done["bento"], done["service"], port or done["port"]
     bentoml = shutil.which("bentoml", path=str(Path(sys.executable).parent)) or "bentoml"
     os.chdir(folder)
-    os.execv(bentoml, [bentoml, "serve", f"service:{service}", "--port", str(port)])
+    os.execv(bentoml, [bentoml, "serve", service, "--host", host, "--port", str(port)])
 
 
 def run(
@@ -233,43 +264,47 @@ def run(
     budget: int = BUDGET,
     as_json: bool = JSON,
 ) -> None:
-    """Run the whole path: ingest, features, train, deploy, monitor."""
-    from gristmill.pipeline import register
+    """Run the whole path: ingest, features, train, deploy, monitor (through the server when one
+    is configured)."""
+    from gristmill.client import server_target
+    from gristmill.spec import load_spec
 
-    ws = _ws()
-    spec = register(ws, spec_file)
-    summary = run_all(ws, spec, budget, quiet=as_json)
+    spec = load_spec(spec_file)
+    summary = run_all(str(spec_file), spec, budget, quiet=as_json)
     if as_json:
         emit_json(summary)
+    elif server_target() is None:
+        next_steps(_ws(), spec, summary)
     else:
-        next_steps(ws, spec, summary)
+        console.print(f"[bold green]Done.[/] {spec.project} is trained and deployed on the server.")
 
 
-def run_all(ws, spec, budget: int | None, quiet: bool = False) -> dict:
-    from gristmill import pipeline
+def run_all(spec_arg: str, spec, budget: int | None, quiet: bool = False) -> dict:
+    """Every stage of ``spec`` in turn, each one operation of the service layer."""
+    from gristmill.client import call
 
     say = (lambda _m: None) if quiet else step
     say(f"ingest: {len(spec.sources)} source(s) -> lake and DuckDB schema {spec.project!r}")
-    report = pipeline.ingest(ws, spec.project, spec, progress=not quiet)
+    report = ingest_files(spec_arg, None, False, progress=not quiet)
     if not quiet:
         show_ingest(report)
+    project = spec.project
     say("features: feature tables, Feast definitions, feast apply")
-    applied = pipeline.features_apply(ws, spec)
+    applied = call("features.apply", project=project)
     say("features: point-in-time training set")
-    dataset_id, _ = pipeline.features_dataset(ws, spec)
+    dataset_id = call("features.dataset", project=project)["id"]
     say("features: materialize to the online store")
-    pipeline.features_materialize(ws, spec)
+    call("features.materialize", project=project)
     say(f"train: {', '.join(spec.training.trainers)}; budget {budget or spec.training.budget_seconds}s")
-    result = pipeline.train(ws, spec, budget=budget, dataset_id=dataset_id, progress=not quiet)
+    result = call("models.train", progress=not quiet, project=project, budget=budget, dataset=dataset_id)
     if not quiet:
         show_train(result)
     say("deploy: BentoML service")
-    bento = pipeline.deploy(ws, spec)
+    bento = call("serving.deploy", project=project)["bento"]
     say("monitor: Evidently drift report")
-    drift = pipeline.monitor(ws, spec)
-    return {"project": spec.project, "workspace": str(ws.root), "ingest": report.model_dump(mode="json"),
-            "features": applied, "training_set_id": dataset_id, "train": result.as_dict(),
-            "bento": str(bento), "drift": drift.model_dump(mode="json")}
+    drift = call("monitor.drift", project=project)
+    return {"project": project, "ingest": report, "features": applied, "training_set_id": dataset_id,
+            "train": result, "bento": bento, "drift": drift}
 
 
 def next_steps(ws, spec, summary: dict) -> None:
@@ -295,31 +330,23 @@ Next steps:
 """, soft_wrap=True)
 
 
-def projects(as_json: bool = JSON) -> None:
-    """List the projects of this workspace."""
-    ws = _ws()
-    names = ws.projects()
-    if as_json:
-        emit_json({"workspace": str(ws.root), "projects": names})
-        return
-    table(f"Projects in {ws.root}", ["project"], [[n] for n in names])
-
-
 def demo(
     budget: int = typer.Option(45, "--budget", min=5, help="Training budget in seconds."),
     as_json: bool = JSON,
 ) -> None:
     """Lay down the bundled messy churn export and run the whole path on it."""
+    from gristmill.client.dispatch import local_only
     from gristmill.demo.setup import lay_down
+    from gristmill.spec import load_spec
 
     ws = _ws()
     spec_file = lay_down(ws)
     if not as_json:
         step(f"demo export laid down in {spec_file.parent}")
-    from gristmill.pipeline import register
-
-    spec = register(ws, spec_file)
-    summary = run_all(ws, spec, budget, quiet=as_json)
+    spec = load_spec(spec_file)
+    with local_only():  # the demo's export lies in this workspace
+        summary = run_all(str(spec_file), spec, budget, quiet=as_json)
+    summary["workspace"] = str(ws.root)
     if as_json:
         emit_json(summary)
     else:
@@ -327,5 +354,5 @@ def demo(
 
 
 def register(app: typer.Typer) -> None:
-    for fn in (demo, init, run, ingest, sql, train, predict, deploy, serve, projects):
+    for fn in (demo, init, run, ingest, sql, train, predict, deploy, serve):
         app.command()(fn)

@@ -20,7 +20,6 @@ find the champion before the current one.
 
 from __future__ import annotations
 
-import getpass
 import json
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
@@ -62,19 +61,14 @@ def history(ws: Workspace, project: str) -> list[dict]:
 
 
 def _append(ws: Workspace, project: str, entry: dict) -> dict:
-    entry = {"at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "by": _user(), **entry}
+    from gristmill.identity.principal import acting_actor
+
+    entry = {"at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "by": acting_actor(), **entry}
     path = history_path(ws, project)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a", encoding="utf-8") as handle:
         handle.write(json.dumps(entry, default=str) + "\n")
     return entry
-
-
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
 
 
 def _client(ws: Workspace):
@@ -93,6 +87,11 @@ def alias_version(client, project: str, alias: str) -> str | None:
         return str(client.get_model_version_by_alias(project, alias).version)
     except MlflowException:
         return None
+
+
+def champion_version(ws: Workspace, project: str) -> str | None:
+    """The version the ``champion`` alias names now, or None."""
+    return alias_version(_client(ws), project, CHAMPION)
 
 
 def judge(has_champion: bool, metric: str, greater_is_better: bool, score: float,

@@ -1,0 +1,145 @@
+"""The metadata database: its tables (SQLAlchemy Core) and one cached engine per URL."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import sqlalchemy as sa
+
+meta = sa.MetaData()
+
+users = sa.Table(
+    "gm_users", meta,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("is_admin", sa.Boolean, nullable=False, default=False),
+    sa.Column("password_hash", sa.String(256), nullable=True),
+    sa.Column("created_at", sa.String(32), nullable=False),
+    sa.Column("disabled", sa.Boolean, nullable=False, default=False),
+)
+
+tokens = sa.Table(
+    "gm_tokens", meta,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("user_name", sa.String(64), sa.ForeignKey("gm_users.name"), nullable=False, index=True),
+    sa.Column("secret_hash", sa.String(64), nullable=False),
+    sa.Column("project", sa.String(64), nullable=True),   # a project-scoped token, else None
+    sa.Column("role", sa.String(16), nullable=True),      # its role on that project
+    sa.Column("label", sa.String(128), nullable=False, default=""),
+    sa.Column("created_at", sa.String(32), nullable=False),
+    sa.Column("expires_at", sa.String(32), nullable=True),
+    sa.Column("revoked_at", sa.String(32), nullable=True),
+)
+
+projects = sa.Table(
+    "gm_projects", meta,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("owner", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.String(32), nullable=False),
+)
+
+grants = sa.Table(
+    "gm_grants", meta,
+    sa.Column("project", sa.String(64), primary_key=True),
+    sa.Column("user_name", sa.String(64), primary_key=True),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("granted_by", sa.String(80), nullable=False),
+    sa.Column("granted_at", sa.String(32), nullable=False),
+)
+
+audit = sa.Table(
+    "gm_audit", meta,
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("at", sa.String(40), nullable=False),
+    sa.Column("actor", sa.String(80), nullable=False),
+    sa.Column("action", sa.String(64), nullable=False),
+    sa.Column("project", sa.String(64), nullable=True, index=True),
+    sa.Column("detail", sa.Text, nullable=False),     # JSON: what (parameters), before, after
+    sa.Column("result", sa.String(16), nullable=False),
+    sa.Column("prev_hash", sa.String(64), nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+)
+
+audit_head = sa.Table(   # the chain's last record: a removed tail shows as a mismatch
+    "gm_audit_head", meta,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("seq", sa.Integer, nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+)
+
+lineage = sa.Table(
+    "gm_lineage", meta,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("project", sa.String(64), nullable=False, index=True),
+    sa.Column("src", sa.String(400), nullable=False, index=True),   # "kind:id"
+    sa.Column("dst", sa.String(400), nullable=False, index=True),
+    sa.Column("at", sa.String(40), nullable=False),
+    sa.Column("actor", sa.String(80), nullable=False),
+    sa.UniqueConstraint("project", "src", "dst", name="gm_lineage_edge"),
+)
+
+
+@dataclass(frozen=True)
+class Metadata:
+    """An engine on the metadata database; ``team`` when it is PostgreSQL."""
+
+    engine: sa.Engine
+    url: str
+
+    @property
+    def team(self) -> bool:
+        return self.engine.dialect.name == "postgresql"
+
+    def begin_serialized(self, conn: sa.Connection) -> None:
+        """Serialize the transaction on ``conn`` with every other writer of the audit chain."""
+        if self.team:
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(727001)"))
+
+
+_engines: dict[str, Metadata] = {}
+_lock = threading.Lock()
+
+
+def _sqlite_engine(path: Path) -> sa.Engine:
+    from gristmill.workspace import owner_only_file
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    owner_only_file(path)
+    engine = sa.create_engine(f"sqlite:///{path}", connect_args={"timeout": 30, "check_same_thread": False})
+
+    @sa.event.listens_for(engine, "connect")
+    def _pragmas(dbapi_conn, _record):  # WAL: readers never wait for the one writer
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.close()
+        dbapi_conn.isolation_level = None  # transactions are begun explicitly (BEGIN IMMEDIATE)
+
+    @sa.event.listens_for(engine, "begin")
+    def _begin(conn):
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def open_metadata(url: str | None, sqlite_path: Path) -> Metadata:
+    """The metadata database at ``url`` (PostgreSQL), else the SQLite file; tables made on first use."""
+    key = url or f"sqlite:{sqlite_path}"
+    with _lock:
+        found = _engines.get(key)
+        if found is not None:
+            return found
+        if url:
+            from gristmill.config import sqlalchemy_url
+
+            engine = sa.create_engine(sqlalchemy_url(url), pool_pre_ping=True, pool_size=10, max_overflow=20)
+        else:
+            engine = _sqlite_engine(sqlite_path)
+        with engine.begin() as conn:
+            if url:
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(727000)"))  # one creator at a time
+            meta.create_all(conn)
+        found = _engines[key] = Metadata(engine, key)
+        return found

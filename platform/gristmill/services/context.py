@@ -1,0 +1,45 @@
+"""Who acts on which workspace: passed to every operation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from gristmill.identity.principal import Principal
+from gristmill.workspace import Workspace
+
+
+@dataclass
+class Context:
+    """The workspace, the caller and the metadata database of one call.
+
+    ``progress`` lets long work draw a progress bar (the local CLI); an operation records its
+    before and after for the audit trail with :meth:`note`."""
+
+    ws: Workspace
+    principal: Principal
+    progress: bool = False
+    audit: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def md(self):
+        from gristmill.config import metadata
+
+        return metadata(self.ws)
+
+    @property
+    def actor(self) -> str:
+        return self.principal.actor
+
+    @classmethod
+    def local(cls, ws: Workspace | None = None, progress: bool = False) -> "Context":
+        """The OS user working on the workspace directly (no server)."""
+        return cls(ws or Workspace.resolve(), Principal.local(), progress=progress)
+
+    def note(self, before: Any = None, after: Any = None, **more: Any) -> None:
+        """What the change found and left, for its audit record."""
+        self.audit.update({"before": before, "after": after, **more})
+
+    @property
+    def is_local(self) -> bool:
+        return self.principal.kind == "local"

@@ -1,0 +1,72 @@
+"""Training and the registry: train, list, history, promote, challenge, rollback."""
+
+from __future__ import annotations
+
+from gristmill.identity.roles import Action
+from gristmill.services.context import Context
+from gristmill.services.feature_ops import project_spec
+from gristmill.services.registry import operation
+
+
+@operation("models.train", "POST", "/projects/{project}/train", Action.train, changes=True)
+def train(ctx: Context, project: str, budget: int | None = None, dataset: str | None = None) -> dict:
+    """Search, ensemble, register the winner (champion if it passes the promotion gate)."""
+    from gristmill import pipeline
+    from gristmill.audit import lineage
+    from gristmill.errors import GristmillError
+
+    if budget is not None and budget < 5:
+        raise GristmillError("--budget must be at least 5 seconds")
+    result = pipeline.train(ctx.ws, project_spec(ctx, project), budget=budget, dataset_id=dataset,
+                            progress=ctx.progress).as_dict()
+    lineage.record(ctx.md, project, [(f"dataset:{result['dataset_id']}", f"model:{result['version']}")],
+                   ctx.actor)
+    ctx.note(before=(result.get("promotion") or {}).get("from_version"),
+             after={"version": result["version"], "alias": result["alias"], "run_id": result["run_id"]})
+    return result
+
+
+@operation("models.list", "GET", "/projects/{project}/models", Action.read)
+def list_versions(ctx: Context, project: str) -> dict:
+    """Every registered version with its aliases and holdout scores, newest first."""
+    from gristmill.training import registry
+
+    return {"project": project, "versions": registry.versions(ctx.ws, project)}
+
+
+@operation("models.history", "GET", "/projects/{project}/models/history", Action.read)
+def history(ctx: Context, project: str) -> dict:
+    """Every alias move (by training, promotion or rollback): when, who, from, to, why."""
+    from gristmill.training import registry
+
+    return {"project": project, "moves": registry.history(ctx.ws, project)}
+
+
+def _moved(ctx: Context, move: dict) -> dict:
+    ctx.note(before={"alias": move["alias"], "version": move.get("from_version")},
+             after={"alias": move["alias"], "version": move["to_version"]})
+    return move
+
+
+@operation("models.promote", "POST", "/projects/{project}/models/promote", Action.promote, changes=True)
+def promote(ctx: Context, project: str, version: str | None = None) -> dict:
+    """Make a version (default: the challenger) the champion (serving picks it up on reload)."""
+    from gristmill.training import registry
+
+    return _moved(ctx, registry.promote(ctx.ws, project, version))
+
+
+@operation("models.challenge", "POST", "/projects/{project}/models/challenge", Action.promote, changes=True)
+def challenge(ctx: Context, project: str, version: str) -> dict:
+    """Make a version the challenger (A/B share or shadow mode score it beside the champion)."""
+    from gristmill.training import registry
+
+    return _moved(ctx, registry.challenge(ctx.ws, project, version))
+
+
+@operation("models.rollback", "POST", "/projects/{project}/models/rollback", Action.promote, changes=True)
+def rollback(ctx: Context, project: str, to: str | None = None) -> dict:
+    """Give the champion alias back to the previous champion (or to version ``to``)."""
+    from gristmill.training import registry
+
+    return _moved(ctx, registry.rollback(ctx.ws, project, to))
