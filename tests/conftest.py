@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import tempfile
+from dataclasses import dataclass
 
 import pytest
 
@@ -57,3 +58,74 @@ def add_tables():
             con.close()
 
     return add
+
+
+# -- a team in a workspace (identity, server and serving tests) ----------------------------------
+SHOP_SPEC = """
+project: shop
+sources: [{path: /nonexistent}]
+entity: {name: customer, key: customer_id}
+features: [{table: orders, timestamp: ts, kind: events}]
+label: {table: labels, target: churned, timestamp: as_of}
+"""
+
+
+@dataclass
+class Team:
+    ws: object
+    tokens: dict[str, str | None]   # principal name -> bearer token (None: no header)
+    ids: dict[str, str]             # user -> their user token's id
+
+    def headers(self, who: str) -> dict[str, str]:
+        token = self.tokens[who]
+        return {"Authorization": f"Bearer {token}"} if token else {}
+
+
+def _expire(ws, token_id: str) -> None:
+    from gristmill.config import metadata
+    from gristmill.metadata.db import tokens
+
+    with metadata(ws).engine.begin() as conn:
+        conn.execute(tokens.update().where(tokens.c.id == token_id).values(expires_at="2020-01-01T00:00:00+00:00"))
+
+
+def make_team(ws, add_tables) -> Team:
+    from gristmill.services import Context, invoke
+
+    local = Context.local(ws)
+    made = {name: invoke(local, "users.add", name=name, admin=(name == "ada"))
+            for name in ("ada", "olga", "ed", "vi", "mo", "tmp")}
+    olga = Context(ws, _principal(ws, made["olga"]["token"]))
+    import pandas as pd
+
+    add_tables(ws, "shop", {"orders": pd.DataFrame({"customer_id": ["a", "b"], "amount": [1.0, 2.0],
+                                                    "ts": pd.to_datetime(["2026-01-01", "2026-01-02"])})})
+    add_tables(ws, "other", {"secrets": pd.DataFrame({"customer_id": ["x"], "salary": [99.0]})})
+    invoke(olga, "projects.register", project="shop", spec=SHOP_SPEC)
+    invoke(olga, "projects.share", project="shop", user="ed", role="editor")
+    invoke(olga, "projects.share", project="shop", user="vi", role="viewer")
+    mo = Context(ws, _principal(ws, made["mo"]["token"]))
+    invoke(mo, "projects.register", project="other", spec=SHOP_SPEC.replace("project: shop", "project: other"))
+    expired = invoke(local, "tokens.create", user="vi", label="expired")
+    _expire(ws, expired["id"])
+    revoked = invoke(local, "tokens.create", user="vi", label="revoked")
+    invoke(local, "tokens.revoke", token_id=revoked["id"])
+    shop_viewer = invoke(olga, "tokens.create", project="shop", role="viewer", label="scoped")
+    tokens = {name: made[name]["token"] for name in ("ada", "olga", "ed", "vi", "mo")}
+    tokens |= {"none": None, "malformed": "not-a-token", "unknown": "gm_0123456789abcdef_nothing",
+               "expired": expired["token"], "revoked": revoked["token"], "shop_viewer_token": shop_viewer["token"]}
+    return Team(ws, tokens, {name: made[name]["token_id"] for name in made})
+
+
+def _principal(ws, token: str):
+    from gristmill.config import metadata
+    from gristmill.identity.store import authenticate
+
+    return authenticate(metadata(ws), token)
+
+
+@pytest.fixture
+def team(workspace, add_tables) -> "Team":
+    return make_team(workspace, add_tables)
+
+

@@ -7,6 +7,7 @@ import logging
 from typing import Any
 
 from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from fastapi import Body, Depends, FastAPI, File, Path, Query, Request, Security, UploadFile
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -51,6 +52,11 @@ def create_app(ws: Workspace | None = None) -> FastAPI:
     async def _known(_request: Request, exc: GristmillError):
         headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthenticated) else None
         return JSONResponse({"error": str(exc), "code": type(exc).__name__}, exc.http_status, headers=headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException):
+        return JSONResponse({"error": str(exc.detail), "code": "HTTPError"}, exc.status_code,
+                            headers=getattr(exc, "headers", None))
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError):

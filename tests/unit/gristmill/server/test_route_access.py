@@ -1,0 +1,144 @@
+"""Every route of the server, called as every kind of caller; the expected outcome of each is
+declared once, in ROUTES. The routes are read from the app itself, so a new route without a line
+here fails the test."""
+
+from __future__ import annotations
+
+import io
+import secrets
+
+import pytest
+from fastapi.routing import APIRoute
+
+# route -> who may use it: open (no token), auth (any valid token; the operation filters what it
+# shows), viewer / editor / owner (a role on the project "shop"), admin
+ROUTES: dict[tuple[str, str], str] = {
+    ("GET", "/healthz"): "open",
+    ("GET", "/readyz"): "open",
+    ("POST", "/auth/token"): "open",
+    ("GET", "/whoami"): "auth",
+    ("POST", "/users"): "admin",
+    ("GET", "/users"): "admin",
+    ("POST", "/users/{name}/disable"): "admin",
+    ("POST", "/users/{name}/password"): "auth",      # one's own; anyone's for an admin
+    ("POST", "/tokens"): "auth",
+    ("GET", "/tokens"): "auth",
+    ("POST", "/tokens/{token_id}/revoke"): "auth",   # one's own; anyone's for an admin
+    ("GET", "/projects"): "auth",
+    ("GET", "/projects/{project}/members"): "viewer",
+    ("POST", "/projects/{project}/share"): "owner",
+    ("GET", "/projects/{project}/spec"): "viewer",
+    ("PUT", "/projects/{project}/spec"): "editor",
+    ("POST", "/projects/{project}/uploads"): "editor",
+    ("POST", "/projects/{project}/ingest"): "editor",
+    ("POST", "/projects/{project}/sql"): "viewer",
+    ("POST", "/projects/{project}/features/apply"): "editor",
+    ("POST", "/projects/{project}/features/dataset"): "editor",
+    ("POST", "/projects/{project}/features/materialize"): "editor",
+    ("GET", "/projects/{project}/features/suggest"): "viewer",
+    ("GET", "/features"): "auth",
+    ("POST", "/projects/{project}/features/remove"): "editor",
+    ("POST", "/projects/{project}/train"): "editor",
+    ("GET", "/projects/{project}/models"): "viewer",
+    ("GET", "/projects/{project}/models/history"): "viewer",
+    ("POST", "/projects/{project}/models/promote"): "editor",
+    ("POST", "/projects/{project}/models/challenge"): "editor",
+    ("POST", "/projects/{project}/models/rollback"): "editor",
+    ("POST", "/projects/{project}/deploy"): "editor",
+    ("POST", "/projects/{project}/monitor/run"): "editor",
+    ("GET", "/projects/{project}/monitor/history"): "viewer",
+    ("POST", "/projects/{project}/monitor/schedule"): "editor",
+    ("POST", "/projects/{project}/monitor/unschedule"): "editor",
+    ("POST", "/projects/{project}/monitor/drift"): "editor",
+    ("GET", "/monitor/jobs"): "auth",
+    ("GET", "/audit"): "auth",
+    ("GET", "/audit/verify"): "admin",
+    ("GET", "/projects/{project}/lineage"): "viewer",
+}
+DOCS = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
+
+# caller -> its standing: None for credentials that must not work, else its role on "shop"
+CALLERS = {
+    "none": None, "malformed": None, "unknown": None, "expired": None, "revoked": None,
+    "mo": "stranger",            # owns another project, no role on shop
+    "vi": "viewer", "shop_viewer_token": "viewer", "ed": "editor", "olga": "owner", "ada": "admin",
+}
+RANK = {"viewer": 1, "editor": 2, "owner": 3, "admin": 4}
+
+
+def expected(level: str, standing: str | None) -> str:
+    """'ok' (past the policy check), or the status the policy answers."""
+    if level == "open":
+        return "ok"
+    if standing is None:
+        return "401"
+    if level == "auth":
+        return "ok"
+    if level == "admin":
+        return "ok" if standing == "admin" else "403"
+    if standing == "stranger":
+        return "404"
+    return "ok" if RANK[standing] >= RANK[level] else "403"
+
+
+def request_for(method: str, path: str, team) -> dict:
+    """A well-formed request for the route (its answer past the policy check is the operation's)."""
+    body = {
+        "/auth/token": {"name": "vi", "password": "wrong-password"},
+        "/users": {"name": f"u{secrets.token_hex(3)}"},
+        "/users/{name}/disable": {"disabled": False},
+        "/users/{name}/password": {"password": "a-long-password"},
+        "/tokens": {"label": "matrix"},
+        "/projects/{project}/share": {"user": "tmp", "role": "viewer"},
+        "/projects/{project}/spec": {"spec": "project: shop\n"},
+        "/projects/{project}/ingest": {"upload": "0" * 16},
+        "/projects/{project}/sql": {"query": "select 1 as one"},
+        "/projects/{project}/models/challenge": {"version": "1"},
+        "/projects/{project}/monitor/schedule": {"every": 3600},
+    }.get(path)
+    url = path.format(project="shop", name="vi", token_id="0123456789abcdef")
+    out = {"method": method, "url": url}
+    if path == "/projects/{project}/uploads":
+        out["files"] = [("files", ("orders.csv", io.BytesIO(b"customer_id,amount\na,1\n"), "text/csv"))]
+    elif body is not None:
+        out["json"] = body
+    elif method in ("POST", "PUT"):
+        out["json"] = {}
+    return out
+
+
+def test_every_route_is_declared(client):
+    found = {(m, r.path) for r in client.app.routes if isinstance(r, APIRoute) and r.path not in DOCS
+             for m in r.methods}
+    assert found == set(ROUTES), f"declare these routes in ROUTES: {found - set(ROUTES)}; gone: {set(ROUTES) - found}"
+
+
+@pytest.mark.parametrize("caller", sorted(CALLERS))
+def test_every_route_answers_each_caller_as_declared(client, team, caller):
+    wrong = []
+    for (method, path), level in ROUTES.items():
+        response = client.request(**request_for(method, path, team), headers=team.headers(caller))
+        code = response.json().get("code") if response.headers.get("content-type", "").startswith("application/json") else None
+        if isinstance(code, str) and code in ("Unauthenticated",):
+            got = "401"
+        elif code == "Forbidden":
+            got = "403"
+        elif code == "NoAccess":
+            got = "404"
+        else:
+            got = "ok"
+        assert response.status_code < 500, f"{method} {path} as {caller}: {response.status_code} {response.text}"
+        want = expected(level, CALLERS[caller])
+        if got != want or (got != "ok" and str(response.status_code) != got):
+            wrong.append(f"{method} {path}: want {want}, got {response.status_code} {response.text[:120]}")
+    assert not wrong, f"as {caller}:\n" + "\n".join(wrong)
+
+
+def test_policy_refusals_of_changes_are_audited_with_the_caller(client, team):
+    from gristmill.audit import trail
+    from gristmill.config import metadata
+
+    client.post("/projects/shop/models/promote", json={}, headers=team.headers("vi"))
+    last = trail.records(metadata(team.ws), project="shop")[-1]
+    assert (last["actor"], last["action"], last["result"]) == ("vi", "models.promote", "denied")
+    assert trail.verify(metadata(team.ws))["ok"]
