@@ -61,16 +61,45 @@ def append_run(lake: Path, summary: dict) -> None:
 
 def sync_views(catalog: Path, project: str, lake: Path, state: dict) -> None:
     """Recreate the project's views from ``state`` in one transaction."""
-    records = {name: current_record(lake, state, name) for name in sorted(state["tables"])}
-    records = {k: v for k, v in records.items() if v is not None}
+    records = _records(lake, state)
     summary = [{k: r[k] for k in ("name", "version", "rows", "quarantined_rows", "input_rows",
                                   "created_at", "run_id", "path")} for r in records.values()]
     _atomic(lake / TABLES, "".join(json.dumps(row) + "\n" for row in summary))
+    statements = view_statements(project, lake, state)
+    con = connect(catalog)
+    try:
+        con.execute("BEGIN TRANSACTION")
+        for statement in statements:
+            con.execute(statement)
+        con.execute("COMMIT")
+    except Exception:
+        con.execute("ROLLBACK")
+        raise
+    finally:
+        con.close()
+
+
+def _records(lake: Path, state: dict) -> dict[str, dict]:
+    records = {name: current_record(lake, state, name) for name in sorted(state["tables"])}
+    return {k: v for k, v in records.items() if v is not None}
+
+
+def table_view(project: str, name: str, path: str | Path) -> str:
+    """The view ``"<project>"."<name>"`` over one Parquet file (or glob)."""
+    return (f"CREATE OR REPLACE VIEW {ident(project)}.{ident(name)} AS "
+            f"SELECT * FROM read_parquet({literal(path)})")
+
+
+def view_statements(project: str, lake: Path, state: dict) -> list[str]:
+    """The SQL that creates the project's schema and views (see the module docstring) from ``state``.
+
+    Run by :func:`sync_views` on the catalog and by ``gristmill.sql.sandboxed_query`` on an
+    in-memory database; it reads ``<lake>/_tables.jsonl`` as :func:`sync_views` last wrote it.
+    """
+    records = _records(lake, state)
     schema = ident(project)
     statements = [f"CREATE SCHEMA IF NOT EXISTS {schema}"]
-    for name, record in records.items():
-        statements.append(f"CREATE OR REPLACE VIEW {schema}.{ident(name)} AS "
-                          f"SELECT * FROM read_parquet({literal(record['path'])})")
+    statements += [table_view(project, name, record["path"]) for name, record in records.items()]
     if records:
         quarantine = " UNION ALL ".join(
             f"SELECT {literal(r['name'])} AS table_name, {literal(r['version'])} AS version, * "
@@ -84,14 +113,4 @@ def sync_views(catalog: Path, project: str, lake: Path, state: dict) -> None:
     if (lake / RUNS).is_file():
         statements.append(f"CREATE OR REPLACE VIEW {schema}.\"_ingest_runs\" AS "
                           f"SELECT * FROM read_json_auto({literal(lake / RUNS)}, union_by_name = true)")
-    con = connect(catalog)
-    try:
-        con.execute("BEGIN TRANSACTION")
-        for statement in statements:
-            con.execute(statement)
-        con.execute("COMMIT")
-    except Exception:
-        con.execute("ROLLBACK")
-        raise
-    finally:
-        con.close()
+    return statements

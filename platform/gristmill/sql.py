@@ -1,8 +1,14 @@
-"""Small helpers for building SQL from names that come from user data (always quoted)."""
+"""Small helpers for building SQL from names that come from user data (always quoted).
+
+Also home of :func:`sandboxed_query` (defined in :mod:`gristmill.sandbox`), the locked-down query
+that user-facing SQL runs through.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+
+from gristmill.sandbox import sandboxed_query  # noqa: F401  (re-exported: callers import it from here)
 
 
 def ident(name: str) -> str:
