@@ -93,7 +93,8 @@ def make_team(ws, add_tables) -> Team:
     from gristmill.services import Context, invoke
 
     local = Context.local(ws)
-    made = {name: invoke(local, "users.add", name=name, admin=(name == "ada"))
+    made = {name: invoke(local, "users.add", name=name, admin=(name == "ada"),
+                         password=f"{name}-password")
             for name in ("ada", "olga", "ed", "vi", "mo", "tmp")}
     olga = Context(ws, _principal(ws, made["olga"]["token"]))
     import pandas as pd

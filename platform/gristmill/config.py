@@ -112,11 +112,24 @@ def load_config(ws: Workspace) -> WorkspaceConfig:
     return config
 
 
+_METADATA: dict[tuple, object] = {}
+
+
 def metadata(ws: Workspace):
-    """The workspace's metadata database (:mod:`gristmill.metadata`)."""
+    """The workspace's metadata database (:mod:`gristmill.metadata`); asked on every request, so
+    the configuration is read again only when its file or the environment changes."""
     from gristmill.metadata import open_metadata
 
-    return open_metadata(load_config(ws).server.metadata, ws.metadata_db)
+    path = ws.root / CONFIG_FILE
+    try:
+        stamp = path.stat().st_mtime_ns
+    except OSError:
+        stamp = None
+    key = (str(ws.root), stamp, os.environ.get("GRISTMILL_METADATA_URL"))
+    found = _METADATA.get(key)
+    if found is None:
+        found = _METADATA[key] = open_metadata(load_config(ws).server.metadata, ws.metadata_db)
+    return found
 
 
 def sqlalchemy_url(url: str) -> str:

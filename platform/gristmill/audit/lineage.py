@@ -20,7 +20,7 @@ def record(md: Metadata, project: str, edges: list[tuple[str, str]], actor: str)
     """Add edges ``(src, dst)`` (an edge already known is kept once); returns how many were new."""
     at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     added = 0
-    with md.engine.begin() as conn:
+    with md.write() as conn:
         for src, dst in dict.fromkeys(edges):
             known = conn.execute(sa.select(lineage.c.id).where(
                 lineage.c.project == project, lineage.c.src == src, lineage.c.dst == dst)).first()

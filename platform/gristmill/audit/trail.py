@@ -32,7 +32,7 @@ def _digest(record: dict) -> str:
 def append(md: Metadata, actor: str, action: str, project: str | None, detail: dict[str, Any],
            result: str = "ok") -> dict:
     """Append one record (serialized with every other writer, on SQLite and PostgreSQL alike)."""
-    with md.engine.begin() as conn:
+    with md.write() as conn:
         md.begin_serialized(conn)
         head = conn.execute(sa.select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)).first()
         seq, prev = (head.seq + 1, head.hash) if head else (1, GENESIS)

@@ -52,7 +52,7 @@ def add_user(md: Metadata, name: str, admin: bool = False, password: str | None 
     check_user_name(name)
     row = {"name": name, "is_admin": admin, "created_at": stamp(), "disabled": False,
            "password_hash": hashing.hash_password(password) if password else None}
-    with md.engine.begin() as conn:
+    with md.write() as conn:
         if conn.execute(sa.select(users.c.name).where(users.c.name == name)).first():
             raise Conflict(f"user {name!r} exists already")
         conn.execute(users.insert().values(**row))
@@ -93,14 +93,14 @@ def list_users(md: Metadata) -> list[dict]:
 
 def set_password(md: Metadata, name: str, password: str) -> None:
     require_user(md, name)
-    with md.engine.begin() as conn:
+    with md.write() as conn:
         conn.execute(users.update().where(users.c.name == name)
                      .values(password_hash=hashing.hash_password(password)))
 
 
 def set_disabled(md: Metadata, name: str, disabled: bool) -> dict:
     require_user(md, name)
-    with md.engine.begin() as conn:
+    with md.write() as conn:
         conn.execute(users.update().where(users.c.name == name).values(disabled=disabled))
     return public_user(get_user(md, name))
 
@@ -120,7 +120,7 @@ def create_token(md: Metadata, user: str, project: str | None = None, role: Role
     row = {"id": token_id, "user_name": user, "secret_hash": secret_hash, "project": project,
            "role": role.value if role else None, "label": label[:128], "created_at": stamp(),
            "expires_at": stamp(expires_at) if expires_at else None, "revoked_at": None}
-    with md.engine.begin() as conn:
+    with md.write() as conn:
         conn.execute(tokens.insert().values(**row))
     return public_token(row) | {"token": token}
 
@@ -145,7 +145,7 @@ def get_token(md: Metadata, token_id: str):
 
 
 def revoke_token(md: Metadata, token_id: str) -> dict:
-    with md.engine.begin() as conn:
+    with md.write() as conn:
         conn.execute(tokens.update().where(tokens.c.id == token_id, tokens.c.revoked_at.is_(None))
                      .values(revoked_at=stamp()))
         return public_token(conn.execute(sa.select(tokens).where(tokens.c.id == token_id)).first())
@@ -200,7 +200,7 @@ def owner_of(md: Metadata, project: str) -> str | None:
 
 def claim_project(md: Metadata, project: str, owner: str) -> bool:
     """Record ``owner`` as the project's owner if it has none yet; True if this call made it."""
-    with md.engine.begin() as conn:
+    with md.write() as conn:
         if conn.execute(sa.select(projects.c.name).where(projects.c.name == project)).first():
             return False
         conn.execute(projects.insert().values(name=project, owner=owner, created_at=stamp()))
@@ -237,7 +237,7 @@ def all_projects(md: Metadata) -> list[str]:
 def share(md: Metadata, project: str, user: str, role: Role | None, by: str) -> dict:
     """Give ``user`` ``role`` on ``project`` (None takes it away); returns before and after."""
     require_user(md, user)
-    with md.engine.begin() as conn:
+    with md.write() as conn:
         owner = conn.execute(sa.select(projects.c.owner).where(projects.c.name == project)).scalar()
         if owner == user:
             raise GristmillError(f"{user!r} owns {project!r}; an owner's role cannot be changed by sharing")
@@ -261,6 +261,6 @@ def members(md: Metadata, project: str) -> list[dict]:
 
 
 def forget_project(md: Metadata, project: str) -> None:
-    with md.engine.begin() as conn:
+    with md.write() as conn:
         conn.execute(grants.delete().where(grants.c.project == project))
         conn.execute(projects.delete().where(projects.c.name == project))

@@ -91,6 +91,12 @@ class Metadata:
     def team(self) -> bool:
         return self.engine.dialect.name == "postgresql"
 
+    def write(self):
+        """A write transaction: ``with md.write() as conn:``. On SQLite it takes the write lock at
+        once (BEGIN IMMEDIATE, waiting up to 30 s), so a read-then-write never fails midway; reads
+        (``md.engine.connect()``) stay deferred and never wait for a writer (WAL)."""
+        return self.engine.execution_options(gm_write=True).begin()
+
     def begin_serialized(self, conn: sa.Connection) -> None:
         """Serialize the transaction on ``conn`` with every other writer of the audit chain."""
         if self.team:
@@ -119,7 +125,7 @@ def _sqlite_engine(path: Path) -> sa.Engine:
 
     @sa.event.listens_for(engine, "begin")
     def _begin(conn):
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("gm_write") else "BEGIN")
 
     return engine
 
@@ -137,7 +143,7 @@ def open_metadata(url: str | None, sqlite_path: Path) -> Metadata:
             engine = sa.create_engine(sqlalchemy_url(url), pool_pre_ping=True, pool_size=10, max_overflow=20)
         else:
             engine = _sqlite_engine(sqlite_path)
-        with engine.begin() as conn:
+        with engine.execution_options(gm_write=True).begin() as conn:
             if url:
                 conn.execute(sa.text("SELECT pg_advisory_xact_lock(727000)"))  # one creator at a time
             meta.create_all(conn)

@@ -34,7 +34,7 @@ def test_ingest_a_folder_into_a_new_project_as_json(tmp_path, workspace):
     assert report["skipped_files"] == [{"path": "notes.md", "reason": "not data: a .md document"}]
 
     projects = json.loads(gristmill("projects", "--json").stdout)["projects"]
-    assert projects == ["shop"]
+    assert [p["project"] for p in projects] == ["shop"] and projects[0]["role"] == "owner"
     rows = json.loads(gristmill("sql", "shop", "select reason from _quarantine order by 1", "--json").stdout)
     reasons = [r["reason"] for r in rows["rows"]]
     assert reasons[0].startswith("amount: \"oops\" is not a number") and "invalid JSON" in reasons[1]
