@@ -1,6 +1,6 @@
-"""Everything a workspace holds is owner-only (0600 files, 0700 folders), whatever the umask:
-the catalog, the lake, the Feast and MLflow databases, Optuna's journal, the metadata database,
-the training sets, the CLI's stored login."""
+"""One real run of the CLI under umask 022 (ingest, features, training set, materialize, train,
+deploy, drift): everything the workspace holds is owner-only (0600 files, 0700 folders), and the
+lineage recorded on the way answers both ways."""
 
 from __future__ import annotations
 
@@ -35,8 +35,9 @@ def _open_to_others(root: Path) -> list[str]:
     return loose
 
 
-@pytest.mark.slow
-def test_every_state_file_is_owner_only_under_umask_022(tmp_path):
+@pytest.fixture(scope="module")
+def ran(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("run")
     data = tmp_path / "data"
     data.mkdir()
     days = pd.date_range("2024-01-01", periods=60, freq="D")
@@ -56,16 +57,55 @@ def test_every_state_file_is_owner_only_under_umask_022(tmp_path):
         f"{BIN}/gristmill features dataset perms",
         f"{BIN}/gristmill features materialize perms",
         f"{BIN}/gristmill train perms --budget 5",
+        f"{BIN}/gristmill deploy perms",
         f"{BIN}/gristmill users add alice --json > token.json",
     ])
     done = subprocess.run(["bash", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,
                           timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
+    return tmp_path, env
+
+
+@pytest.mark.slow
+def test_every_state_file_is_owner_only_under_umask_022(ran):
+    tmp_path, _ = ran
     ws = tmp_path / "ws"
     for expected in ("catalog.duckdb", "gristmill.db", "mlflow/mlflow.db", "lake/perms/_catalog.json"):
         assert (ws / expected).exists(), expected
     assert list((ws / "optuna").glob("*")), "optuna journal"
     assert not _open_to_others(ws), _open_to_others(ws)
+
+
+@pytest.mark.slow
+def test_lineage_answers_what_made_a_model_and_what_a_file_fed(ran):
+    import hashlib
+    import json
+
+    tmp_path, env = ran
+
+    def lineage(*args):
+        out = subprocess.run([str(BIN / "gristmill"), "lineage", "perms", *args, "--json"], env=env,
+                             capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+        return json.loads(out.stdout)
+
+    up = lineage("--model", "1")
+    assert up["known"]
+    sources = {e["src"].split(":")[0] for e in up["upstream"]}
+    assert {"file", "table", "dataset"} <= sources
+    sha = hashlib.sha256((tmp_path / "data" / "events.csv").read_bytes()).hexdigest()
+    assert f"file:{sha}" in {e["src"] for e in up["upstream"]}
+    assert {"deployment:perms"} <= {e["dst"] for e in up["downstream"]}
+    down = lineage("--node", f"file:{sha}")
+    reached = {e["dst"] for e in down["downstream"]}
+    assert any(n.startswith("table:events@") for n in reached)
+    assert "model:1" in reached and "deployment:perms" in reached
+    audit = subprocess.run([str(BIN / "gristmill"), "audit", "--project", "perms", "--json"], env=env,
+                           capture_output=True, text=True, timeout=120)
+    actions = [r["action"] for r in json.loads(audit.stdout)["records"]]
+    for action in ("projects.register", "data.ingest", "features.apply", "features.dataset",
+                   "features.materialize", "models.train", "serving.deploy"):
+        assert action in actions, (action, actions)
 
 
 def test_the_stored_login_is_owner_only_under_umask_022(tmp_path, monkeypatch):
