@@ -114,7 +114,8 @@ def test_service_predicts_from_raw_values_and_many_ids(demo, service, auth):
                        headers=auth["viewer"], timeout=30)
     assert reply.status_code == 200, reply.text
     assert len(reply.json()) == 2
-    many = httpx.post(f"{service}/predict_entities", json={"ids": [_sample_id(demo)] * 3}, headers=auth["viewer"], timeout=30)
+    many = httpx.post(f"{service}/predict_entities", json={"ids": [_sample_id(demo)] * 3},
+                      headers=auth["viewer"], timeout=30)
     assert many.status_code == 200 and len(many.json()) == 3
 
 
@@ -145,7 +146,8 @@ def test_the_openapi_document_types_every_feature(demo, service):
 def test_service_logs_and_counts_every_prediction(demo, service, auth):
     import duckdb
 
-    httpx.post(f"{service}/predict_entity", json={"customer_id": _sample_id(demo)}, headers=auth["viewer"], timeout=30)
+    httpx.post(f"{service}/predict_entity", json={"customer_id": _sample_id(demo)},
+               headers=auth["viewer"], timeout=30)
     metrics = httpx.get(f"{service}/metrics", headers=auth["viewer"], timeout=30).text
     assert 'gristmill_predictions_total{endpoint="predict_entity",model_version="1",project="churn_demo"}' \
         in metrics
@@ -210,8 +212,8 @@ def test_bentoml_build_works_offline(demo, tmp_path):
 
 
 def test_service_turns_non_json_bodies_away(service, auth):
-    reply = httpx.post(f"{service}/predict", content=b"rows=1", headers=auth["viewer"], timeout=30,
-                       headers={"content-type": "multipart/form-data"})
+    reply = httpx.post(f"{service}/predict", content=b"rows=1", timeout=30,
+                       headers={**auth["viewer"], "content-type": "multipart/form-data"})
     assert reply.status_code == 415 and "JSON" in reply.json()["error"]
 
 
@@ -227,7 +229,7 @@ def test_second_project_in_the_same_workspace_leaves_the_first_alone(demo):
     _run([str(BIN / "gristmill"), "run", str(other), "--json"], env)
 
     projects = json.loads(_run([str(BIN / "gristmill"), "projects", "--json"], env).stdout)["projects"]
-    assert projects == ["churn_demo", "churn_two"]
+    assert [p["project"] for p in projects] == ["churn_demo", "churn_two"]  # with role and owner now
     assert (root / "feature_repo" / "projects" / "churn_demo.py").read_text() == before
     views = json.loads(_run([str(BIN / "gristmill"), "features", "list", "--json"], env).stdout)
     owners = {v["view"]: v["project"] for v in views["feature_views"]}
@@ -256,10 +258,12 @@ def test_gateway_serves_every_project_from_one_process(demo, gateway, auth):
     it again on demand; mistakes get the same 4xx as on a project's own bento."""
     entity = _sample_id(demo)
     for project in ("churn_demo", "churn_two", "churn_demo"):
-        reply = httpx.post(f"{gateway}/predict_entity", json={"project": project, "id": entity}, headers=auth["admin"], timeout=60)
+        reply = httpx.post(f"{gateway}/predict_entity", json={"project": project, "id": entity},
+                           headers=auth["admin"], timeout=60)
         assert reply.status_code == 200, reply.text
         assert reply.json()["customer_id"] == entity and reply.json()["model_version"] == "1"
-    rows = httpx.post(f"{gateway}/predict", json={"project": "churn_two", "rows": [{}]}, headers=auth["admin"], timeout=60)
+    rows = httpx.post(f"{gateway}/predict", json={"project": "churn_two", "rows": [{}]},
+                      headers=auth["admin"], timeout=60)
     assert rows.status_code == 200 and len(rows.json()) == 1
     state = httpx.post(f"{gateway}/projects", json={}, headers=auth["admin"], timeout=30).json()
     assert state["projects"] == ["churn_demo", "churn_two"]
@@ -288,8 +292,10 @@ def test_rollback_reaches_the_running_service_on_reload(demo, service, auth):
     assert reloaded.status_code == 200 and reloaded.json()["model_version"] == "2", reloaded.text
 
     _run([str(BIN / "gristmill"), "models", "rollback", "churn_demo"], env)
-    assert httpx.post(f"{service}/reload", json={}, headers=auth["viewer"], timeout=60).json()["model_version"] == "1"
-    reply = httpx.post(f"{service}/predict_entity", json={"customer_id": _sample_id(demo)}, headers=auth["viewer"], timeout=30)
+    assert httpx.post(f"{service}/reload", json={},
+                      headers=auth["viewer"], timeout=60).json()["model_version"] == "1"
+    reply = httpx.post(f"{service}/predict_entity", json={"customer_id": _sample_id(demo)},
+                       headers=auth["viewer"], timeout=30)
     assert reply.json()["model_version"] == "1"
 
 
@@ -311,8 +317,10 @@ def test_ab_split_and_shadow_reach_the_running_service(demo, service, auth):
     labels = root / "ws" / "lake" / "churn_demo" / "_features" / "_labels.parquet"
     ids = pd.read_parquet(labels)["customer_id"].astype(str).drop_duplicates().head(60).tolist()
     since = pd.Timestamp.now(tz="UTC").isoformat()
-    first = httpx.post(f"{service}/predict_entities", json={"ids": ids}, headers=auth["viewer"], timeout=60).json()
-    again = httpx.post(f"{service}/predict_entities", json={"ids": ids[::-1]}, headers=auth["viewer"], timeout=60).json()
+    first = httpx.post(f"{service}/predict_entities", json={"ids": ids},
+                       headers=auth["viewer"], timeout=60).json()
+    again = httpx.post(f"{service}/predict_entities", json={"ids": ids[::-1]},
+                       headers=auth["viewer"], timeout=60).json()
     meets = {r["customer_id"]: r["model_version"] for r in first}
     assert meets == {r["customer_id"]: r["model_version"] for r in again}  # stable per entity
     assert 10 <= sum(v == "2" for v in meets.values()) <= 50
@@ -331,7 +339,8 @@ def test_ab_split_and_shadow_reach_the_running_service(demo, service, auth):
 
     spec["serving"].update({"challenger_share": 0.0, "shadow": False})
     spec_path.write_text(yaml.safe_dump(spec))
-    assert httpx.post(f"{service}/reload", json={}, headers=auth["viewer"], timeout=60).json()["challenger_version"] is None
+    assert httpx.post(f"{service}/reload", json={},
+                      headers=auth["viewer"], timeout=60).json()["challenger_version"] is None
 
 
 def test_feast_serve_answers_by_hand_after_the_demo(demo, free_port):
