@@ -178,8 +178,11 @@ class ServingSpec(_Strict):
     workers: int = Field(1, ge=1, le=64, description="Worker processes of the service (each loads the "
                          "model and the feature store; one per core is the usual choice).")
     api_token_env: Identifier | None = Field(
-        None, description="Name of an environment variable holding an API token: the service then "
-        "requires `Authorization: Bearer <token>` (health, readiness and metrics stay open).")
+        None, description="Name of an environment variable holding a shared secret the service also "
+        "accepts as `Authorization: Bearer <secret>`, as viewer on this project only (beside users' and "
+        "project tokens, which every request needs anyway). Weaker than per-user tokens: everyone "
+        "holding it looks alike, it never expires, and revoking it means changing it everywhere and "
+        "restarting; prefer `gristmill tokens create --project <p> --role viewer`.")
     log_predictions: bool = Field(
         True, description="Append every prediction (features, result, model version, latency) to "
         "<workspace>/predictions/<project>/ for monitoring.")

@@ -36,6 +36,17 @@ def demo(tmp_path_factory):
     return {"root": root, "env": env, "summary": json.loads(out.stdout)}
 
 
+@pytest.fixture(scope="module")
+def auth(demo):
+    """Headers with a viewer token of churn_demo (what a client of its bento holds) and, for the
+    gateway that also serves churn_two, a user token of the workspace's OS user (an admin)."""
+    def token(*args):
+        out = _run([str(BIN / "gristmill"), "tokens", "create", *args, "--label", "e2e", "--json"], demo["env"])
+        return {"Authorization": f"Bearer {json.loads(out.stdout)['token']}"}
+
+    return {"viewer": token("--project", "churn_demo", "--role", "viewer"), "admin": token()}
+
+
 def test_demo_accounts_for_every_row(demo):
     ingest = demo["summary"]["ingest"]
     names = {t["name"] for t in ingest["tables"]}
@@ -88,8 +99,9 @@ def _sample_id(demo) -> str:
     return str(pd.read_parquet(labels)["customer_id"].iloc[0])
 
 
-def test_service_predicts_by_entity_id(demo, service):
-    reply = httpx.post(f"{service}/predict_entity", json={"customer_id": _sample_id(demo)}, timeout=30)
+def test_service_predicts_by_entity_id(demo, service, auth):
+    reply = httpx.post(f"{service}/predict_entity", json={"customer_id": _sample_id(demo)},
+                       headers=auth["viewer"], timeout=30)
     assert reply.status_code == 200, reply.text
     body = reply.json()
     assert body["prediction"] in (True, False)  # "Yes"/"No" labels are read as booleans
@@ -97,12 +109,13 @@ def test_service_predicts_by_entity_id(demo, service):
     assert body["model_version"] == "1"
 
 
-def test_service_predicts_from_raw_values_and_many_ids(demo, service):
+def test_service_predicts_from_raw_values_and_many_ids(demo, service, auth):
     reply = httpx.post(f"{service}/predict", json={"rows": [{"customers__contract": "Month-to-month"}, {}]},
-                       timeout=30)
+                       headers=auth["viewer"], timeout=30)
     assert reply.status_code == 200, reply.text
     assert len(reply.json()) == 2
-    many = httpx.post(f"{service}/predict_entities", json={"ids": [_sample_id(demo)] * 3}, timeout=30)
+    many = httpx.post(f"{service}/predict_entities", json={"ids": [_sample_id(demo)] * 3},
+                      headers=auth["viewer"], timeout=30)
     assert many.status_code == 200 and len(many.json()) == 3
 
 
@@ -114,8 +127,8 @@ def test_service_predicts_from_raw_values_and_many_ids(demo, service):
     ("/predict", {"rows": "nope"}, 400),
     ("/predict_entities", {"ids": []}, 422),
 ])
-def test_service_rejects_bad_input_with_4xx_and_a_message(service, path, payload, status):
-    reply = httpx.post(f"{service}{path}", json=payload, timeout=30)
+def test_service_rejects_bad_input_with_4xx_and_a_message(service, path, payload, status, auth):
+    reply = httpx.post(f"{service}{path}", json=payload, headers=auth["viewer"], timeout=30)
     assert reply.status_code == status, reply.text
     assert reply.text.strip()
     if path == "/predict" and isinstance(payload["rows"], list):
@@ -130,11 +143,12 @@ def test_the_openapi_document_types_every_feature(demo, service):
     assert "Month-to-month" in row["properties"]["customers__contract"]["description"]
 
 
-def test_service_logs_and_counts_every_prediction(demo, service):
+def test_service_logs_and_counts_every_prediction(demo, service, auth):
     import duckdb
 
-    httpx.post(f"{service}/predict_entity", json={"customer_id": _sample_id(demo)}, timeout=30)
-    metrics = httpx.get(f"{service}/metrics", timeout=30).text
+    httpx.post(f"{service}/predict_entity", json={"customer_id": _sample_id(demo)},
+               headers=auth["viewer"], timeout=30)
+    metrics = httpx.get(f"{service}/metrics", headers=auth["viewer"], timeout=30).text
     assert 'gristmill_predictions_total{endpoint="predict_entity",model_version="1",project="churn_demo"}' \
         in metrics
     logged = demo["root"] / "ws" / "predictions" / "churn_demo"
@@ -151,8 +165,8 @@ def test_service_logs_and_counts_every_prediction(demo, service):
     assert "customers__contract" in columns and "_prediction" in columns
 
 
-def test_service_describes_its_model_and_batches_adaptively(demo, service):
-    model = httpx.post(f"{service}/model", json={}, timeout=30).json()
+def test_service_describes_its_model_and_batches_adaptively(demo, service, auth):
+    model = httpx.post(f"{service}/model", json={}, headers=auth["viewer"], timeout=30).json()
     assert model["model_version"] == "1" and model["task"] == "binary" and model["challenger_version"] is None
     assert "customers__contract" in model["features"]
     entity = _sample_id(demo)
@@ -160,7 +174,7 @@ def test_service_describes_its_model_and_batches_adaptively(demo, service):
 
     def one(i):
         return httpx.post(f"{service}/predict_batched", json={"ids": [entity if i % 2 else "0000-NOONE"]},
-                          timeout=60)
+                          headers=auth["viewer"], timeout=60)
 
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
         replies = list(pool.map(one, range(16)))
@@ -170,17 +184,18 @@ def test_service_describes_its_model_and_batches_adaptively(demo, service):
     assert all("unknown customer id" in a["error"] for a in answers[0::2])  # a stranger's typo fails alone
 
 
-def _no_server_errors(base: str, env: dict, folder: Path, examples: int) -> None:
+def _no_server_errors(base: str, env: dict, folder: Path, examples: int, headers: dict) -> None:
     """schemathesis generates valid and invalid requests from the OpenAPI document: no 5xx."""
+    sent = [arg for name, value in headers.items() for arg in ("-H", f"{name}: {value}")]
     out = subprocess.run([str(BIN / "st"), "run", f"{base}/docs.json", "--checks", "not_a_server_error",
                           "--max-examples", str(examples), "--seed", "7", "--generation-database", "none",
-                          "--report-dir", str(folder / "st"), "--request-timeout", "60"],
+                          "--report-dir", str(folder / "st"), "--request-timeout", "60", *sent],
                          capture_output=True, text=True, timeout=600, env=env, cwd=folder)
     assert out.returncode == 0, out.stdout[-4000:]
 
 
-def test_service_survives_property_based_requests(demo, service, tmp_path):
-    _no_server_errors(service, demo["env"], tmp_path, 40)
+def test_service_survives_property_based_requests(demo, service, tmp_path, auth):
+    _no_server_errors(service, demo["env"], tmp_path, 40, auth["viewer"])
 
 
 def test_bentoml_build_works_offline(demo, tmp_path):
@@ -196,9 +211,9 @@ def test_bentoml_build_works_offline(demo, tmp_path):
     assert "churn-demo:" in out.stdout
 
 
-def test_service_turns_non_json_bodies_away(service):
+def test_service_turns_non_json_bodies_away(service, auth):
     reply = httpx.post(f"{service}/predict", content=b"rows=1", timeout=30,
-                       headers={"content-type": "multipart/form-data"})
+                       headers={**auth["viewer"], "content-type": "multipart/form-data"})
     assert reply.status_code == 415 and "JSON" in reply.json()["error"]
 
 
@@ -214,7 +229,7 @@ def test_second_project_in_the_same_workspace_leaves_the_first_alone(demo):
     _run([str(BIN / "gristmill"), "run", str(other), "--json"], env)
 
     projects = json.loads(_run([str(BIN / "gristmill"), "projects", "--json"], env).stdout)["projects"]
-    assert projects == ["churn_demo", "churn_two"]
+    assert [p["project"] for p in projects] == ["churn_demo", "churn_two"]  # with role and owner now
     assert (root / "feature_repo" / "projects" / "churn_demo.py").read_text() == before
     views = json.loads(_run([str(BIN / "gristmill"), "features", "list", "--json"], env).stdout)
     owners = {v["view"]: v["project"] for v in views["feature_views"]}
@@ -238,17 +253,19 @@ def gateway(demo, start_server):
         yield base
 
 
-def test_gateway_serves_every_project_from_one_process(demo, gateway):
+def test_gateway_serves_every_project_from_one_process(demo, gateway, auth):
     """Both projects through one service; the LRU drops the older one past the budget and loads
     it again on demand; mistakes get the same 4xx as on a project's own bento."""
     entity = _sample_id(demo)
     for project in ("churn_demo", "churn_two", "churn_demo"):
-        reply = httpx.post(f"{gateway}/predict_entity", json={"project": project, "id": entity}, timeout=60)
+        reply = httpx.post(f"{gateway}/predict_entity", json={"project": project, "id": entity},
+                           headers=auth["admin"], timeout=60)
         assert reply.status_code == 200, reply.text
         assert reply.json()["customer_id"] == entity and reply.json()["model_version"] == "1"
-    rows = httpx.post(f"{gateway}/predict", json={"project": "churn_two", "rows": [{}]}, timeout=60)
+    rows = httpx.post(f"{gateway}/predict", json={"project": "churn_two", "rows": [{}]},
+                      headers=auth["admin"], timeout=60)
     assert rows.status_code == 200 and len(rows.json()) == 1
-    state = httpx.post(f"{gateway}/projects", json={}, timeout=30).json()
+    state = httpx.post(f"{gateway}/projects", json={}, headers=auth["admin"], timeout=30).json()
     assert state["projects"] == ["churn_demo", "churn_two"]
     assert [p["project"] for p in state["loaded"]] == ["churn_two"]  # one project at a time
     assert state["loaded"][0]["megabytes"] > 0
@@ -256,31 +273,33 @@ def test_gateway_serves_every_project_from_one_process(demo, gateway):
     for payload, status in [({"project": "nope", "id": entity}, 404),
                             ({"project": "Bad Name!", "id": entity}, 400),
                             ({"project": "churn_demo", "id": "0000-NOONE"}, 404)]:
-        reply = httpx.post(f"{gateway}/predict_entity", json=payload, timeout=60)
+        reply = httpx.post(f"{gateway}/predict_entity", json=payload, headers=auth["admin"], timeout=60)
         assert reply.status_code == status, reply.text
 
 
-def test_gateway_survives_property_based_requests(demo, gateway, tmp_path):
-    _no_server_errors(gateway, demo["env"], tmp_path, 25)
+def test_gateway_survives_property_based_requests(demo, gateway, tmp_path, auth):
+    _no_server_errors(gateway, demo["env"], tmp_path, 25, auth["admin"])
 
 
-def test_rollback_reaches_the_running_service_on_reload(demo, service):
+def test_rollback_reaches_the_running_service_on_reload(demo, service, auth):
     env = demo["env"]
     trained = json.loads(_run([str(BIN / "gristmill"), "train", "churn_demo", "--budget", "5", "--json"],
                               env).stdout)
     assert trained["version"] == "2" and trained["alias"] in ("champion", "challenger")
     if trained["alias"] == "challenger":
         _run([str(BIN / "gristmill"), "models", "promote", "churn_demo"], env)
-    reloaded = httpx.post(f"{service}/reload", json={}, timeout=60)
+    reloaded = httpx.post(f"{service}/reload", json={}, headers=auth["viewer"], timeout=60)
     assert reloaded.status_code == 200 and reloaded.json()["model_version"] == "2", reloaded.text
 
     _run([str(BIN / "gristmill"), "models", "rollback", "churn_demo"], env)
-    assert httpx.post(f"{service}/reload", json={}, timeout=60).json()["model_version"] == "1"
-    reply = httpx.post(f"{service}/predict_entity", json={"customer_id": _sample_id(demo)}, timeout=30)
+    assert httpx.post(f"{service}/reload", json={},
+                      headers=auth["viewer"], timeout=60).json()["model_version"] == "1"
+    reply = httpx.post(f"{service}/predict_entity", json={"customer_id": _sample_id(demo)},
+                       headers=auth["viewer"], timeout=30)
     assert reply.json()["model_version"] == "1"
 
 
-def test_ab_split_and_shadow_reach_the_running_service(demo, service):
+def test_ab_split_and_shadow_reach_the_running_service(demo, service, auth):
     """After the rollback (champion v1), v2 becomes challenger; half the entities by a stable hash
     meet v2, the rest meet v1 while v2 scores them in the shadow; the log keeps all three."""
     import duckdb
@@ -292,14 +311,16 @@ def test_ab_split_and_shadow_reach_the_running_service(demo, service):
     spec = yaml.safe_load(spec_path.read_text())
     spec.setdefault("serving", {}).update({"challenger_share": 0.5, "shadow": True})
     spec_path.write_text(yaml.safe_dump(spec))
-    model = httpx.post(f"{service}/reload", json={}, timeout=60).json()
+    model = httpx.post(f"{service}/reload", json={}, headers=auth["viewer"], timeout=60).json()
     assert (model["model_version"], model["challenger_version"], model["shadow"]) == ("1", "2", True)
 
     labels = root / "ws" / "lake" / "churn_demo" / "_features" / "_labels.parquet"
     ids = pd.read_parquet(labels)["customer_id"].astype(str).drop_duplicates().head(60).tolist()
     since = pd.Timestamp.now(tz="UTC").isoformat()
-    first = httpx.post(f"{service}/predict_entities", json={"ids": ids}, timeout=60).json()
-    again = httpx.post(f"{service}/predict_entities", json={"ids": ids[::-1]}, timeout=60).json()
+    first = httpx.post(f"{service}/predict_entities", json={"ids": ids},
+                       headers=auth["viewer"], timeout=60).json()
+    again = httpx.post(f"{service}/predict_entities", json={"ids": ids[::-1]},
+                       headers=auth["viewer"], timeout=60).json()
     meets = {r["customer_id"]: r["model_version"] for r in first}
     assert meets == {r["customer_id"]: r["model_version"] for r in again}  # stable per entity
     assert 10 <= sum(v == "2" for v in meets.values()) <= 50
@@ -318,7 +339,8 @@ def test_ab_split_and_shadow_reach_the_running_service(demo, service):
 
     spec["serving"].update({"challenger_share": 0.0, "shadow": False})
     spec_path.write_text(yaml.safe_dump(spec))
-    assert httpx.post(f"{service}/reload", json={}, timeout=60).json()["challenger_version"] is None
+    assert httpx.post(f"{service}/reload", json={},
+                      headers=auth["viewer"], timeout=60).json()["challenger_version"] is None
 
 
 def test_feast_serve_answers_by_hand_after_the_demo(demo, free_port):

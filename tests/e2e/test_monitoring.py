@@ -105,6 +105,9 @@ def test_scheduled_job_reports_drift_of_served_traffic_and_calls_the_webhook(tmp
            "GRISTMILL_FEATURE_REPO": str(root / "feature_repo"), "GRISTMILL_BENTOS": str(root / "bentos"),
            "GRISTMILL_MONITORING_JOBS": str(root / "jobs")}
     summary = json.loads(_run([str(BIN / "gristmill"), "demo", "--budget", "10", "--json"], env).stdout)
+    made = json.loads(_run([str(BIN / "gristmill"), "tokens", "create", "--project", "churn_demo", "--role",
+                            "viewer", "--label", "e2e traffic", "--json"], env).stdout)
+    viewer = {"Authorization": f"Bearer {made['token']}"}
 
     job = {"name": "traffic", "current": {"source": "prediction_log", "hours": 1, "min_rows": 100},
            "thresholds": {"drift_share": 0.3},
@@ -124,7 +127,8 @@ def test_scheduled_job_reports_drift_of_served_traffic_and_calls_the_webhook(tmp
                           root / "serve.log", ready_seconds=150) as base:
             rows = _drifted_rows(root, 240)
             for start in range(0, len(rows), 60):
-                reply = httpx.post(f"{base}/predict", json={"rows": rows[start:start + 60]}, timeout=60)
+                reply = httpx.post(f"{base}/predict", json={"rows": rows[start:start + 60]}, headers=viewer,
+                                   timeout=60)
                 assert reply.status_code == 200, reply.text
 
             deadline, alerted = time.monotonic() + 150, None

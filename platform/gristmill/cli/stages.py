@@ -308,6 +308,8 @@ def run_all(spec_arg: str, spec, budget: int | None, quiet: bool = False) -> dic
 
 
 def next_steps(ws, spec, summary: dict) -> None:
+    from gristmill.client import call
+    from gristmill.client.dispatch import local_only
     from gristmill.pipeline import sample_entity_id
     from gristmill.serving.bento import class_name
 
@@ -315,6 +317,10 @@ def next_steps(ws, spec, summary: dict) -> None:
     sample = sample_entity_id(ws, spec)
     key = spec.entity.key if spec.entity.key.isidentifier() else "entity_id"
     drift = summary["drift"]
+    # the service answers token holders only: a viewer token of this project for the curl line,
+    # in this workspace (the one the bento serves), as the local OS user
+    with local_only():
+        token = call("tokens.create", project=spec.project, role="viewer", label="demo curl")["token"]
     console.print(f"""
 [bold green]Done.[/] Project [bold]{spec.project}[/] is trained, registered and ready to serve.
 
@@ -323,8 +329,9 @@ Next steps:
        uv run mlflow ui --backend-store-uri {ws.mlflow_uri} --port 5000
   2. Serve predictions:
        cd {summary['bento']} && uv run bentoml serve service:{class_name(spec.project)} --port {port}
-  3. Ask for one (in another terminal):
-       curl -s -X POST http://127.0.0.1:{port}/predict_entity -H 'Content-Type: application/json' -d '{{"{key}": "{sample}"}}'
+  3. Ask for one (in another terminal) with this viewer token of {spec.project}, shown once:
+       curl -s -X POST http://127.0.0.1:{port}/predict_entity -H 'Content-Type: application/json' -H "Authorization: Bearer {token}" -d '{{"{key}": "{sample}"}}'
+     More tokens: uv run gristmill tokens create --project {spec.project} --role viewer (see also `gristmill tokens list`, `revoke`)
   4. Read the drift report: {drift['html_path']}
   5. Explore features by hand: cd {ws.feature_repo} && uv run feast feature-views list
 """, soft_wrap=True)

@@ -17,6 +17,8 @@ def role_on(md: Metadata, principal: Principal, project: str) -> Role | None:
     """The caller's effective role on ``project`` (None: no access)."""
     if principal.kind == "local" or principal.is_admin:
         return Role.owner
+    if principal.kind == "service":  # a serving.api_token_env secret: its own project only
+        return principal.scope_role if principal.scope_project == project else None
     user_role = store.role_of(md, principal.name, project)
     if principal.kind == "project-token":
         if principal.scope_project != project or user_role is None or principal.scope_role is None:
@@ -49,7 +51,7 @@ def authorize(md: Metadata, principal: Principal, action: Action, project: str |
             return None
         raise Forbidden(f"{action.value.replace('_', ' ')} is for admins; {principal.name!r} is not one")
     if action is Action.create_project:
-        if principal.kind == "project-token":
+        if principal.kind in ("project-token", "service"):
             raise Forbidden("a project-scoped token cannot create projects: use a user token")
         return None
     raise Forbidden(f"unknown action {action!r}")  # default deny
@@ -59,7 +61,7 @@ def visible_projects(md: Metadata, principal: Principal, names: list[str]) -> li
     """Those of ``names`` the caller may read."""
     if principal.kind == "local" or principal.is_admin:
         return sorted(names)
-    if principal.kind == "project-token":
+    if principal.kind in ("project-token", "service"):
         return [n for n in names if role_on(md, principal, n) is not None]
     mine = store.roles_of(md, principal.name)
     return sorted(n for n in names if n in mine)

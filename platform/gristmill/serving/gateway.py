@@ -137,14 +137,19 @@ class Gateway:
     def reload(self, project: str) -> dict:
         return self.predictor(project).reload()
 
-    def describe(self) -> dict:
-        """What is loaded, how big, how long it took; what is servable."""
+    def describe(self, visible=None) -> dict:
+        """What is loaded, how big, how long it took; what is servable. ``visible`` picks the
+        projects the caller may see from a list of names (the totals count every project)."""
         with self._lock:
             loaded = [{"project": p, "megabytes": round(e.bytes / 2**20, 1),
                        "load_seconds": round(e.load_seconds, 3), "requests": e.hits}
                       for p, e in reversed(self._cache.items())]
-        return {"projects": self.ws.projects(), "loaded": loaded,
+        used = round(sum(e["megabytes"] for e in loaded), 1)
+        projects = self.ws.projects()
+        if visible is not None:
+            projects = sorted(visible(projects))
+            loaded = [e for e in loaded if e["project"] in projects]
+        return {"projects": projects, "loaded": loaded,
                 "memory_budget_mb": self.budget // 2**20,
                 "max_models": self.max_models if self.max_models < 10**9 else None,
-                "memory_used_mb": round(sum(e["megabytes"] for e in loaded), 1),
-                "evictions": self.evictions}
+                "memory_used_mb": used, "evictions": self.evictions}
