@@ -7,7 +7,12 @@
 2. The check in-process: ``authenticate`` (token -> principal) + ``authorize`` (principal, action,
    project -> role), the work every API route, bento and gateway request does first; p50 and p99
    over ``--requests`` calls, alone and from 16 threads at once.
-3. A real `gristmill server` (one uvicorn process) on loopback: ``GET /projects/{p}/members`` (a
+3. What the check adds to a bento prediction: the serving guard (``gristmill.serving.guard``, the
+   middleware in front of every bento and the gateway) around an ASGI app that answers at once,
+   against the same app bare (the peer), called through httpx's ASGI transport: with the guard's
+   2 s cache warm (what a client sending requests sees) and with the cache off (every request
+   reads the metadata database).
+4. A real `gristmill server` (one uvicorn process) on loopback: ``GET /projects/{p}/members`` (a
    read route: the check, then a metadata query) and, as the peer in the same run, ``GET /healthz``
    (no check, no query: the HTTP floor of the same server), at each ``--clients`` count; requests
    per second, p50 and p99 from a Python client (httpx, one connection per client thread).
@@ -114,6 +119,41 @@ def check_figures(ws, tokens: dict, n: int) -> list[dict]:
     return rows
 
 
+def guard_figures(ws, token: str, n: int) -> list[dict]:
+    import asyncio
+
+    import httpx
+
+    from gristmill.serving.guard import Access, RequestGuard
+
+    async def bare(scope, receive, send):
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    apps = {"no guard (the peer)": bare,
+            "guard, cache warm": RequestGuard(bare, project="p0_0", access=Access("p0_0", ws=ws)),
+            "guard, no cache": RequestGuard(bare, project="p0_0", access=Access("p0_0", ws=ws, ttl=0))}
+
+    async def run(app) -> list[float]:
+        times = []
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bento",
+                                     headers={"Authorization": f"Bearer {token}"}) as client:
+            for i in range(n + 50):
+                started = time.perf_counter()
+                r = await client.post("/predict_entity", json={"customer_id": "a"})
+                if i >= 50:
+                    times.append(time.perf_counter() - started)
+                assert r.status_code == 200, r.text
+        return times
+
+    rows = []
+    for label, app in apps.items():
+        times = asyncio.run(run(app))
+        rows.append({"what": f"bento request, {label}", "clients": 1, "calls_per_s": round(len(times) / sum(times)),
+                     "p50_ms": round(pct(times, 0.5) * 1000, 3), "p99_ms": round(pct(times, 0.99) * 1000, 3)})
+    return rows
+
+
 def http_figures(base: str, token: str, clients: list[int], n: int) -> list[dict]:
     import httpx
 
@@ -175,6 +215,7 @@ def main() -> None:
     try:
         made = setup(root)
         rows = check_figures(made["ws"], made["tokens"], args.requests)
+        rows += guard_figures(made["ws"], made["tokens"]["user1"], args.requests)
         port = _port()
         env = {**os.environ, "GRISTMILL_WORKSPACE": str(made["ws"].root)}
         log = open(root / "server.log", "wb")

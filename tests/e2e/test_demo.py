@@ -44,7 +44,8 @@ def auth(demo):
         out = _run([str(BIN / "gristmill"), "tokens", "create", *args, "--label", "e2e", "--json"], demo["env"])
         return {"Authorization": f"Bearer {json.loads(out.stdout)['token']}"}
 
-    return {"viewer": token("--project", "churn_demo", "--role", "viewer"), "admin": token()}
+    return {"viewer": token("--project", "churn_demo", "--role", "viewer"),
+            "editor": token("--project", "churn_demo", "--role", "editor"), "admin": token()}
 
 
 def test_demo_accounts_for_every_row(demo):
@@ -288,12 +289,14 @@ def test_rollback_reaches_the_running_service_on_reload(demo, service, auth):
     assert trained["version"] == "2" and trained["alias"] in ("champion", "challenger")
     if trained["alias"] == "challenger":
         _run([str(BIN / "gristmill"), "models", "promote", "churn_demo"], env)
-    reloaded = httpx.post(f"{service}/reload", json={}, headers=auth["viewer"], timeout=60)
+    refused = httpx.post(f"{service}/reload", json={}, headers=auth["viewer"], timeout=60)
+    assert refused.status_code == 403  # reloading changes what the service answers: editors only
+    reloaded = httpx.post(f"{service}/reload", json={}, headers=auth["editor"], timeout=60)
     assert reloaded.status_code == 200 and reloaded.json()["model_version"] == "2", reloaded.text
 
     _run([str(BIN / "gristmill"), "models", "rollback", "churn_demo"], env)
     assert httpx.post(f"{service}/reload", json={},
-                      headers=auth["viewer"], timeout=60).json()["model_version"] == "1"
+                      headers=auth["editor"], timeout=60).json()["model_version"] == "1"
     reply = httpx.post(f"{service}/predict_entity", json={"customer_id": _sample_id(demo)},
                        headers=auth["viewer"], timeout=30)
     assert reply.json()["model_version"] == "1"
@@ -311,7 +314,7 @@ def test_ab_split_and_shadow_reach_the_running_service(demo, service, auth):
     spec = yaml.safe_load(spec_path.read_text())
     spec.setdefault("serving", {}).update({"challenger_share": 0.5, "shadow": True})
     spec_path.write_text(yaml.safe_dump(spec))
-    model = httpx.post(f"{service}/reload", json={}, headers=auth["viewer"], timeout=60).json()
+    model = httpx.post(f"{service}/reload", json={}, headers=auth["editor"], timeout=60).json()
     assert (model["model_version"], model["challenger_version"], model["shadow"]) == ("1", "2", True)
 
     labels = root / "ws" / "lake" / "churn_demo" / "_features" / "_labels.parquet"
@@ -340,7 +343,7 @@ def test_ab_split_and_shadow_reach_the_running_service(demo, service, auth):
     spec["serving"].update({"challenger_share": 0.0, "shadow": False})
     spec_path.write_text(yaml.safe_dump(spec))
     assert httpx.post(f"{service}/reload", json={},
-                      headers=auth["viewer"], timeout=60).json()["challenger_version"] is None
+                      headers=auth["editor"], timeout=60).json()["challenger_version"] is None
 
 
 def test_feast_serve_answers_by_hand_after_the_demo(demo, free_port):

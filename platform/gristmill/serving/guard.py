@@ -180,6 +180,15 @@ def allow(project: str) -> Role:
     return access.allow(principal, project)
 
 
+def require(project: str, action: str) -> Role:
+    """The caller's role on ``project`` if it allows ``action`` (asked every time, never cached:
+    changes are rare and a revoked role must stop them at once)."""
+    from gristmill.identity.policy import authorize
+
+    access, principal = caller()
+    return authorize(access.md, principal, Action(action), project)
+
+
 def visible(names: list[str]) -> list[str]:
     """Those of ``names`` the caller may see."""
     access, principal = caller()
