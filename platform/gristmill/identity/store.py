@@ -208,14 +208,18 @@ def claim_project(md: Metadata, project: str, owner: str) -> bool:
 
 
 def role_of(md: Metadata, user: str, project: str) -> Role | None:
-    """The user's role on the project: owner, a granted role, or None."""
+    """The user's role on the project: owner, a granted role, or None (one query)."""
+    query = (sa.select(projects.c.owner, grants.c.role)
+             .select_from(projects.outerjoin(grants, sa.and_(grants.c.project == projects.c.name,
+                                                             grants.c.user_name == user)))
+             .where(projects.c.name == project))
     with md.engine.connect() as conn:
-        owner = conn.execute(sa.select(projects.c.owner).where(projects.c.name == project)).scalar()
-        if owner == user:
-            return Role.owner
-        granted = conn.execute(sa.select(grants.c.role).where(
-            grants.c.project == project, grants.c.user_name == user)).scalar()
-    return Role(granted) if granted else None
+        row = conn.execute(query).first()
+    if row is None:
+        return None
+    if row.owner == user:
+        return Role.owner
+    return Role(row.role) if row.role else None
 
 
 def roles_of(md: Metadata, user: str) -> dict[str, Role]:
