@@ -73,10 +73,27 @@ def main() -> None:
         sys.exit(130)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except Exception as exc:  # click usage errors arrive here in non-standalone mode
-        import click
+    except Exception as exc:  # click's usage errors arrive here in non-standalone mode
+        if not _is_click_error(exc):
+            raise
+        message = exc.format_message()
+        if message:  # (a group called bare has shown its help already: nothing to add)
+            ctx = getattr(exc, "ctx", None)
+            where = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+            typer.echo(f"error: {message}{where}", err=True)
+        sys.exit(exc.exit_code)
 
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
+
+def _is_click_error(exc: Exception) -> bool:
+    """Typer raises its bundled copy of click's exceptions (typer._click), not the click package's."""
+    kinds = []
+    try:
+        from typer._click.exceptions import ClickException
+
+        kinds.append(ClickException)
+    except ImportError:  # a typer without a bundled click
+        pass
+    import click
+
+    kinds.append(click.ClickException)
+    return isinstance(exc, tuple(kinds))

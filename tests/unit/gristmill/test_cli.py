@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 DEMO_SPEC = Path(__file__).resolve().parents[3] / "platform" / "gristmill" / "demo" / "churn_demo.yaml"
@@ -60,3 +61,24 @@ def test_projects_json(workspace):
     out = gristmill("projects", "--json")
     assert out.returncode == 0
     assert json.loads(out.stdout)["projects"] == []
+
+
+@pytest.mark.parametrize("args,says", [
+    (["frobnicate"], "No such command 'frobnicate'"),
+    (["train", "shop", "--budgett", "3"], "No such option: --budgett"),
+    (["train"], "Missing argument 'project'"),
+    (["train", "shop", "--budget", "2"], "Invalid value for '--budget'"),
+    (["tokens", "create", "--expires"], "requires an argument"),
+    (["projects", "share", "shop", "--user", "bob"], "Missing option '--role'"),
+])
+def test_usage_mistakes_are_one_line_and_exit_2_through_the_real_entry_point(args, says, workspace):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    out = subprocess.run([str(Path(sys.executable).parent / "gristmill"), *args], capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 2, out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and says in lines[0], out.stderr
+    assert "Traceback" not in out.stderr
