@@ -46,6 +46,8 @@ def _relative(name: str) -> PurePosixPath:
 
 def upload_folder(ctx: Context, project: str, upload_id: str, sub: str | None = None) -> Path:
     """The folder of an upload (or a folder inside it), checked to lie inside the project's uploads."""
+    if sub is not None and not isinstance(sub, str):
+        raise GristmillError(f"a source's folder must be a name inside the upload, not {sub!r}")
     if len(upload_id) != UPLOAD_ID_LEN or not all(c in "0123456789abcdef" for c in upload_id):
         raise GristmillError(f"{upload_id!r} is not an upload id")
     base = (ctx.ws.uploads(project) / upload_id).resolve()
@@ -71,9 +73,12 @@ def ingest(ctx: Context, project: str, path: str | None = None, upload: str | No
     spec = load_spec(ctx.ws.spec_path(project)) if ctx.ws.spec_path(project).is_file() else None
     folder = None
     if upload is not None and sources:
-        resolved = [SourceSpec(**{k: v for k, v in s.items() if k != "folder"} |
-                               {"path": str(upload_folder(ctx, project, upload, s.get("folder")))})
-                    for s in sources]
+        from gristmill.spec import validate
+
+        resolved = [validate(SourceSpec, {k: v for k, v in s.items() if k != "folder"} |
+                             {"path": str(upload_folder(ctx, project, upload, s.get("folder")))},
+                             "ingest", f"sources[{i}]")
+                    for i, s in enumerate(sources)]
         spec = _with_sources(ctx, project, spec, resolved)
     elif upload is not None:
         folder = upload_folder(ctx, project, upload)

@@ -54,7 +54,10 @@ def set_password(ctx: Context, name: str, password: str) -> dict:
 @operation("auth.login", "POST", "/auth/token", None, changes=True, open=True)
 def login(ctx: Context, name: str, password: str, expires: str | None = None) -> dict:
     """Exchange a user name and password for a new user token (shown once)."""
+    from gristmill.identity.principal import Principal
+
     made = store.login(ctx.md, name, password, expires)
+    ctx.principal = Principal(name=name)  # the audit record names who logged in
     ctx.note(before=None, after={"token_id": made["id"], "user": name})
     return made
 
