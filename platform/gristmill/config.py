@@ -34,6 +34,12 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _postgres_url(value: str | None) -> str | None:
+    if value is not None and urlsplit(value).scheme.split("+")[0] not in ("postgresql", "postgres"):
+        raise ValueError(f"{value!r} is not a postgresql:// URL")
+    return value
+
+
 class FeatureStoreConfig(_Strict):
     """Where Feast keeps its registry and its online store."""
 
@@ -46,12 +52,7 @@ class FeatureStoreConfig(_Strict):
     online_write_batch_size: int | None = Field(
         None, ge=1, description="Rows per online write while materializing (bounds memory).")
 
-    @field_validator("registry")
-    @classmethod
-    def _postgres(cls, value: str | None) -> str | None:
-        if value is not None and urlsplit(value).scheme.split("+")[0] not in ("postgresql", "postgres"):
-            raise ValueError(f"{value!r} is not a postgresql:// URL")
-        return value
+    _postgres = field_validator("registry")(classmethod(lambda cls, value: _postgres_url(value)))
 
     @field_validator("online_store")
     @classmethod
@@ -74,12 +75,7 @@ class ServerConfig(_Strict):
     sql_max_rows: int = Field(10_000, ge=1, description="Most rows a `gristmill sql` query returns.")
     sql_max_seconds: float = Field(30.0, gt=0, description="Longest a `gristmill sql` query may run.")
 
-    @field_validator("metadata")
-    @classmethod
-    def _postgres(cls, value: str | None) -> str | None:
-        if value is not None and urlsplit(value).scheme.split("+")[0] not in ("postgresql", "postgres"):
-            raise ValueError(f"{value!r} is not a postgresql:// URL")
-        return value
+    _postgres = field_validator("metadata")(classmethod(lambda cls, value: _postgres_url(value)))
 
 
 class WorkspaceConfig(_Strict):
