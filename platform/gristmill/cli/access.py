@@ -103,9 +103,11 @@ def tokens_list(all_users: bool = typer.Option(False, "--all", help="Admins: eve
     if as_json:
         emit_json(found)
         return
-    table("Tokens", ["id", "user", "project", "role", "label", "created", "expires", "revoked"],
-          [[t["id"], t["user_name"], t["project"] or "-", t["role"] or "(user)", t["label"],
-            t["created_at"], t["expires_at"] or "never", t["revoked_at"] or ""] for t in found["tokens"]])
+    columns = ["id"] + (["user"] if all_users else []) + ["scope", "label", "expires", "revoked"]
+    table("Tokens", columns,
+          [[t["id"]] + ([t["user_name"]] if all_users else []) +
+           [f"{t['role']} on {t['project']}" if t["project"] else "user", t["label"],
+            (t["expires_at"] or "never")[:10], (t["revoked_at"] or "")[:10]] for t in found["tokens"]])
 
 
 @tokens.command("revoke")

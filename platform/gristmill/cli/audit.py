@@ -29,17 +29,22 @@ def audit_main(
     if as_json:
         emit_json(found)
         return
-    table("Audit trail", ["#", "at (UTC)", "who", "action", "project", "result", "after"],
+    table("Audit trail (--json for every field)", ["#", "at (UTC)", "who", "action", "project", "result", "after"],
           [[r["seq"], r["at"][:19].replace("T", " "), r["actor"], r["action"], r["project"] or "-",
             r["result"], _short(r["detail"].get("after") if r["result"] == "ok" else r["detail"].get("error"))]
            for r in found["records"]])
 
 
 def _short(value) -> str:
+    """``k=v k=v`` of a record's after (or its error), cut to 48 characters."""
     import json
 
-    text = value if isinstance(value, str) else json.dumps(value, default=str)
-    return text if len(text) <= 60 else text[:57] + "..."
+    if isinstance(value, dict):
+        text = " ".join(f"{k}={v if isinstance(v, str) else json.dumps(v, default=str)}"
+                        for k, v in value.items())
+    else:
+        text = value if isinstance(value, str) else json.dumps(value, default=str)
+    return text if len(text) <= 48 else text[:45] + "..."
 
 
 @app.command("verify")

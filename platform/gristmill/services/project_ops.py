@@ -41,7 +41,11 @@ def members(ctx: Context, project: str) -> dict:
 @operation("projects.share", "POST", "/projects/{project}/share", Action.share, changes=True)
 def share(ctx: Context, project: str, user: str, role: Role | None = None) -> dict:
     """Give ``user`` a role on the project (owners and admins); no role takes it away."""
-    if store.owner_of(ctx.md, project) is None:
+    if store.owner_of(ctx.md, project) is None:  # made before the server knew owners
+        from gristmill.errors import ProjectNotFound
+
+        if project not in ctx.ws.projects():
+            raise ProjectNotFound(project, visible_projects(ctx.md, ctx.principal, known_projects(ctx)))
         store.claim_project(ctx.md, project, ctx.principal.name)
     moved = store.share(ctx.md, project, user, Role(role) if role else None, ctx.actor)
     ctx.note(before={"user": user, "role": moved["before"]}, after={"user": user, "role": moved["after"]})
