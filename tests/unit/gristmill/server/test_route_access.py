@@ -148,3 +148,11 @@ def test_policy_refusals_of_changes_are_audited_with_the_caller(client, team):
     last = trail.records(metadata(team.ws), project="shop")[-1]
     assert (last["actor"], last["action"], last["result"]) == ("vi", "models.promote", "denied")
     assert trail.verify(metadata(team.ws))["ok"]
+
+
+def test_every_route_is_in_the_openapi_document(client):
+    document = client.get("/openapi.json").json()
+    documented = {(m.upper(), p) for p, ops in document["paths"].items() for m in ops}
+    assert set(ROUTES) == documented
+    secured = {(m.upper(), p) for p, ops in document["paths"].items() for m, op in ops.items() if op.get("security")}
+    assert secured == {route for route, level in ROUTES.items() if level != "open"}
