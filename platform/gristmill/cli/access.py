@@ -151,6 +151,22 @@ def projects_share(
     console.print(f"{user} on {project}: {done['before'] or 'no role'} -> {done['after'] or 'no role'}")
 
 
+@projects.command("delete")
+def projects_delete(
+    project: str = typer.Argument(..., help="Project name."),
+    confirm: str = typer.Option(..., "--confirm", help="The project's name again: deleting cannot be undone."),
+    as_json: bool = JSON,
+) -> None:
+    """Delete a project and everything it holds (owners and admins); the audit trail keeps its records."""
+    done = _call("projects.delete", project=project, confirm=confirm)
+    if as_json:
+        emit_json(done)
+        return
+    console.print(f"deleted {project}: {len(done['removed'])} things removed; kept: {', '.join(done['kept'])}")
+    for item in done["removed"]:
+        console.print(f"  - {item}")
+
+
 @projects.command("members")
 def projects_members(project: str = typer.Argument(..., help="Project name."), as_json: bool = JSON) -> None:
     """Who holds which role on a project."""

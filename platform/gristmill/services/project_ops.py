@@ -82,3 +82,80 @@ def register_spec(ctx: Context, project: str, spec: str) -> dict:
     after = hashlib.sha256(text.encode()).hexdigest()
     ctx.note(before={"spec_sha256": before}, after={"spec_sha256": after})
     return {"project": project, "spec_sha256": after, "changed": before != after}
+
+
+@operation("projects.delete", "POST", "/projects/{project}/delete", Action.delete, changes=True)
+def delete(ctx: Context, project: str, confirm: str) -> dict:
+    """Delete the project (owners and admins; ``confirm`` repeats its name): its feature views,
+    schedules, registered model and experiment, DuckDB schema, lake, training sets, reports,
+    uploads, prediction log, journals, bento and grants. The audit trail, lineage and monitoring
+    history keep their records of it."""
+    import shutil
+
+    from gristmill.features.repo import GENERATED_DIR
+    from gristmill.serving.prediction_log import log_folder
+    from gristmill.sql import connect, ident
+    from gristmill.training.registry import history_path
+
+    if confirm != project:
+        raise GristmillError(f"deleting {project!r} cannot be undone: repeat its name to confirm "
+                             f"(gristmill projects delete {project} --confirm {project})")
+    ws, removed = ctx.ws, []
+    if (ws.feature_repo / GENERATED_DIR / f"{project}.py").is_file():
+        from gristmill.features.store import remove_definitions
+
+        views = remove_definitions(ws, project)  # refused while another project reuses one
+        removed.append(f"feature views: {', '.join(views) or 'none'}")
+    from monitoring import scheduler
+
+    for job in scheduler.list_scheduled(ws.root):
+        if job["project"] == project:
+            scheduler.unschedule(ws.root, project, job["job"])
+            removed.append(f"schedule {job['id']}")
+    removed += _delete_model(ws, project)
+    if ws.catalog.exists():
+        con = connect(ws.catalog)
+        try:
+            con.execute(f"DROP SCHEMA IF EXISTS {ident(project)} CASCADE")
+        finally:
+            con.close()
+        removed.append(f"DuckDB schema {project}")
+    from monitoring.jobs import jobs_dir
+
+    for path in (ws.lake(project), ws.project_dir(project), ws.datasets(project), ws.reports(project),
+                 ws.uploads(project), log_folder(ws.root, project), history_path(ws, project).parent,
+                 ws.bento_dir(project), jobs_dir() / project, ws.optuna_journal(project)):
+        if path.is_dir():
+            shutil.rmtree(path)
+            removed.append(str(path))
+        elif path.exists():
+            path.unlink()
+            removed.append(str(path))
+    store.forget_project(ctx.md, project)
+    kept = ["audit trail", "lineage", "monitoring history"]
+    ctx.note(before={"project": project}, after=None, removed=removed)
+    return {"project": project, "removed": removed, "kept": kept}
+
+
+def _delete_model(ws, project: str) -> list[str]:
+    """The registered model and the MLflow experiment (MLflow keeps a deleted experiment restorable
+    until `mlflow gc`)."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    from gristmill.training.train import configure_mlflow, experiment_name, model_name
+
+    if not (ws.mlflow_dir / "mlflow.db").exists():
+        return []
+    configure_mlflow(ws)
+    client, removed = MlflowClient(), []
+    try:
+        client.delete_registered_model(model_name(project))
+        removed.append(f"registered model {model_name(project)}")
+    except MlflowException:
+        pass
+    found = client.get_experiment_by_name(experiment_name(project))
+    if found is not None:
+        client.delete_experiment(found.experiment_id)
+        removed.append(f"MLflow experiment {experiment_name(project)}")
+    return removed

@@ -108,6 +108,26 @@ def test_lineage_answers_what_made_a_model_and_what_a_file_fed(ran):
         assert action in actions, (action, actions)
 
 
+@pytest.mark.slow
+def test_deleting_the_trained_project_removes_its_model_features_and_files(ran):
+    """Runs last in this module: it deletes what the tests above read."""
+    import json
+
+    tmp_path, env = ran
+    out = subprocess.run([str(BIN / "gristmill"), "projects", "delete", "perms", "--confirm", "perms", "--json"],
+                         env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    removed = json.loads(out.stdout)["removed"]
+    for expected in ("registered model perms", "MLflow experiment gristmill/perms", "DuckDB schema perms"):
+        assert expected in removed, removed
+    assert any(r.startswith("feature views: perms__") for r in removed), removed
+    assert not (tmp_path / "ws" / "lake" / "perms").exists()
+    assert not (tmp_path / "bentos" / "perms").exists()
+    listed = subprocess.run([str(BIN / "gristmill"), "models", "list", "perms"], env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert listed.returncode == 1 and listed.stderr.count("\n") == 1
+
+
 def test_the_stored_login_is_owner_only_under_umask_022(tmp_path, monkeypatch):
     from gristmill.client import credentials
 

@@ -28,6 +28,7 @@ ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/projects"): "auth",
     ("GET", "/projects/{project}/members"): "viewer",
     ("POST", "/projects/{project}/share"): "owner",
+    ("POST", "/projects/{project}/delete"): "owner",
     ("GET", "/projects/{project}/spec"): "viewer",
     ("PUT", "/projects/{project}/spec"): "editor",
     ("POST", "/projects/{project}/uploads"): "editor",
@@ -96,6 +97,7 @@ def request_for(method: str, path: str, team) -> dict:
         "/users/{name}/password": {"password": "a-long-password"},
         "/tokens": {"label": "matrix"},
         "/projects/{project}/share": {"user": "tmp", "role": "viewer"},
+        "/projects/{project}/delete": {"confirm": "not-shop"},  # past the check, refused: shop stays
         "/projects/{project}/spec": {"spec": "project: shop\n"},
         "/projects/{project}/ingest": {"upload": "0" * 16},
         "/projects/{project}/sql": {"query": "select 1 as one"},
