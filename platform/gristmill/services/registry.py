@@ -115,7 +115,8 @@ def invoke(ctx: Context, name: str, /, **params: Any) -> Any:
     md = ctx.md
     acting = ACTING.set(ctx.principal)
     try:
-        if op.creates_project and project and store.owner_of(md, project) is None:
+        if (op.creates_project and project and store.owner_of(md, project) is None
+                and project not in ctx.ws.projects()):  # a new name; an unowned old one is the admins'
             authorize(md, ctx.principal, Action.create_project)
             if store.claim_project(md, project, ctx.principal.name):
                 trail.append(md, ctx.actor, "project.create", project, {"owner": ctx.principal.name})

@@ -45,3 +45,22 @@ def test_a_deleted_project_is_gone_and_the_others_stay(team):
     last = trail.records(metadata(team.ws), project="shop")[-1]
     assert (last["actor"], last["action"], last["result"]) == ("olga", "projects.delete", "ok")
     assert trail.verify(metadata(team.ws))["ok"]
+
+
+def test_a_project_made_before_owners_were_kept_is_not_taken_by_the_first_caller(workspace, add_tables):
+    """A project already in the workspace with no owner record (made by an older Gristmill) is the
+    admins' and the OS user's: a user's ingest or spec change cannot claim it."""
+    import pandas as pd
+
+    from gristmill.config import metadata
+    from gristmill.identity.store import authenticate
+    from gristmill.services import Context, invoke
+
+    add_tables(workspace, "legacy", {"t": pd.DataFrame({"a": [1]})})
+    (workspace.lake("legacy") / "_catalog.json").write_text('{"tables": {}, "sources": {}}')
+    token = invoke(Context.local(workspace), "users.add", name="bob")["token"]
+    bob = Context(workspace, authenticate(metadata(workspace), token))
+    with pytest.raises(NoAccess):
+        invoke(bob, "projects.register", project="legacy", spec="project: legacy\n")
+    invoke(Context.local(workspace), "projects.share", project="legacy", user="bob", role="viewer")
+    assert invoke(bob, "projects.list")["projects"][0]["role"] == "viewer"
