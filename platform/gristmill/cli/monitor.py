@@ -40,9 +40,16 @@ def run_(
         emit_json({"runs": results})
         return
     for r in results:
-        console.print(_line(r))
-        if r.get("history", {}).get("html_path"):
-            console.print(f"  report: {r['history']['html_path']}")
+        console.print(_line(r), markup=False)
+        h = r.get("history", {})
+        if h.get("html_path"):
+            console.print(f"  report: {h['html_path']}", markup=False)
+        for bad in (r.get("window") or {}).get("bad_files") or []:
+            console.print(f"  [yellow]skipped unreadable file[/]: {bad['file']} ({bad['reason']})")
+        if h.get("n_non_finite"):
+            console.print(f"  [yellow]{h['n_non_finite']} infinite values[/] counted as out of range")
+        if (r.get("evidently") or {}).get("agrees") is False:
+            console.print(f"  [yellow]note[/]: {r['message']}", markup=True)
         for reason in (r.get("alerts") or {}).get("reasons", []):
             console.print(f"  [red]alert[/]: {reason}")
 
@@ -52,9 +59,10 @@ def _line(r: dict) -> str:
     if r["status"] == "skipped":
         return f"{r['project']}/{r['job']}: skipped: {r.get('message')}"
     drift = r.get("drift", {})
-    cols = drift.get("columns", [])
-    text = (f"{r['project']}/{r['job']}: {r['status']}: {len(drift.get('drifted_columns', []))}/{len(cols)} "
-            f"columns drifted (share {drift.get('drift_share', 0):.2f}), {h.get('n_current')} rows "
+    verdict = (drift.get("verdict") or {}).get("text") or (
+        f"{len(drift.get('drifted_columns', []))}/{len(drift.get('columns', []))} columns drifted "
+        f"(share {drift.get('drift_share', 0):.2f})")
+    text = (f"{r['project']}/{r['job']}: {r['status']}: {verdict}; {h.get('n_current')} rows in the window "
             f"({h.get('n_sampled')} sampled), model v{r.get('model_version')}")
     if h.get("quality") is not None:
         text += f", {h['quality_metric']} {h['quality']:.3f} on {h.get('n_labelled')} labelled"
