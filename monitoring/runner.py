@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("gristmill.monitoring")
 
 PREDICTION, TARGET = "__prediction__", "__target__"
-STATS_VERSION = 1
+STATS_VERSION = 2  # 2: columns without values listed (no_values)
 
 
 class JobBusy(GristmillError):
@@ -196,6 +196,7 @@ def reference(ws: Workspace, project: str, job: JobSpec, info: dict | None) -> d
             stats["target"] = checks.column_stats(values, kind)
         stats.update(stats_version=STATS_VERSION, dataset_id=dataset_id, model_version=version,
                      key_column=key, target_column=target, features=list(kinds), report_rows=job.report_rows,
+                     no_values=[c for c in features if c not in kinds],
                      seconds=round(time.perf_counter() - started, 3))
         folder.mkdir(parents=True, exist_ok=True)
         checks.sample_rows(frame[list(kinds)], job.report_rows, 0).to_parquet(
@@ -265,8 +266,11 @@ def _run(ws, spec, job: JobSpec, current_file: Path | None, now: datetime | None
                                    "start": row["window_start"], "end": row["window_end"], "rows": len(window),
                                    "bad_files": bad_files}}
     columns = [c for c in ref["features"] if c in window.columns and ref["columns"][c].get("n", 0)]
-    not_compared = [{"column": c, "reason": "not in the window"} for c in ref["features"]
-                    if c not in window.columns and ref["columns"][c].get("n", 0)]
+    not_compared = [{"column": c, "reason": "no values in the reference (all missing or infinite)"}
+                    for c in [*ref.get("no_values", []), *(c for c in ref["features"]
+                                                          if not ref["columns"][c].get("n", 0))]]
+    not_compared += [{"column": c, "reason": "not in the window"} for c in ref["features"]
+                     if c not in window.columns and ref["columns"][c].get("n", 0)]
     if len(window) < job.current.min_rows or not columns:
         why = (f"{len(window)} rows in the window (< min_rows {job.current.min_rows}): serve traffic, or "
                "pass --current FILE" if columns or

@@ -47,19 +47,19 @@ def prediction_log_window(ws: Workspace, project: str, start: datetime, end: dat
         return _read_log(files, start, end)
     except Exception:  # at least one file is bad: find which, read the others
         pass
-    good = []
-    for file in files:
+    frames = []
+    for file in files:  # every column of every row group decoded, so a bad page is found too
         try:
-            _read_log([file], start, end, limit=0)
-            good.append(file)
+            frames.append(_read_log([file], start, end))
         except Exception as exc:
             reason = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
             if bad_files is not None:
-                bad_files.append({"file": file, "reason": reason})
-    return _read_log(good, start, end) if good else pd.DataFrame()
+                bad_files.append({"file": file, "reason": reason or type(exc).__name__})
+    frames = [f for f in frames if len(f)]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
-def _read_log(files: list[str], start: datetime, end: datetime, limit: int | None = None) -> pd.DataFrame:
+def _read_log(files: list[str], start: datetime, end: datetime) -> pd.DataFrame:
     import duckdb
 
     from gristmill.sql import literal
@@ -74,9 +74,6 @@ def _read_log(files: list[str], start: datetime, end: datetime, limit: int | Non
         shadow = " AND _variant IS DISTINCT FROM 'shadow'" if "_variant" in columns else ""
         query = (f"SELECT * FROM {source} "
                  "WHERE CAST(_ts AS TIMESTAMPTZ) >= ? AND CAST(_ts AS TIMESTAMPTZ) < ?" + shadow)
-        if limit == 0:  # a file's check: every row group decoded, nothing kept
-            con.execute(f"SELECT count(*) FROM ({query})", [start, end]).fetchall()
-            return None  # type: ignore[return-value]
         return con.execute(query, [start, end]).df()
     finally:
         con.close()

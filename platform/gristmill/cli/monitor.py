@@ -40,7 +40,7 @@ def run_(
         emit_json({"runs": results})
         return
     for r in results:
-        console.print(_line(r), markup=False)
+        console.print(_line(r), markup=False, soft_wrap=True)
         h = r.get("history", {})
         if h.get("html_path"):
             console.print(f"  report: {h['html_path']}", markup=False)
