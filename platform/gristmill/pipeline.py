@@ -102,10 +102,13 @@ def deploy(ws: Workspace, spec: ProjectSpec) -> Path:
 def monitor(ws: Workspace, spec: ProjectSpec, current: Path | None = None):
     """Drift of current data against the latest training set.
 
-    ``current`` is a Parquet/CSV file of feature rows; without it, the features of every labelled
-    entity as of the data's own latest time (the training set's latest event time, not the clock:
-    a demo's data that ends in 2024 would otherwise make every window feature look drifted) form the
-    current batch. Columns with no value on either side are left out and listed (``not_compared``).
+    ``current`` is a Parquet/CSV file of feature rows; without it, the current batch is the data's
+    own latest period, not the clock's: the labelled entities whose event time is within 30 days
+    before the latest one (at least the latest 30 rows), each with its features read from the offline
+    store as of that event time (``as_of`` is the latest). Scoring stale data "now" made every
+    window feature look drifted (or empty); reading every entity as of the latest time still
+    compared entities long after their activity with the training set's at its time.
+    Columns with no value on either side are left out and listed (``not_compared``).
     The report's snapshot is added to the Evidently workspace ``<workspace>/monitoring/evidently``
     (what ``evidently ui --workspace`` shows), under the project's name.
     """
@@ -127,10 +130,13 @@ def monitor(ws: Workspace, spec: ProjectSpec, current: Path | None = None):
         current_df = pd.read_parquet(current) if current.suffix == ".parquet" else pd.read_csv(current)
     else:
         store = open_store(ws)
-        ids = reference[manifest.key].drop_duplicates()
-        stamps = pd.to_datetime(reference[TIMESTAMP], utc=True) if TIMESTAMP in reference else None
-        as_of = stamps.max() if stamps is not None and stamps.notna().any() else pd.Timestamp.now(tz="UTC")
-        entity_df = pd.DataFrame({manifest.key: ids, TIMESTAMP: as_of})
+        stamps = pd.to_datetime(reference[TIMESTAMP], utc=True)
+        as_of = stamps.max()
+        recent = stamps > as_of - pd.Timedelta(days=30)
+        if recent.sum() < 30:
+            recent = stamps >= stamps.nlargest(min(30, len(stamps))).min()
+        entity_df = pd.DataFrame({manifest.key: reference.loc[recent, manifest.key].to_numpy(),
+                                  TIMESTAMP: stamps[recent].to_numpy()})
         current_df = historical(store, entity_df, store.get_feature_service(service_name(spec.project)))
     # a column empty (or only infinite) on either side has no distribution to compare: listed, not counted
     usable = [c for c in columns if c in current_df and has_values(reference[c]) and has_values(current_df[c])]
