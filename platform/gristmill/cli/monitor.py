@@ -39,19 +39,22 @@ def run_(
     if as_json:
         emit_json({"runs": results})
         return
+    from rich.markup import escape
+
     for r in results:
         console.print(_line(r), markup=False, soft_wrap=True)
         h = r.get("history", {})
         if h.get("html_path"):
-            console.print(f"  report: {h['html_path']}", markup=False)
+            console.print(f"  report: {h['html_path']}", markup=False, soft_wrap=True)
         for bad in (r.get("window") or {}).get("bad_files") or []:
-            console.print(f"  [yellow]skipped unreadable file[/]: {bad['file']} ({bad['reason']})")
+            console.print(f"  [yellow]skipped unreadable file[/]: {escape(bad['file'])} ({escape(bad['reason'])})",
+                          soft_wrap=True)
         if h.get("n_non_finite"):
             console.print(f"  [yellow]{h['n_non_finite']} infinite values[/] counted as out of range")
         if (r.get("evidently") or {}).get("agrees") is False:
-            console.print(f"  [yellow]note[/]: {r['message']}", markup=True)
+            console.print(f"  [yellow]note[/]: {escape(r.get('message') or '')}", soft_wrap=True)
         for reason in (r.get("alerts") or {}).get("reasons", []):
-            console.print(f"  [red]alert[/]: {reason}")
+            console.print(f"  [red]alert[/]: {escape(reason)}", soft_wrap=True)
 
 
 def _line(r: dict) -> str:

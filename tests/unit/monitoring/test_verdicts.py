@@ -321,3 +321,18 @@ def test_a_quality_drop_on_too_few_labelled_predictions_raises_no_alert():
         "roc_auc 0.5 is 0.3 worse than the holdout's 0.8"]
     assert _reasons(JobSpec(), {**row, "dataset_drift": 1, "drift_share": 1.0, "drifted_columns": ["a"]},
                     {}, [], 0.5, judged=False) == []
+
+
+def test_the_cli_names_skipped_files_and_infinities(shop):
+    ws, _ = shop
+    at = datetime.now(timezone.utc) - timedelta(minutes=5)
+    rows = frame(13, 200)
+    rows.loc[:3, "customers__n2"] = np.inf
+    log_predictions(ws, rows, at)
+    bad = log_predictions(ws, frame(14, 50), at - timedelta(minutes=1))
+    corrupt(bad, "not parquet")
+    out = gristmill("monitor", "run", "shop")
+    assert out.returncode == 0, out.stderr
+    assert f"skipped unreadable file: {bad}" in out.stdout
+    assert "4 infinite values counted as out of range" in out.stdout
+    assert "Traceback" not in out.stderr
