@@ -34,11 +34,70 @@ SMALL = 1000  # Evidently switches from p-values to distances above this many re
 MAX_CATEGORIES = 10_000
 DISTANCE_THRESHOLD = 0.1
 P_VALUE_THRESHOLD = 0.05
+MIN_ROWS_TO_JUDGE = 30  # fewer current rows: drift is "too few rows to judge" and no alert fires
+VERDICT_ALPHA = 0.05  # confidence 1 - alpha of the window's own error bound, stated in every verdict
 
 
 def dkw_epsilon(n: int, alpha: float = 0.01) -> float:
     """Bound on sup |F_sample - F_window| holding with probability ``1 - alpha`` (DKW)."""
     return math.sqrt(math.log(2 / alpha) / (2 * max(n, 1)))
+
+
+def non_finite_count(series: "pd.Series") -> int:
+    """How many values of a numeric column are +inf or -inf (0 for other columns)."""
+    import numpy as np
+    from pandas.api import types as ptypes
+
+    if not ptypes.is_numeric_dtype(series.dtype) or ptypes.is_bool_dtype(series.dtype):
+        return 0
+    values = series.to_numpy(dtype="float64", na_value=np.nan)
+    return int(np.isinf(values).sum())
+
+
+def has_values(series: "pd.Series") -> bool:
+    """Whether ``series`` has at least one value a drift test can use (finite, for numbers)."""
+    from pandas.api import types as ptypes
+
+    if ptypes.is_numeric_dtype(series.dtype) and not ptypes.is_bool_dtype(series.dtype):
+        return bool(_finite(series).size)
+    return bool(series.notna().any())
+
+
+def verdict(column_results: list[dict], threshold: float, rows: int, reference_rows: int,
+            not_compared: list[dict] | None = None, min_rows: int = MIN_ROWS_TO_JUDGE) -> dict[str, Any]:
+    """The one dataset-drift verdict of a run, from its per-column results; every output shows it.
+
+    ``column_results`` are the compared columns only (values on both sides); ``not_compared`` lists
+    the others with their reason (they are not in the share's denominator, as in Evidently's report).
+    The verdict states the sample size and its uncertainty: with ``rows`` current rows, the window's
+    distribution function is within ``epsilon`` = sqrt(ln(2/alpha) / 2n) of the distribution it was
+    drawn from, with probability 1 - alpha (DKW, alpha = 0.05). Below ``min_rows`` rows the verdict
+    is "too few rows to judge": ``dataset_drift`` is None and no drift alert fires.
+    """
+    drifted = [c["column"] for c in column_results if c["drifted"]]
+    compared = len(column_results)
+    share = len(drifted) / compared if compared else 0.0
+    eps = dkw_epsilon(rows, VERDICT_ALPHA) if rows else None
+    judged = rows >= min_rows and compared > 0
+    dataset_drift = (share >= threshold) if judged else None
+    size = f"{rows} rows (\u00b1{eps:.2f} at 95%)" if eps is not None else "0 rows"
+    counted = f"{len(drifted)}/{compared} columns drifted (share {share:.2f}"
+    if not judged:
+        why = (f"{rows} < {min_rows} rows" if rows < min_rows else "no column has values on both sides")
+        text = f"too few rows to judge ({why}): {counted}, threshold {threshold:.2f}); {size}"
+    else:
+        op = ">=" if dataset_drift else "<"
+        text = (f"{'DATASET DRIFT' if dataset_drift else 'no dataset drift'}: {counted} {op} "
+                f"{threshold:.2f}); {size}")
+    skipped = not_compared or []
+    if skipped:
+        text += f"; {len(skipped)} columns not compared (no values on one side)"
+    return {"text": text, "judged": judged, "dataset_drift": dataset_drift, "drift_share": share,
+            "threshold": threshold, "compared_columns": compared, "drifted_columns": drifted,
+            "not_compared": skipped, "rows": rows, "reference_rows": reference_rows,
+            "min_rows": min_rows, "epsilon": eps, "alpha": VERDICT_ALPHA,
+            "epsilon_meaning": "sup |F_window - F_population| <= epsilon with probability 1 - alpha "
+                               "(DKW); each category share within 2*epsilon"}
 
 
 def column_kind(series: "pd.Series") -> str | None:
@@ -184,7 +243,10 @@ def drift(ref: dict[str, Any], current: "pd.DataFrame", columns: list[str]) -> l
 
 def quality(ref: dict[str, Any], current: "pd.DataFrame", columns: list[str]) -> list[dict]:
     """Data quality of every current row: missing share (and its rise over the reference), share of
-    categories never seen in the reference, share of numbers outside the reference's range."""
+    categories never seen in the reference, share of numbers outside the reference's range.
+
+    NaN is missing; +inf and -inf are values outside every range: they count in
+    ``out_of_range_share`` (of the non-missing values) and in ``non_finite``."""
     import numpy as np
 
     out = []
@@ -197,7 +259,7 @@ def quality(ref: dict[str, Any], current: "pd.DataFrame", columns: list[str]) ->
                                "reference_missing_share": stats["missing_share"],
                                "missing_increase": missing - stats["missing_share"],
                                "new_category_share": None, "new_categories": [],
-                               "out_of_range_share": None}
+                               "out_of_range_share": None, "non_finite": 0}
         if stats["kind"] == "categorical" and "counts" in stats:
             labels = _labels(series)
             if len(labels):
@@ -206,10 +268,12 @@ def quality(ref: dict[str, Any], current: "pd.DataFrame", columns: list[str]) ->
                 row["new_category_share"] = float(new.mean())
                 row["new_categories"] = sorted(labels[new].unique().tolist())[:10]
         elif stats["kind"] == "numerical" and "min" in stats:
-            values = _finite(series)
+            values = series.to_numpy(dtype="float64", na_value=np.nan)
+            values = values[~np.isnan(values)]  # +-inf stay: a value, outside every finite range
             if values.size:
                 outside = (values < stats["min"]) | (values > stats["max"])
                 row["out_of_range_share"] = float(np.mean(outside))
+                row["non_finite"] = int(np.isinf(values).sum())
         out.append(row)
     return out
 

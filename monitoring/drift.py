@@ -24,7 +24,7 @@ from gristmill.errors import DataError
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["ColumnDrift", "DriftResult", "build_drift_report", "run_drift_report"]
+__all__ = ["ColumnDrift", "DriftResult", "build_drift_report", "read_saved_verdict", "run_drift_report"]
 
 _SAFE_STEM = re.compile(r"[A-Za-z0-9_.-]+")
 _MAX_SHOWN = 5
@@ -79,6 +79,20 @@ class DriftResult(BaseModel):
     )
     dataset_drift: bool = Field(description="drift_share >= drift_share_threshold.")
     computed_at: datetime = Field(description="When the report was computed (UTC).")
+    non_finite: dict[str, int] = Field(
+        default_factory=dict,
+        description="Per numerical column, how many current values were +inf or -inf. They are out of "
+        "range, not a distribution: the drift tests compare the finite values (Evidently's binning "
+        "cannot take infinities).",
+    )
+    not_compared: list[str] = Field(
+        default_factory=list,
+        description="Columns left out because one side has no value (only missing or infinite); "
+        "they are not in `drift_share`'s denominator. Filled by callers that drop them.",
+    )
+    as_of: datetime | None = Field(
+        None, description="The time the current features were read as of, when the caller chose one."
+    )
 
     def summary_line(self) -> str:
         """One human-readable line, e.g. for a CLI or an alert."""
@@ -164,6 +178,9 @@ def build_drift_report(
     kinds, skipped = _column_kinds(reference, current, name, columns, categorical)
     selected = list(kinds)
     _check_not_all_missing(reference, current, selected, name)
+    numerical_cols = [c for c in selected if kinds[c] == "numerical"]
+    reference, _ = _without_infinities(reference, numerical_cols)
+    current, non_finite = _without_infinities(current, numerical_cols)
 
     from evidently import DataDefinition, Dataset, Report
     from evidently.presets import DataDriftPreset
@@ -223,6 +240,7 @@ def build_drift_report(
         drift_share_threshold=float(drift_share_threshold),
         dataset_drift=share >= drift_share_threshold,
         computed_at=computed_at,
+        non_finite=non_finite,
     ), snapshot
 
 
@@ -332,6 +350,49 @@ def _column_kinds(
             f"(skipped: {_short(skipped)})"
         )
     return kinds, skipped
+
+
+def _without_infinities(frame: pd.DataFrame, columns: list[str]) -> tuple[pd.DataFrame, dict[str, int]]:
+    """``frame`` with +-inf in ``columns`` set to missing (copied only if any), and the count per column."""
+    import numpy as np
+    from pandas.api import types as ptypes
+
+    counts: dict[str, int] = {}
+    for col in columns:
+        if ptypes.is_numeric_dtype(frame[col].dtype) and not ptypes.is_bool_dtype(frame[col].dtype):
+            n = int(np.isinf(frame[col].to_numpy(dtype="float64", na_value=np.nan)).sum())
+            if n:
+                counts[col] = n
+    if counts:
+        frame = frame.copy()
+        for col in counts:
+            values = frame[col].astype("float64")
+            frame[col] = values.where(~np.isinf(values.to_numpy()), np.nan)
+    return frame, counts
+
+
+def read_saved_verdict(json_path: Path) -> dict[str, Any]:
+    """The dataset verdict as Evidently saved it: compared and drifted column counts, share, verdict.
+
+    Read from Evidently's own JSON (the ``DriftedColumnsCount`` metric, the per-column ``ValueDrift``
+    tests and the share test): what its HTML shows as "Dataset Drift is detected ... N out of M".
+    """
+    import json
+
+    report = json.loads(Path(json_path).read_text())
+    count = next(m for m in report.get("metrics", [])
+                 if str((m.get("config") or {}).get("type", "")).endswith(":DriftedColumnsCount"))
+    columns = list(count["config"].get("columns") or [])
+    threshold = float(count["config"]["drift_share"])
+    drifted_n, share = int(count["value"]["count"]), float(count["value"]["share"])
+    per_column = {}
+    for test in report.get("tests", []):
+        params = ((test.get("metric_config") or {}).get("params") or {})
+        if str(params.get("type", "")).endswith(":ValueDrift"):
+            per_column[params.get("column")] = test.get("status") == "FAIL"
+    return {"compared_columns": len(columns), "drifted": drifted_n, "drift_share": share,
+            "threshold": threshold, "dataset_drift": share >= threshold,
+            "drifted_columns": [c for c in columns if per_column.get(c)]}
 
 
 def _check_not_all_missing(

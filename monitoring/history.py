@@ -49,8 +49,17 @@ COLUMNS: dict[str, str] = {
     "json_path": "TEXT",
     "summary_path": "TEXT",
     "message": "TEXT",
+    # added later: older history files gain these columns when opened
+    "verdict": "TEXT",  # the run's one verdict line, as the CLI prints it
+    "compared_columns": "INTEGER",  # the drift share's denominator (columns with values on both sides)
+    "not_compared": "TEXT",  # [{column, reason}]
+    "window_error": "REAL",  # the window's own DKW bound at alpha 0.05 (n = n_current)
+    "n_bad_files": "INTEGER",  # prediction-log files skipped as unreadable
+    "bad_files": "TEXT",  # [{file, reason}]
+    "n_non_finite": "INTEGER",  # +-inf values in the window (counted as out of range)
+    "evidently_agrees": "INTEGER",  # 1: the saved Evidently report shows the same verdict
 }
-_JSON = {"drifted_columns", "alerts"}
+_JSON = {"drifted_columns", "alerts", "not_compared", "bad_files"}
 
 
 def history_db(workspace: Path) -> Path:
@@ -63,6 +72,14 @@ def _connect(workspace: Path) -> sqlite3.Connection:
     con = sqlite3.connect(path, timeout=30)
     cols = ", ".join(f'"{name}" {kind}' for name, kind in COLUMNS.items())
     con.execute(f"CREATE TABLE IF NOT EXISTS runs ({cols})")
+    have = {row[1] for row in con.execute("PRAGMA table_info(runs)").fetchall()}
+    for name, kind in COLUMNS.items():
+        if name not in have:  # a history file of an older version
+            try:
+                con.execute(f'ALTER TABLE runs ADD COLUMN "{name}" {kind}')
+            except sqlite3.OperationalError as exc:  # another process added it first
+                if "duplicate column" not in str(exc):
+                    raise
     con.execute("CREATE INDEX IF NOT EXISTS runs_project ON runs (project, job, started_at)")
     return con
 

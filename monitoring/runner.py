@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("gristmill.monitoring")
 
 PREDICTION, TARGET = "__prediction__", "__target__"
-STATS_VERSION = 1
+STATS_VERSION = 2  # 2: columns without values listed (no_values)
 
 
 class JobBusy(GristmillError):
@@ -196,6 +196,7 @@ def reference(ws: Workspace, project: str, job: JobSpec, info: dict | None) -> d
             stats["target"] = checks.column_stats(values, kind)
         stats.update(stats_version=STATS_VERSION, dataset_id=dataset_id, model_version=version,
                      key_column=key, target_column=target, features=list(kinds), report_rows=job.report_rows,
+                     no_values=[c for c in features if c not in kinds],
                      seconds=round(time.perf_counter() - started, 3))
         folder.mkdir(parents=True, exist_ok=True)
         checks.sample_rows(frame[list(kinds)], job.report_rows, 0).to_parquet(
@@ -242,25 +243,40 @@ def _run(ws, spec, job: JobSpec, current_file: Path | None, now: datetime | None
 
     # the window
     path = current_file or (Path(job.current.path) if job.current.source == "file" else None)
+    bad_files: list[dict] = []
     if path is not None:
         window = read_file(path)
         row.update(window_start=None, window_end=None)
     else:
         start = end - timedelta(hours=job.current.hours)
-        window = prediction_log_window(ws, spec.project, start, end)
+        window = prediction_log_window(ws, spec.project, start, end, bad_files)
         row.update(window_start=start.isoformat(timespec="seconds"), window_end=end.isoformat(timespec="seconds"))
     row["n_current"] = int(len(window))
+    row.update(n_bad_files=len(bad_files), bad_files=bad_files or None)
+    messages: list[str] = []
+    if bad_files:
+        names = ", ".join(Path(b["file"]).name for b in bad_files[:5])
+        more = f", +{len(bad_files) - 5} more" if len(bad_files) > 5 else ""
+        messages.append(f"{len(bad_files)} unreadable prediction-log files skipped: {names}{more}")
+        log.warning("%s/%s: %s", spec.project, job.name, messages[-1])
     summary: dict[str, Any] = {"run_id": run_id, "project": spec.project, "job": job.name,
                                "model_version": row["model_version"], "reference": ref["dataset_id"],
                                "reference_cached": ref["cached"], "window": {
                                    "source": "file" if path else "prediction_log", "file": str(path) if path else None,
-                                   "start": row["window_start"], "end": row["window_end"], "rows": len(window)}}
+                                   "start": row["window_start"], "end": row["window_end"], "rows": len(window),
+                                   "bad_files": bad_files}}
     columns = [c for c in ref["features"] if c in window.columns and ref["columns"][c].get("n", 0)]
+    not_compared = [{"column": c, "reason": "no values in the reference (all missing or infinite)"}
+                    for c in [*ref.get("no_values", []), *(c for c in ref["features"]
+                                                          if not ref["columns"][c].get("n", 0))]]
+    not_compared += [{"column": c, "reason": "not in the window"} for c in ref["features"]
+                     if c not in window.columns and ref["columns"][c].get("n", 0)]
     if len(window) < job.current.min_rows or not columns:
         why = (f"{len(window)} rows in the window (< min_rows {job.current.min_rows}): serve traffic, or "
                "pass --current FILE" if columns or
                len(window) < job.current.min_rows else "the window has none of the reference's feature columns")
-        return _finish(ws, spec, job, row, summary, started, status="skipped", message=why, alerts=[])
+        return _finish(ws, spec, job, row, summary, started, status="skipped",
+                       message="; ".join([why, *messages]), alerts=[])
 
     # drift on a sample, quality on every row
     sampled = checks.sample_rows(window, job.current.sample_rows, job.current.seed)
@@ -273,31 +289,75 @@ def _run(ws, spec, job: JobSpec, current_file: Path | None, now: datetime | None
                                  / f"{ref['dataset_id']}__v{ref['model_version']}" / "sample.parquet")
     window = _align_types(window, ref, columns)
     sampled = window.loc[sampled.index]
-    if job.engine == "evidently":
+    report_cur = sampled if job.engine == "evidently" else checks.sample_rows(sampled, job.report_rows,
+                                                                               job.current.seed)
+    # one set of compared columns for the verdict and for Evidently's report: values on both sides
+    compared = []
+    for col in columns:
+        if not checks.has_values(sampled[col]):
+            not_compared.append({"column": col, "reason": "no values in the window (all missing or infinite)"})
+        elif job.engine != "evidently" and not (checks.has_values(ref_sample[col])
+                                                and checks.has_values(report_cur[col])):
+            not_compared.append({"column": col, "reason": "no values in the report's sample"})
+        else:
+            compared.append(col)
+    judged = len(sampled) >= checks.MIN_ROWS_TO_JUDGE and bool(compared)
+    result = snapshot = None
+    if not compared:
+        column_results: list[dict] = []
+    elif not judged:  # no Evidently report: its HTML would state a verdict on too few rows
+        column_results = checks.drift(ref, sampled, compared)
+    elif job.engine == "evidently":
         _, ref_path, _ = _dataset(ws, spec.project, ref["dataset_id"])
-        full_ref = pd.read_parquet(ref_path, columns=columns)
-        result, snapshot = _evidently(full_ref, sampled, columns, ref, reports, name, threshold)
+        full_ref = pd.read_parquet(ref_path, columns=compared)
+        result, snapshot = _evidently(full_ref, sampled, compared, ref, reports, name, threshold)
         column_results = [c.model_dump() for c in result.columns]
     else:
-        column_results = checks.drift(ref, sampled, columns)
-        report_cur = checks.sample_rows(sampled, job.report_rows, job.current.seed)
-        result, snapshot = _evidently(ref_sample, report_cur, columns, ref, reports, name, threshold)
-    drifted = [c["column"] for c in column_results if c["drifted"]]
-    share = len(drifted) / len(column_results)
+        result, snapshot = _evidently(ref_sample, report_cur, compared, ref, reports, name, threshold)
+        if len(report_cur) == len(sampled) and len(ref_sample) == ref["rows"]:
+            # the report saw every row the fast tests would: its verdicts are the run's, computed once
+            column_results = [c.model_dump() for c in result.columns]
+        else:
+            column_results = checks.drift(ref, sampled, compared)
+    verdict = checks.verdict(column_results, threshold, rows=len(sampled), reference_rows=ref["rows"],
+                             not_compared=not_compared)
+    drifted, share = verdict["drifted_columns"], verdict["drift_share"]
     quality_rows = checks.quality(ref, window, columns)
-    row.update(drift_share=share, dataset_drift=int(share >= threshold), drifted_columns=drifted,
-               html_path=str(result.html_path), json_path=str(result.json_path),
+    non_finite = sum(q.get("non_finite") or 0 for q in quality_rows)
+    evidently: dict[str, Any] = {"html": None, "json": None, "agrees": None,
+                                 "why_none": None if result else "too few rows to judge: no report"}
+    if result is not None:
+        from monitoring.drift import read_saved_verdict
+
+        saved = read_saved_verdict(result.json_path)
+        differs = sorted(set(saved["drifted_columns"]) ^ set(drifted))
+        agrees = (saved["compared_columns"] == verdict["compared_columns"] and not differs
+                  and saved["dataset_drift"] == verdict["dataset_drift"])
+        evidently = {"html": str(result.html_path), "json": str(result.json_path), "saved_verdict": saved,
+                     "agrees": agrees, "differs_on": differs,
+                     "rows_per_side": [len(ref_sample) if job.engine != "evidently" else ref["rows"],
+                                       len(report_cur)]}
+        if not agrees:
+            messages.append(f"Evidently's report ({len(report_cur)} current rows) differs from the verdict "
+                            f"(from {len(sampled)} rows) on {', '.join(differs[:5]) or 'the dataset verdict'}")
+    row.update(drift_share=share, dataset_drift=None if verdict["dataset_drift"] is None
+               else int(verdict["dataset_drift"]), drifted_columns=drifted,
+               verdict=verdict["text"], compared_columns=verdict["compared_columns"],
+               not_compared=not_compared or None, window_error=verdict["epsilon"], n_non_finite=non_finite,
+               evidently_agrees=None if evidently["agrees"] is None else int(evidently["agrees"]),
+               html_path=evidently["html"], json_path=evidently["json"],
                max_missing_increase=max(q["missing_increase"] for q in quality_rows),
                max_new_category_share=max((q["new_category_share"] or 0.0) for q in quality_rows),
                max_out_of_range_share=max((q["out_of_range_share"] or 0.0) for q in quality_rows))
-    summary.update(drift={"columns": column_results, "drifted_columns": drifted, "drift_share": share,
-                          "threshold": threshold, "dataset_drift": share >= threshold,
+    summary.update(drift={"verdict": verdict, "columns": column_results, "drifted_columns": drifted,
+                          "drift_share": share, "compared_columns": verdict["compared_columns"],
+                          "not_compared": not_compared, "threshold": threshold,
+                          "dataset_drift": verdict["dataset_drift"],
                           "engine": job.engine, "sampled_rows": len(sampled),
                           "sample_error_bound": {"epsilon": eps, "alpha": 0.01, "meaning":
                                                  "sup |F_sample - F_window| <= epsilon with probability "
                                                  "1 - alpha (DKW); category shares within 2*epsilon"}},
-                   quality=quality_rows, evidently={"html": str(result.html_path), "json": str(result.json_path),
-                                                    "rows_per_side": [len(ref_sample), min(len(sampled), job.report_rows)]})
+                   quality=quality_rows, non_finite_values=non_finite, evidently=evidently)
 
     # predictions, labels
     if "prediction" in ref and "_prediction" in window:
@@ -307,7 +367,6 @@ def _run(ws, spec, job: JobSpec, current_file: Path | None, now: datetime | None
         pd_result = checks.column_drift(ref["prediction"], values.loc[sampled.index])
         row.update(prediction_drift_score=pd_result["score"], prediction_drift=int(pd_result["drifted"]))
         summary["prediction_drift"] = pd_result
-    messages: list[str] = []
     if job.labels.enabled and "_entity_id" in window and "_ts" in window:
         try:
             labels = label_table(ws, spec, job)
@@ -319,7 +378,7 @@ def _run(ws, spec, job: JobSpec, current_file: Path | None, now: datetime | None
             summary["labels"] = {"labelled_predictions": len(joined)}
             if len(joined):
                 _label_checks(ref, info, joined, row, summary)
-    alerts = _reasons(job, row, summary, quality_rows, threshold)
+    alerts = _reasons(job, row, summary, quality_rows, threshold, judged=judged)
     return _finish(ws, spec, job, row, summary, started, status="alert" if alerts else "ok",
                    message="; ".join(messages) or None, alerts=alerts, snapshot=snapshot, info=info)
 
@@ -339,7 +398,7 @@ def _evidently(ref_frame, cur_frame, columns, ref, reports, name, threshold):
     """Evidently's report (HTML + JSON) on the columns that have values on both sides."""
     from monitoring.drift import build_drift_report
 
-    usable = [c for c in columns if ref_frame[c].notna().any() and cur_frame[c].notna().any()]
+    usable = list(columns)  # the run's compared columns: values on both sides
     cats = [c for c in usable if ref["columns"][c]["kind"] == "categorical"]
     ref_frame, cur_frame = ref_frame[usable].copy(), cur_frame[usable].copy()
     for col in cats:  # the same categorical dtype on both sides
@@ -377,9 +436,14 @@ def _label_checks(ref: dict, info: dict | None, joined: pd.DataFrame, row: dict,
                    quality_baseline=(info or {}).get("holdout") if chosen == metric else None)
 
 
-def _reasons(job: JobSpec, row: dict, summary: dict, quality_rows: list[dict], threshold: float) -> list[str]:
+def _reasons(job: JobSpec, row: dict, summary: dict, quality_rows: list[dict], threshold: float,
+             judged: bool = True) -> list[str]:
+    """Why the run alerts. Below :data:`checks.MIN_ROWS_TO_JUDGE` current rows (``judged`` false)
+    nothing that rests on the window's shares fires, and quality needs as many labelled rows."""
     t = job.thresholds
-    out = []
+    out: list[str] = []
+    if not judged:
+        return out
     if row.get("dataset_drift"):
         out.append(f"drift share {row['drift_share']:.2f} >= {threshold:.2f} "
                    f"({', '.join(row['drifted_columns'][:5])})")
@@ -396,8 +460,11 @@ def _reasons(job: JobSpec, row: dict, summary: dict, quality_rows: list[dict], t
             out.append(f"{q['column']}: {q['new_category_share']:.1%} new categories "
                        f"({', '.join(map(str, q['new_categories'][:3]))})")
         if (q["out_of_range_share"] or 0) >= t.out_of_range_share:
-            out.append(f"{q['column']}: {q['out_of_range_share']:.1%} of values outside the reference range")
-    if row.get("quality") is not None and row.get("quality_baseline") is not None:
+            infinite = f" ({q['non_finite']} infinite)" if q.get("non_finite") else ""
+            out.append(f"{q['column']}: {q['out_of_range_share']:.1%} of values outside the reference "
+                       f"range{infinite}")
+    if (row.get("quality") is not None and row.get("quality_baseline") is not None
+            and (row.get("n_labelled") is None or row["n_labelled"] >= checks.MIN_ROWS_TO_JUDGE)):
         metric = row["quality_metric"]
         better = checks.GREATER_IS_BETTER.get(metric, True)
         drop = (row["quality_baseline"] - row["quality"]) if better else (row["quality"] - row["quality_baseline"])

@@ -18,13 +18,17 @@ if TYPE_CHECKING:
     from gristmill.workspace import Workspace
 
 
-def prediction_log_window(ws: Workspace, project: str, start: datetime, end: datetime) -> pd.DataFrame:
-    """Prediction-log rows with ``start <= _ts < end`` (only the date folders that can hold them)."""
-    import duckdb
+def prediction_log_window(ws: Workspace, project: str, start: datetime, end: datetime,
+                          bad_files: list[dict] | None = None) -> pd.DataFrame:
+    """Prediction-log rows with ``start <= _ts < end`` (only the date folders that can hold them).
+
+    A file DuckDB cannot read (truncated, not Parquet, no ``_ts``) is skipped: it is appended to
+    ``bad_files`` as ``{"file", "reason"}`` and the other files are read. Only when every file is
+    unreadable is the window empty.
+    """
     import pandas as pd
 
     from gristmill.serving.prediction_log import log_folder
-    from gristmill.sql import literal
     from gristmill.workspace import check_project_name
 
     folder = log_folder(ws.root, check_project_name(project))
@@ -39,6 +43,27 @@ def prediction_log_window(ws: Workspace, project: str, start: datetime, end: dat
                 files += [str(p) for p in sorted(sub.glob("*.parquet"))]
     if not files:
         return pd.DataFrame()
+    try:
+        return _read_log(files, start, end)
+    except Exception:  # at least one file is bad: find which, read the others
+        pass
+    frames = []
+    for file in files:  # every column of every row group decoded, so a bad page is found too
+        try:
+            frames.append(_read_log([file], start, end))
+        except Exception as exc:
+            reason = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+            if bad_files is not None:
+                bad_files.append({"file": file, "reason": reason or type(exc).__name__})
+    frames = [f for f in frames if len(f)]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def _read_log(files: list[str], start: datetime, end: datetime) -> pd.DataFrame:
+    import duckdb
+
+    from gristmill.sql import literal
+
     con = duckdb.connect()
     try:
         con.execute("SET TimeZone = 'UTC'")
@@ -47,9 +72,9 @@ def prediction_log_window(ws: Workspace, project: str, start: datetime, end: dat
         columns = {row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()}
         # shadow rows were scored, never answered: live traffic is what clients received
         shadow = " AND _variant IS DISTINCT FROM 'shadow'" if "_variant" in columns else ""
-        return con.execute(f"SELECT * FROM {source} "
-                           "WHERE CAST(_ts AS TIMESTAMPTZ) >= ? AND CAST(_ts AS TIMESTAMPTZ) < ?" + shadow,
-                           [start, end]).df()
+        query = (f"SELECT * FROM {source} "
+                 "WHERE CAST(_ts AS TIMESTAMPTZ) >= ? AND CAST(_ts AS TIMESTAMPTZ) < ?" + shadow)
+        return con.execute(query, [start, end]).df()
     finally:
         con.close()
 
@@ -59,11 +84,13 @@ def read_file(path: Path) -> pd.DataFrame:
 
     if not path.is_file():
         raise GristmillError(f"no such file: {path}")
-    if path.suffix == ".parquet":
-        return pd.read_parquet(path)
-    if path.suffix in (".csv", ".txt"):
-        return pd.read_csv(path)
-    raise GristmillError(f"{path}: give a .parquet or .csv file of feature rows")
+    if path.suffix not in (".parquet", ".csv", ".txt"):
+        raise GristmillError(f"{path}: give a .parquet or .csv file of feature rows")
+    try:
+        return pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+    except Exception as exc:  # the one file named: a clear error, not a traceback
+        reason = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+        raise DataError(f"{path}: cannot be read as {path.suffix[1:].upper()} ({reason})") from None
 
 
 def label_table(ws: Workspace, spec: ProjectSpec, job: JobSpec) -> pd.DataFrame | None:

@@ -102,33 +102,58 @@ def deploy(ws: Workspace, spec: ProjectSpec) -> Path:
 def monitor(ws: Workspace, spec: ProjectSpec, current: Path | None = None):
     """Drift of current data against the latest training set.
 
-    ``current`` is a Parquet/CSV file of feature rows; without it, the features of every labelled
-    entity as of now (a point-in-time read of the offline store) form the current batch.
+    ``current`` is a Parquet/CSV file of feature rows; without it, the current batch is the data's
+    own latest period, not the clock's: the labelled entities whose event time is within 30 days
+    before the latest one (at least the latest 30 rows), each with its features read from the offline
+    store as of that event time (``as_of`` is the latest). Scoring stale data "now" made every
+    window feature look drifted (or empty); reading every entity as of the latest time still
+    compared entities long after their activity with the training set's at its time.
+    Columns with no value on either side are left out and listed (``not_compared``).
+    The report's snapshot is added to the Evidently workspace ``<workspace>/monitoring/evidently``
+    (what ``evidently ui --workspace`` shows), under the project's name.
     """
+    import logging
+
     import pandas as pd
 
     from gristmill.features.naming import TIMESTAMP, service_name
     from gristmill.features.store import historical, latest_training_set, load_manifest, open_store
-    from monitoring.drift import run_drift_report
+    from monitoring.checks import has_values
+    from monitoring.drift import build_drift_report
 
     manifest = load_manifest(ws, spec.project)
     dataset_id, path = latest_training_set(ws, spec.project)
     reference = pd.read_parquet(path)
     columns = [c for c in reference.columns if c not in (manifest.key, TIMESTAMP, manifest.target)]
+    as_of = None
     if current is not None:
         current_df = pd.read_parquet(current) if current.suffix == ".parquet" else pd.read_csv(current)
     else:
         store = open_store(ws)
-        ids = reference[manifest.key].drop_duplicates()
-        entity_df = pd.DataFrame({manifest.key: ids, TIMESTAMP: pd.Timestamp.now(tz="UTC")})
+        stamps = pd.to_datetime(reference[TIMESTAMP], utc=True)
+        as_of = stamps.max()
+        recent = stamps > as_of - pd.Timedelta(days=30)
+        if recent.sum() < 30:
+            recent = stamps >= stamps.nlargest(min(30, len(stamps))).min()
+        entity_df = pd.DataFrame({manifest.key: reference.loc[recent, manifest.key].to_numpy(),
+                                  TIMESTAMP: stamps[recent].to_numpy()})
         current_df = historical(store, entity_df, store.get_feature_service(service_name(spec.project)))
-    # a column empty on either side has no distribution to compare
-    usable = [c for c in columns if c in current_df and reference[c].notna().any()
-              and current_df[c].notna().any()]
+    # a column empty (or only infinite) on either side has no distribution to compare: listed, not counted
+    usable = [c for c in columns if c in current_df and has_values(reference[c]) and has_values(current_df[c])]
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
-    return run_drift_report(reference[usable], current_df[usable], ws.reports(spec.project),
-                            name=f"drift-{stamp}", columns=usable,
-                            drift_share_threshold=spec.monitoring.drift_share_threshold)
+    result, snapshot = build_drift_report(reference[usable], current_df[usable], ws.reports(spec.project),
+                                          name=f"drift-{stamp}", columns=usable,
+                                          drift_share_threshold=spec.monitoring.drift_share_threshold)
+    result = result.model_copy(update={"not_compared": [c for c in columns if c not in usable],
+                                       "as_of": as_of.to_pydatetime() if as_of is not None else None})
+    try:
+        from monitoring.runner import _add_to_evidently
+
+        _add_to_evidently(ws, spec.project, snapshot)
+    except Exception as exc:  # the report is written; say what did not reach the Evidently workspace
+        logging.getLogger("gristmill.monitoring").warning(
+            "%s: drift report not added to the Evidently workspace: %s", spec.project, exc)
+    return result
 
 
 def sample_entity_id(ws: Workspace, spec: ProjectSpec) -> str:

@@ -105,6 +105,25 @@ def test_scheduled_job_reports_drift_of_served_traffic_and_calls_the_webhook(tmp
            "GRISTMILL_FEATURE_REPO": str(root / "feature_repo"), "GRISTMILL_BENTOS": str(root / "bentos"),
            "GRISTMILL_MONITORING_JOBS": str(root / "jobs")}
     summary = json.loads(_run([str(BIN / "gristmill"), "demo", "--budget", "10", "--json"], env).stdout)
+    # the demo's drift report: the data's own latest period (not the clock) against the training set,
+    # and the run is in the Evidently workspace the README names before any prediction was logged
+    import pandas as pd
+
+    training = sorted((root / "ws" / "datasets" / "churn_demo").glob("*.parquet"))[-1]
+    stamps = pd.to_datetime(pd.read_parquet(training, columns=["event_timestamp"])["event_timestamp"], utc=True)
+    latest = stamps.max()
+    demo_drift = summary["drift"]
+    assert pd.Timestamp(demo_drift["as_of"]) == latest
+    assert demo_drift["n_current"] == int((stamps > latest - pd.Timedelta(days=30)).sum())
+    assert demo_drift["dataset_drift"] is False and demo_drift["not_compared"] == []
+    print(f"demo drift as of {latest}: {len(demo_drift['drifted_columns'])}/{len(demo_drift['columns'])} "
+          f"drifted (share {demo_drift['drift_share']:.2f}), not compared {len(demo_drift['not_compared'])}: "
+          f"{demo_drift['drifted_columns']}")
+    from evidently.ui.workspace import Workspace as EvidentlyWorkspace
+
+    evidently = EvidentlyWorkspace(str(root / "ws" / "monitoring" / "evidently"))
+    (project,) = evidently.search_project("churn_demo")
+    assert len(evidently.list_runs(project.id)) == 1
     made = json.loads(_run([str(BIN / "gristmill"), "tokens", "create", "--project", "churn_demo", "--role",
                             "viewer", "--label", "e2e traffic", "--json"], env).stdout)
     viewer = {"Authorization": f"Bearer {made['token']}"}

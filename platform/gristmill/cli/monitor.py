@@ -39,12 +39,22 @@ def run_(
     if as_json:
         emit_json({"runs": results})
         return
+    from rich.markup import escape
+
     for r in results:
-        console.print(_line(r))
-        if r.get("history", {}).get("html_path"):
-            console.print(f"  report: {r['history']['html_path']}")
+        console.print(_line(r), markup=False, soft_wrap=True)
+        h = r.get("history", {})
+        if h.get("html_path"):
+            console.print(f"  report: {h['html_path']}", markup=False, soft_wrap=True)
+        for bad in (r.get("window") or {}).get("bad_files") or []:
+            console.print(f"  [yellow]skipped unreadable file[/]: {escape(bad['file'])} ({escape(bad['reason'])})",
+                          soft_wrap=True)
+        if h.get("n_non_finite"):
+            console.print(f"  [yellow]{h['n_non_finite']} infinite values[/] counted as out of range")
+        if (r.get("evidently") or {}).get("agrees") is False:
+            console.print(f"  [yellow]note[/]: {escape(r.get('message') or '')}", soft_wrap=True)
         for reason in (r.get("alerts") or {}).get("reasons", []):
-            console.print(f"  [red]alert[/]: {reason}")
+            console.print(f"  [red]alert[/]: {escape(reason)}", soft_wrap=True)
 
 
 def _line(r: dict) -> str:
@@ -52,9 +62,10 @@ def _line(r: dict) -> str:
     if r["status"] == "skipped":
         return f"{r['project']}/{r['job']}: skipped: {r.get('message')}"
     drift = r.get("drift", {})
-    cols = drift.get("columns", [])
-    text = (f"{r['project']}/{r['job']}: {r['status']}: {len(drift.get('drifted_columns', []))}/{len(cols)} "
-            f"columns drifted (share {drift.get('drift_share', 0):.2f}), {h.get('n_current')} rows "
+    verdict = (drift.get("verdict") or {}).get("text") or (
+        f"{len(drift.get('drifted_columns', []))}/{len(drift.get('columns', []))} columns drifted "
+        f"(share {drift.get('drift_share', 0):.2f})")
+    text = (f"{r['project']}/{r['job']}: {r['status']}: {verdict}; {h.get('n_current')} rows in the window "
             f"({h.get('n_sampled')} sampled), model v{r.get('model_version')}")
     if h.get("quality") is not None:
         text += f", {h['quality_metric']} {h['quality']:.3f} on {h.get('n_labelled')} labelled"

@@ -117,7 +117,9 @@ def list_jobs(ctx: Context, project: str | None = None) -> dict:
 
 @operation("monitor.drift", "POST", "/projects/{project}/monitor/drift", Action.monitor, changes=True)
 def drift(ctx: Context, project: str) -> dict:
-    """One Evidently drift report of the features as of now against the latest training set."""
+    """One Evidently drift report of the data's latest period (its last 30 days of labelled entities,
+    features as of their own times) against the latest training set; the run is added to the
+    Evidently workspace (``evidently ui``)."""
     from gristmill import pipeline
     from gristmill.audit import lineage
     from gristmill.training import registry
