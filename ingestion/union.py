@@ -85,14 +85,18 @@ def _joined(dtypes: list[str]) -> str | None:
 
 
 def find_empty(con, typed: list[TypedPart]) -> None:
-    """Mark the text columns of each part that hold no value (they take any type in the union)."""
+    """Count the values of the columns inference did not count: a column with none takes any type
+    in the union; a typed source's values all count as parsed when values are pooled."""
     for t in typed:
-        unknown = [c for c, p in t.plans.items() if p.kind == "text" and p.nonnull < 0]
-        if not unknown:
-            continue
-        row = con.execute("SELECT " + ", ".join(f"count({t.plans[c].expr})" for c in unknown)
-                          + f" FROM {t.source}").fetchall()[0]
-        t.empty |= {c for c, n in zip(unknown, row) if n == 0}
+        unknown = [c for c, p in t.plans.items() if p.nonnull < 0]
+        if unknown:
+            row = con.execute("SELECT " + ", ".join(f"count({t.plans[c].expr})" for c in unknown)
+                              + f" FROM {t.source}").fetchall()[0]
+            for col, n in zip(unknown, row):
+                plan = t.plans[col]
+                plan.nonnull = n
+                if plan.kind != "text":
+                    plan.ok = n
         t.empty |= {c for c, p in t.plans.items() if p.nonnull == 0}
 
 
