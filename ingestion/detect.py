@@ -123,11 +123,13 @@ def text_encoding(sample: bytes) -> str | None:
         return "utf-8"
     except UnicodeDecodeError:
         pass
+    if _mostly_utf8(sample):
+        return "utf-8"  # a few lines in another encoding: the reader quarantines them
     from charset_normalizer import from_bytes
 
     best = from_bytes(sample[:65536]).best()
     if best is None:
-        return None
+        return "utf-8"  # text (few control bytes) of no clear encoding: decided line by line
     name = codecs.lookup(best.encoding).name
     # On short samples the guess often lands on a sibling single-byte code page (mac-iceland,
     # cp1250, iso8859-15...). Windows-1252 is by far the likeliest for exports: prefer it for Mac
@@ -141,6 +143,19 @@ def text_encoding(sample: bytes) -> str | None:
     if name.startswith("mac-") or name in _LATIN:
         return "latin-1"
     return name
+
+
+def _mostly_utf8(sample: bytes) -> bool:
+    good = bad = 0
+    for line in sample.split(b"\n")[:-1] or [sample]:
+        if line.isascii():
+            continue
+        try:
+            line.decode("utf-8")
+            good += 1
+        except UnicodeDecodeError:
+            bad += 1
+    return good > bad
 
 
 def _controls(sample: bytes) -> int:
