@@ -33,6 +33,7 @@ from ingestion.readers.staging import append_arrow, arrow_table
 CHUNK_ROWS = 20_000
 PARENT = "parent_row_number"
 VALUE = "value"
+RAW = "_gm_raw"  # the element as written, while it is not known to be a row or a reject
 
 
 class _Collector:
@@ -246,16 +247,19 @@ def _read_elements(con, file: InputFile, prefix: str, elements, notes: dict) -> 
             tables.add_record(item, number)
             tables.check_width(file.display)
         else:
-            values.add({(VALUE,): item}, number)
+            values.add({(VALUE,): item, (RAW,): json.dumps(item, ensure_ascii=False)[:4000]}, number)
     if count == 0:
         return [RawPart(file, "", _stem(file), [], {}, "json", 0, skipped="an empty JSON array: no records")]
     values.flush()
     top = tables.get(())
+    raw = values.names.get((RAW,), "")
     if values.created and not top.created and not top.rows:
         notes = {**notes, "scalars": "an array of values, not objects: one column 'value'"}
+        con.execute(f"ALTER TABLE {ident(values.table)} DROP COLUMN {ident(raw)}")
+        del values.keys[(RAW,)]
         tables.tables[()] = values
     elif values.created:
-        for row, raw in con.execute(f"SELECT _row_number, to_json({ident(VALUE)})::VARCHAR "
+        for row, raw in con.execute(f"SELECT _row_number, {ident(raw)} "
                                     f"FROM {ident(values.table)} ORDER BY 1").fetchall():
             rejects.append(Reject(file.display, f"element {row} is not a JSON object (the array "
                                   "mixes objects and other values)", (raw or "null")[:4000], row=row))
