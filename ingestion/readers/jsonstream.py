@@ -52,7 +52,7 @@ class _Buffer:
         self.decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
         self.text, self.pos, self.eof, self.offset = "", 0, False, 0
 
-    def more(self, at_least: int = CHUNK) -> bool:
+    def more(self, at_least: int = 0) -> bool:
         if self.eof:
             return False
         block = self.handle.read(max(CHUNK, at_least))
@@ -120,7 +120,7 @@ def _element(buf: _Buffer, decoder: json.JSONDecoder):
             if len(buf.text) - buf.pos > MAX_ELEMENT:
                 raise BadJson(f"{exc.msg} at character {buf.offset + exc.pos} (or an element over "
                               f"{MAX_ELEMENT >> 20} MB)") from None
-            if buf.more(len(buf.text)):
+            if buf.more(len(buf.text) - buf.pos):  # doubles only for one huge element
                 continue  # the element goes on in the next block
             raise BadJson(f"{exc.msg} at character {buf.offset + exc.pos}") from None
         if end >= len(buf.text) and buf.more():
@@ -156,6 +156,6 @@ def _value_end(buf: _Buffer) -> int:
                     return i + 1
             i += 1
         start = buf.pos
-        if not buf.more(len(buf.text)):
+        if not buf.more(len(buf.text) - buf.pos):
             raise BadJson("unterminated array or object")
         i -= start  # the buffer was compacted to start at the old position
