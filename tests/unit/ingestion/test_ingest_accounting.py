@@ -97,10 +97,14 @@ def test_prose_is_skipped_with_its_reason(name, make_files, ingest_run):
     assert report.skipped_files[0].reason.startswith("not tabular")
 
 
-def test_a_table_with_sentences_in_a_column_is_still_a_table(make_files, ingest_run):
-    rows = "".join(f"{i},This product was really very good and I would buy it again {i}\n" for i in range(20))
-    report = ingest_run(make_files({"reviews.txt": "id,review\n" + rows}))
-    assert report.tables[0].rows == 20 and report.skipped_files == []
+@pytest.mark.parametrize("odd", [0, 3])
+def test_a_table_with_sentences_in_a_column_is_still_a_table(odd, make_files, ingest_run):
+    """Reviews are sentences; a few with an unquoted comma are quarantined, not the file skipped."""
+    rows = [f"{i},This product was really very good and I would buy it again {i}" for i in range(20)]
+    for k in range(odd):
+        rows[k * 5] = f"{k * 5},Good, but the box was damaged when it arrived at my door"
+    report = ingest_run(make_files({"reviews.txt": "id,review\n" + "\n".join(rows) + "\n"}))
+    assert (report.tables[0].rows, report.quarantined_rows) == (20 - odd, odd) and report.skipped_files == []
 
 
 def _random_file(rng, k):
