@@ -97,6 +97,8 @@ def _write_quarantine(con, group: Group, typed: list[TypedPart], path: Path) -> 
         raw = "to_json(struct_pack(" + ", ".join(f"{ident(c)} := {ident(c)}" for c in t.columns) + "))::VARCHAR"
         by_line = t.part.row_label == "line"
         line, row = ("_row_number", "NULL") if by_line else ("NULL", "_row_number")
+        if t.part.line_offset is not None:
+            line = f"_row_number + {int(t.part.line_offset)}"
         con.execute(f"INSERT INTO _q SELECT _source_file, {line}, {row}, {raw}, concat_ws('; ', {reasons}) "
                     f"FROM {t.source} WHERE {' OR '.join(fails.values())}")
     count = con.execute("SELECT count(*) FROM _q").fetchall()[0][0]

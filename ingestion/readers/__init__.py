@@ -58,6 +58,7 @@ class RawPart:
     row_label: str = "row"
     numbered: bool = True  # False: the table has no _row_number; its rowid + 1 is the number
     decided: dict[str, str] = field(default_factory=dict)  # column -> interpretation, typed already
+    line_offset: int | None = None  # delimited text: a record's physical line is its number + this
     skipped: str = ""  # with no ``table``: why this is not a table (listed under skipped files)
     warnings: list[str] = field(default_factory=list)  # surfaced in the report (e.g. formulas without values)
 

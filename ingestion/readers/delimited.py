@@ -97,9 +97,23 @@ def read_delimited(con, file: InputFile, prefix: str, scratch: Path) -> list[Raw
     rejects = [_relabel(r, plan) for r in rejects]
     if rejects:  # else the table's rowid gives the record numbers (see write._union)
         _number(con, table, [r.row for r in rejects if r.row is not None])
+    offset = skip + int(layout.has_header) if "dialect" not in notes and _one_line_per_record(path) else None
     return [RawPart(file, table, stem, names, originals, "duckdb.read_csv", accepted + len(rejects), rejects, notes,
                     european=european, row_label="record", numbered=bool(rejects),
-                    decided=interpretations)]
+                    decided=interpretations, line_offset=offset)]
+
+
+def _one_line_per_record(path: Path) -> bool:
+    """No quote character and no blank line: record ``r`` lies on the line ``r`` below the header,
+    so a value quarantined later can name its physical line too."""
+    previous = b""
+    with open(path, "rb") as handle:
+        while block := handle.read(1 << 20):
+            seam = previous[-2:] + block
+            if b'"' in block or b"\n\n" in seam or b"\n\r\n" in seam:
+                return False
+            previous = block
+    return True
 
 
 def _relabel(reject: Reject, plan: TextPlan) -> Reject:

@@ -86,8 +86,8 @@ def test_a_value_one_file_cannot_convert_is_quarantined_with_its_file(make_files
     table = report.tables[0]
     assert table.columns == {"id": "BIGINT", "ts": "TIMESTAMP", "amount": "DOUBLE"}
     assert (table.rows, table.quarantined_rows) == (59, 1)
-    (file, row, reason), = sql("SELECT file, row_number, reason FROM p._quarantine")
-    assert (file, row) == ("sales_2024_02.csv", 5) and reason.startswith('amount: "oops" is not a number')
+    (file, line, row, reason), = sql("SELECT file, line, row_number, reason FROM p._quarantine")
+    assert (file, line, row) == ("sales_2024_02.csv", 6, 5) and reason.startswith('amount: "oops" is not a number')
     assert "decimal comma" in schema(report, table.name)["cols"]["amount"]["interpretation"]
 
 
@@ -109,3 +109,20 @@ def test_files_that_disagree_keep_every_value_as_written(make_files, ingest_run,
     assert table.columns["amount"] == "VARCHAR" and table.quarantined_rows == 0
     assert sql("SELECT amount FROM p.sales WHERE _source_file = 'sales_2024_01.csv' AND id = 1") == [(str(ROWS[0][2]),)]
     assert "the files read differently" in schema(report, "sales")["cols"]["amount"]["interpretation"]
+
+
+@pytest.mark.parametrize("title_rows, line", [(0, 5), (2, 7)])
+def test_a_value_that_does_not_convert_names_its_physical_line(title_rows, line, make_files, ingest_run, sql):
+    rows = [f"{i},{i}.5" for i in range(1, 60)]
+    rows[3] = "4,oops"  # record 4
+    text = "".join(f"Report {k}\n" for k in range(title_rows)) + "id,amount\n" + "\n".join(rows) + "\n"
+    ingest_run(make_files({"amounts.csv": text}))
+    assert sql("SELECT line, row_number FROM p._quarantine") == [(line, 4)]
+
+
+def test_with_quoted_fields_the_line_is_left_unknown_rather_than_guessed(make_files, ingest_run, sql):
+    rows = [f'{i},"note {i}",{i}.5' for i in range(1, 60)]
+    rows[0] = '1,"two\nlines",1.5'
+    rows[3] = '4,"x",oops'
+    ingest_run(make_files({"notes.csv": "id,note,amount\n" + "\n".join(rows) + "\n"}))
+    assert sql("SELECT line, row_number FROM p._quarantine") == [(None, 4)]
