@@ -40,6 +40,7 @@ class TypedPart:
     empty: set[str] = field(default_factory=set)  # columns with no value in this part
     view: str = ""
     prepared: str = ""
+    undecided: list[str] = field(default_factory=list)  # columns inference typed (in ``prepared``)
 
     def fails(self) -> dict[str, str]:
         return {c: f"({p.clean} IS NOT NULL AND {p.expr} IS NULL)" for c, p in self.plans.items() if p.failed}
@@ -60,7 +61,7 @@ def type_part(con, part: RawPart, tag: str, forced: dict[str, str]) -> TypedPart
         prepare(con, view, prepared, undecided)
         typed.source, typed.prepared = ident(prepared), prepared
         typed.plans |= plan_columns(con, prepared, undecided, part.european, forced)
-        typed.undecided = undecided  # type: ignore[attr-defined]
+        typed.undecided = undecided
     return typed
 
 
@@ -143,8 +144,7 @@ def _pool(con, col: str, holders: list[TypedPart], forced: dict[str, str]) -> No
         return
     kind = typed_kinds.pop()
     for t in lagging:
-        undecided = getattr(t, "undecided", [])
-        replanned = plan_columns(con, t.prepared, undecided, t.part.european,
+        replanned = plan_columns(con, t.prepared, t.undecided, t.part.european,
                                  {col: "decimal" if kind == "number" else "timestamp"})
         plan = replanned[col]
         plan.interpretation += " (read like the other files: their values together reach the threshold)"

@@ -19,6 +19,8 @@ line number and text.
 
 from __future__ import annotations
 
+import codecs
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -161,12 +163,12 @@ def read_jsonl(con, file: InputFile, prefix: str, scratch: Path) -> list[RawPart
     encoding = file.encoding or "utf-8"
     # bytes, decoded line by line: a line that does not decode is quarantined, not altered
     with open(file.local, "rb") as handle:
-        for number, line in enumerate(handle, start=1):
+        for number, line in enumerate(_lines(handle, encoding), start=1):
             if not line.strip():
                 continue
             records += 1
             try:
-                text = line.decode(encoding).strip().lstrip("\ufeff")
+                text = line.decode(encoding).strip().lstrip("\ufeff") if isinstance(line, bytes) else line.strip()
             except UnicodeDecodeError as exc:
                 rejects.append(Reject(file.display, f"not valid {encoding} (byte {line[exc.start]:#04x} "
                                       f"at column {exc.start + 1})", line.decode(encoding, "backslashreplace")
@@ -194,6 +196,15 @@ def read_jsonl(con, file: InputFile, prefix: str, scratch: Path) -> list[RawPart
             tables.check_width(file.display)
     notes = {"encoding": encoding, "flatten": "nested keys joined with __; arrays of objects -> child tables"}
     return _parts(tables, file, "json-lines", rejects, _stem(file), records, notes, "line")
+
+
+def _lines(handle, encoding: str):
+    """Lines as bytes (decoded one by one, so a bad line is only that line); UTF-16/32 files,
+    whose newlines are not single bytes, as text decoded strictly (a bad byte: a bad file)."""
+    if codecs.lookup(encoding).name.startswith(("utf-16", "utf-32")):
+        yield from io.TextIOWrapper(handle, encoding=encoding, errors="strict", newline="")
+    else:
+        yield from handle
 
 
 def _first_char(path: Path, encoding: str) -> str:

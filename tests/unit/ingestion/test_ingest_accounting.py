@@ -148,3 +148,13 @@ def test_every_file_and_every_record_ends_in_exactly_one_place(seed, make_files,
     assert report.input_rows == expected
     assert sum(t.rows for t in report.tables) + report.quarantined_rows == expected
     assert all(len(t.sources) == 1 for t in tables.values())
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-8-sig", "utf-8"])
+def test_json_lines_and_arrays_in_other_encodings(encoding, make_files, ingest_run, sql):
+    lines = "".join(json.dumps({"id": i, "name": "Zoë"}, ensure_ascii=False) + "\n" for i in range(3))
+    array = json.dumps([{"id": i, "name": "Jürgen"} for i in range(2)], ensure_ascii=False)
+    report = ingest_run(make_files({"l.jsonl": lines.encode(encoding), "a.json": array.encode(encoding)}))
+    assert {t.name: t.rows for t in report.tables} == {"l": 3, "a": 2} and report.quarantined_rows == 0
+    assert sql("SELECT DISTINCT name FROM p.l") == [("Zoë",)]
+    assert sql("SELECT DISTINCT name FROM p.a") == [("Jürgen",)]
