@@ -101,7 +101,7 @@ def read_excel(con, file: InputFile, prefix: str, scratch: Path) -> list[RawPart
 
 
 def _formula_warning(cells: list[str], header: list[str], keep: list[int]) -> str:
-    letters = sorted({re.match(r"[A-Z]+", c).group() for c in cells}, key=lambda c: (len(c), c))
+    letters = sorted({c.rstrip("0123456789") for c in cells}, key=lambda c: (len(c), c))
     named = []
     for letter in letters[:5]:
         index = _column_index(letter)
@@ -141,7 +141,7 @@ def formulas_without_value(path: Path) -> dict[str, list[str]]:
               "r": "http://schemas.openxmlformats.org/officeDocument/2006/relationships"}
         rels = {r.get("Id"): r.get("Target") for r in ET.fromstring(archive.read("xl/_rels/workbook.xml.rels"))}
         for sheet in ET.fromstring(archive.read("xl/workbook.xml")).iterfind(".//m:sheet", ns):
-            target = rels.get(sheet.get(f"{{{ns['r']}}}id"), "")
+            target = rels.get(sheet.get(f"{{{ns['r']}}}id") or "") or ""
             member = target.lstrip("/") if target.startswith("/") else f"xl/{target}"
             if member not in names:
                 continue
@@ -150,5 +150,5 @@ def formulas_without_value(path: Path) -> dict[str, list[str]]:
                 continue
             cells = [m.group(1).decode() for m in _FORMULA_NO_VALUE.finditer(xml)]
             if cells:
-                out[sheet.get("name")] = cells
+                out[sheet.get("name") or ""] = cells
     return out
