@@ -51,6 +51,13 @@ _BOMS = [
 _LATIN = {"iso8859-1", "iso8859-15", "cp1252", "cp850", "cp437", "cp858"}
 
 
+# Bytes that text does not hold (C0 controls but tab, newlines, form feed, escape): above this
+# share of a sample (and more than BINARY_FLOOR of them) the file is binary.
+_CONTROL = [b for b in range(32) if b not in (9, 10, 11, 12, 13, 27)]
+BINARY_SHARE = 0.01
+BINARY_FLOOR = 8
+
+
 @dataclass(frozen=True)
 class Detected:
     """``kind`` is a format name, a compression, ``zip``, or ``skip`` (with ``reason``)."""
@@ -99,24 +106,30 @@ def detect(path: Path, forced: str | None = None) -> Detected:
 def text_encoding(sample: bytes) -> str | None:
     """The encoding of a text sample, or None when it looks binary.
 
-    A BOM decides; else strict UTF-8 (a sequence cut at the sample's end is allowed); else
+    A BOM decides; zero bytes in every other place make UTF-16; more than :data:`BINARY_SHARE`
+    control bytes make it binary (None); else strict UTF-8 (a sequence cut at the sample's end is allowed); else
     charset-normalizer's best guess, where Latin-1 is read as its superset cp1252 when possible.
     """
     for bom, name in _BOMS:
         if sample.startswith(bom):
             return name
-    if b"\x00" in sample[:4096]:
-        return "utf-16" if _looks_utf16(sample) else None
+    if b"\x00" in sample[:4096] and _looks_utf16(sample):
+        return "utf-16"
+    if _controls(sample) > max(BINARY_FLOOR, BINARY_SHARE * min(len(sample), 65536)):
+        return None  # binary: a text file with a stray NUL or two is read, those lines quarantined
+    sample = sample.replace(b"\x00", b"")
     try:
         codecs.getincrementaldecoder("utf-8")().decode(sample, final=False)
         return "utf-8"
     except UnicodeDecodeError:
         pass
+    if _mostly_utf8(sample):
+        return "utf-8"  # a few lines in another encoding: the reader quarantines them
     from charset_normalizer import from_bytes
 
     best = from_bytes(sample[:65536]).best()
     if best is None:
-        return None
+        return "utf-8"  # text (few control bytes) of no clear encoding: decided line by line
     name = codecs.lookup(best.encoding).name
     # On short samples the guess often lands on a sibling single-byte code page (mac-iceland,
     # cp1250, iso8859-15...). Windows-1252 is by far the likeliest for exports: prefer it for Mac
@@ -130,6 +143,24 @@ def text_encoding(sample: bytes) -> str | None:
     if name.startswith("mac-") or name in _LATIN:
         return "latin-1"
     return name
+
+
+def _mostly_utf8(sample: bytes) -> bool:
+    good = bad = 0
+    for line in sample.split(b"\n")[:-1] or [sample]:
+        if line.isascii():
+            continue
+        try:
+            line.decode("utf-8")
+            good += 1
+        except UnicodeDecodeError:
+            bad += 1
+    return good > bad
+
+
+def _controls(sample: bytes) -> int:
+    part = sample[:65536]
+    return sum(part.count(bytes([b])) for b in _CONTROL)
 
 
 def _same(sample: bytes, encoding: str, text: str) -> bool:

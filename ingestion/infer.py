@@ -89,6 +89,9 @@ class Plan:
     failed: int = 0  # values that do not parse: their rows are quarantined
     clean: str = ""
     share: float = 1.0
+    nonnull: int = -1  # values counted (-1: not counted, e.g. typed in the source)
+    ok: int = -1  # of them, values the best reading parses (also when the column stayed text)
+    best_kind: str = ""  # the best reading's kind, also when below the threshold
 
 
 def cleaned(column: str) -> str:
@@ -326,10 +329,12 @@ def plan_columns(con, table: str, columns: list[str], european: bool,
             ok, extra = row[pos], row[pos + 1: pos + width]
             pos += width
             scored.append((ok, -cand.rank, cand, extra))
+        plans[col].nonnull = nonnull
         if not nonnull:
             continue
         scored.sort(key=lambda s: (s[0], s[1]), reverse=True)
         ok, _, best, extra = scored[0]
+        plans[col].ok, plans[col].best_kind = ok, best.kind
         if ok / nonnull < MIN_SHARE and col not in forced:
             shown = f"{ok / nonnull:.1%}"
             plans[col].interpretation = (f"text ({best.label} fit only {shown} of the values; "
@@ -337,6 +342,7 @@ def plan_columns(con, table: str, columns: list[str], european: bool,
             continue
         ties = [s for s in scored[1:] if s[0] == ok and s[2].kind == best.kind and s[2].label != best.label]
         plans[col] = _plan(col, best, extra, plans[col].clean, ok / nonnull, ties)
+        plans[col].nonnull, plans[col].ok, plans[col].best_kind = nonnull, ok, best.kind
         if plans[col].kind != "text":
             plans[col].failed = nonnull - ok
     return plans

@@ -56,3 +56,35 @@ def find_layout(rows: list[list[str]]) -> Layout | None:
         # the same text in every cell of the next row as in the candidate: no header after all
         has_header = not all(str(a).strip() == str(b).strip() for a, b in zip(candidate, nxt))
     return Layout(width, filled[pos], has_header, consistency)
+
+
+SENTENCE_WORDS = 5
+
+
+def _sentence(cell: object) -> bool:
+    return len(str(cell).split()) >= SENTENCE_WORDS
+
+
+def not_tabular(rows: list[list[str]], layout: Layout) -> str:
+    """Why a grid sample is prose rather than a table ("" when it is a table).
+
+    Prose is text whose lines mostly hold sentences (a cell of five words or more in at least
+    half the non-blank lines, titles included) and that is either one column, or a grid where
+    fewer than half the rows from the header on have the grid's width, or fewer than 80% while the
+    would-be header is itself a sentence (headers are names, not sentences). A ragged but wordless
+    file, or a table of reviews with a few unquoted commas, is a table whose odd lines are
+    quarantined."""
+    lines = [r for r in rows if _filled(r)]
+    body = [r for r in rows[layout.header_index:] if _filled(r)]
+    if not body:
+        return ""
+    regular = sum(1 for r in body if len(r) == layout.width) / len(body)
+    sentences = sum(1 for r in lines if any(_sentence(c) for c in r if str(c).strip())) / len(lines)
+    if sentences < 0.5:
+        return ""
+    if layout.width == 1:
+        return "not tabular: one column of sentences (prose), not a table"
+    header_is_sentence = any(_sentence(c) for c in body[0] if str(c).strip())
+    if regular < 0.5 or (regular < 0.8 and header_is_sentence):
+        return "not tabular: lines of sentences with no consistent number of fields (prose)"
+    return ""

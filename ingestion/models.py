@@ -81,4 +81,7 @@ class IngestReport(BaseModel):
     quarantined_rows: int = 0
     bad_files: list[FileIssue] = Field(default_factory=list)
     skipped_files: list[FileIssue] = Field(default_factory=list)
+    warnings: list[FileIssue] = Field(
+        default_factory=list, description="Read, but with something the user should know (formula "
+        "cells without a value, lines decoded by a fallback).")
     seconds: float = 0.0

@@ -17,12 +17,12 @@ from ingestion import catalog as cat
 from ingestion.discover import cleanup, discover
 from ingestion.models import FileIssue, IngestReport, SourceSpec, TableReport
 from ingestion.names import dataset_base, table_name
-from ingestion.readers import RawPart, reader_for
+from ingestion.readers import RawPart, TooWide, reader_for
 from ingestion.write import INTERNAL, Group, write_version
 
 # Bump when a change to the readers or inference would read the same files differently: every
 # table then gets a new version on its next ingestion.
-INGEST_VERSION = "1"
+INGEST_VERSION = "2"
 
 
 class IngestError(GristmillError):
@@ -99,14 +99,20 @@ def _read_all(con, files: list, staging: Path, report: IngestReport, bar) -> lis
             bar.update(task, description=f"reading {file.display}")
         try:
             got = reader_for(file.kind)(con, file, f"f{n}", staging)
+        except TooWide as exc:
+            report.bad_files.append(FileIssue(path=file.display, reason=f"refused: {exc}"))
+            continue
         except Exception as exc:  # any reader failure: the file is bad, the run goes on
             report.bad_files.append(FileIssue(path=file.display, reason=_reason(file.kind, exc)))
-            got = []
+            continue
+        if not got:
+            report.skipped_files.append(FileIssue(path=file.display, reason=f"no data found in this {file.kind} file"))
         for part in got:
+            report.warnings += [FileIssue(path=part.display, reason=w) for w in part.warnings]
             if part.table:
                 parts.append(part)
             else:
-                report.skipped_files.append(FileIssue(path=part.display, reason="no rows"))
+                report.skipped_files.append(FileIssue(path=part.display, reason=part.skipped or "no rows"))
         if bar:
             bar.advance(task)
     return parts

@@ -10,7 +10,7 @@ from pathlib import Path
 from gristmill.sql import ident, literal
 from ingestion.discover import InputFile
 from ingestion.names import column_names
-from ingestion.readers import RawPart
+from ingestion.readers import MAX_COLUMNS, RawPart, TooWide
 
 
 def _stem(file: InputFile) -> str:
@@ -26,7 +26,15 @@ def _renamed(con, table: str) -> tuple[list[str], dict[str, str]]:
     return names, dict(zip(names, header))
 
 
+def _check_width(count: int) -> None:
+    if count > MAX_COLUMNS:
+        raise TooWide(f"{count:,} columns: more than the {MAX_COLUMNS:,} a table may have")
+
+
 def read_parquet(con, file: InputFile, prefix: str, scratch: Path) -> list[RawPart]:
+    import pyarrow.parquet as pq
+
+    _check_width(len(pq.ParquetFile(str(file.local)).schema_arrow))
     table = f"{prefix}_pq"
     # the table keeps the file's order: its rowid numbers the rows (numbered=False)
     con.execute(f"CREATE TABLE {ident(table)} AS SELECT * FROM read_parquet({literal(file.local)})")
@@ -54,6 +62,7 @@ def read_arrow(con, file: InputFile, prefix: str, scratch: Path) -> list[RawPart
         with pa.memory_map(str(file.local)) as source:
             data = ipc.open_stream(source).read_all()
         reader = "pyarrow.ipc stream"
+    _check_width(data.num_columns)
     table = f"{prefix}_arrow"
     con.register("_arrow_in", data)
     try:

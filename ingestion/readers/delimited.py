@@ -6,7 +6,12 @@ one giving the most regular grid wins; the header is found by :func:`ingestion.l
 DuckDB then reads the whole file with that dialect, streaming and in parallel, and keeps every line
 it cannot parse (wrong field count, bad quoting) in its rejects table, which becomes quarantine.
 If more than half the lines are rejected, DuckDB's own sniffer is tried as a fallback and the
-result with fewer rejects wins. Files not in UTF-8 are first transcoded, streaming, to UTF-8.
+result with fewer rejects wins. The encoding is decided from the whole file
+(:mod:`ingestion.readers.textlines`); a file that is not clean UTF-8 is first copied, streaming, to
+UTF-8, each line that does not decode (or holds a NUL byte) replaced by a line DuckDB rejects, so
+that it is quarantined in its place with its own bytes and reason. Text that is not a table
+(prose: :func:`ingestion.layout.not_tabular`) is skipped with its reason; a header over
+:data:`~ingestion.readers.MAX_COLUMNS` columns is refused before it is read.
 
 Large files (:data:`TYPED_BYTES` and up) try a typed read first: the first
 :data:`SAMPLE_RECORDS` records are read as text and typed by :mod:`ingestion.infer`; when every
@@ -18,7 +23,6 @@ and the file is read again the exact way: as text, typed from the whole column.
 
 from __future__ import annotations
 
-import codecs
 import csv
 import io
 from pathlib import Path
@@ -26,9 +30,10 @@ from pathlib import Path
 from gristmill.sql import ident, literal
 from ingestion.detect import SAMPLE_BYTES, head
 from ingestion.discover import InputFile
-from ingestion.layout import find_layout
+from ingestion.layout import find_layout, not_tabular
 from ingestion.names import column_names
-from ingestion.readers import RawPart, Reject
+from ingestion.readers import MAX_COLUMNS, RawPart, Reject, TooWide
+from ingestion.readers.textlines import TextPlan, head_text, plan_text, write_utf8
 
 TYPED_BYTES = 16 * 1024 * 1024
 SAMPLE_RECORDS = 20_000
@@ -38,17 +43,28 @@ SAMPLE_ROWS = 500
 
 
 def read_delimited(con, file: InputFile, prefix: str, scratch: Path) -> list[RawPart]:
-    notes: dict = {"encoding": file.encoding or "utf-8"}
+    stem = file.local.stem if file.member is None else Path(file.member).stem
+    plan = plan_text(file.local, file.encoding)
+    notes: dict = {"encoding": plan.note or plan.encoding}
     path = file.local
-    if (file.encoding or "utf-8") not in ("utf-8", "utf-8-sig", "ascii"):
+    if plan.wide:  # UTF-16/32: transcoded whole first, then read like clean UTF-8
         path = scratch / f"{prefix}.utf8.csv"
-        notes["encoding"] = _transcode(file.local, file.encoding or "latin-1", path)
-    text = _sample_text(path)
+        write_utf8(file.local, plan, path, marker="")
+    text = _sample_text(path) if plan.clean_utf8 or plan.wide else head_text(path, plan, SAMPLE_BYTES)
     delim, rows, starts = _sniff(text)
     layout = find_layout(rows)
     if layout is None:
-        return [RawPart(file, "", file.local.stem, [], {}, "duckdb.read_csv", 0,
+        return [RawPart(file, "", stem, [], {}, "duckdb.read_csv", 0, skipped="no rows",
                         notes={**notes, "empty": True})]
+    if layout.width > MAX_COLUMNS:
+        least = "at least " if "\n" not in text else ""
+        raise TooWide(f"{least}{layout.width:,} columns: more than the {MAX_COLUMNS:,} a table may have")
+    problem = not_tabular(rows, layout)
+    if problem:
+        return [RawPart(file, "", stem, [], {}, "duckdb.read_csv", 0, skipped=problem)]
+    if not plan.clean_utf8 and not plan.wide:
+        path = scratch / f"{prefix}.utf8.csv"
+        write_utf8(file.local, plan, path, marker=(delim + "\x01") * (layout.width + 1))
     header = [c.strip() for c in rows[layout.header_index]] if layout.has_header else []
     width = layout.width
     names = column_names(header + [""] * (width - len(header)) if header else [""] * width)
@@ -78,30 +94,34 @@ def read_delimited(con, file: InputFile, prefix: str, scratch: Path) -> list[Raw
             accepted = con.execute(f"SELECT count(*) FROM {ident(table)}").fetchall()[0][0]
             notes["dialect"] = "duckdb sniffer (fallback)"
     european = delim == ";"
+    rejects = [_relabel(r, plan) for r in rejects]
     if rejects:  # else the table's rowid gives the record numbers (see write._union)
         _number(con, table, [r.row for r in rejects if r.row is not None])
-    return [RawPart(file, table, file.local.stem if file.member is None else Path(file.member).stem,
-                    names, originals, "duckdb.read_csv", accepted + len(rejects), rejects, notes,
+    offset = skip + int(layout.has_header) if "dialect" not in notes and _one_line_per_record(path) else None
+    return [RawPart(file, table, stem, names, originals, "duckdb.read_csv", accepted + len(rejects), rejects, notes,
                     european=european, row_label="record", numbered=bool(rejects),
-                    decided=interpretations)]
+                    decided=interpretations, line_offset=offset)]
 
 
-def _transcode(path: Path, encoding: str, target: Path) -> str:
-    """Stream ``path`` from ``encoding`` into UTF-8 at ``target``; returns the encoding used.
+def _one_line_per_record(path: Path) -> bool:
+    """No quote character and no blank line: record ``r`` lies on the line ``r`` below the header,
+    so a value quarantined later can name its physical line too."""
+    previous = b""
+    with open(path, "rb") as handle:
+        while block := handle.read(1 << 20):
+            seam = previous[-2:] + block
+            if b'"' in block or b"\n\n" in seam or b"\n\r\n" in seam:
+                return False
+            previous = block
+    return True
 
-    A byte the detected encoding cannot decode further into the file than the sample reached
-    makes the whole file read as Latin-1 instead (which decodes every byte), and says so."""
-    for used in (encoding, "latin-1"):
-        decoder = codecs.getincrementaldecoder(used)(errors="strict")
-        try:
-            with open(path, "rb") as src, open(target, "w", encoding="utf-8", newline="") as dst:
-                while block := src.read(1 << 20):
-                    dst.write(decoder.decode(block))
-                dst.write(decoder.decode(b"", final=True))
-            return used if used == encoding else f"latin-1 (not valid {encoding} throughout)"
-        except UnicodeDecodeError:
-            continue
-    raise AssertionError("latin-1 decodes every byte")
+
+def _relabel(reject: Reject, plan: TextPlan) -> Reject:
+    """A line blanked out for its bytes keeps its place; its reason and raw text are its own."""
+    bad = plan.bad.get(reject.line) if reject.line is not None else None
+    if bad is None:
+        return reject
+    return Reject(reject.file, bad.reason, bad.raw, line=reject.line, row=reject.row)
 
 
 def _sample_text(path: Path) -> str:
