@@ -118,10 +118,14 @@ def show_ingest(report: dict) -> None:
     table("Every row accounted for", ["input rows", "ingested", "quarantined", "bad files", "skipped files"],
           [[report["input_rows"], sum(t["rows"] for t in tables), report["quarantined_rows"],
             len(report["bad_files"]), len(report["skipped_files"])]])
+    from rich.markup import escape  # file names and reasons are the user's text, not markup
+
     for bad in report["bad_files"]:
-        err.print(f"[yellow]bad file[/] {bad['path']}: {bad['reason']}")
+        err.print(f"[yellow]bad file[/] {escape(bad['path'])}: {escape(bad['reason'])}")
     for skipped in report["skipped_files"]:
-        err.print(f"[dim]skipped[/] {skipped['path']}: {skipped['reason']}")
+        err.print(f"[dim]skipped[/] {escape(skipped['path'])}: {escape(skipped['reason'])}")
+    for warning in report.get("warnings", []):
+        err.print(f"[yellow]note[/] {escape(warning['path'])}: {escape(warning['reason'])}")
     if report["quarantined_rows"]:
         err.print(f"[dim]quarantined rows: gristmill sql {report['project']} "
                   "\"select * from _quarantine\"[/]")
