@@ -74,12 +74,12 @@ class {cls}:
         return call(self.predictor.by_entities, [{key}], None, "predict_entity")[0]
 
     @bentoml.api
-    def predict_entities(self, ids: list[str] = Field(description="Ids of the {entity}s to score.")) -> list[dict[str, Any]]:
+    def predict_entities(self, ids: list[str] = Field(min_length=1, description="Ids of the {entity}s to score.")) -> list[dict[str, Any]]:
         """Score several {entity}s at once."""
         return call(self.predictor.by_entities, ids)
 
     @bentoml.api
-    def predict(self, rows: list[{cls}Row] = Field(description="Rows of raw feature values.")) -> list[dict[str, Any]]:
+    def predict(self, rows: list[{cls}Row] = Field(min_length=1, description="Rows of raw feature values.")) -> list[dict[str, Any]]:
         """Score rows of raw feature values (a missing feature counts as a missing value)."""
         return call(self.predictor.by_rows, as_dicts(rows))
 
@@ -183,13 +183,13 @@ class Gateway:
 
     @bentoml.api
     def predict_entities(self, project: str = PROJECT,
-                         ids: list[str] = Field(description="Ids of the entities to score.")) -> list[dict[str, Any]]:
+                         ids: list[str] = Field(min_length=1, description="Ids of the entities to score.")) -> list[dict[str, Any]]:
         """Score several entities of the project at once."""
         return call(self._predictor(project).by_entities, ids)
 
     @bentoml.api
     def predict(self, project: str = PROJECT,
-                rows: list[dict[str, Any]] = Field(description="Rows of raw feature values.")) -> list[dict[str, Any]]:
+                rows: list[dict[str, Any]] = Field(min_length=1, description="Rows of raw feature values.")) -> list[dict[str, Any]]:
         """Score rows of raw feature values (a missing feature counts as a missing value)."""
         return call(self._predictor(project).by_rows, rows)
 
