@@ -49,7 +49,7 @@ def _listed(names: list[str], limit: int = 10) -> str:
     return ", ".join(shown(n) for n in names[:limit]) + (f", ... ({len(names)} in all)" if len(names) > limit else "")
 
 
-def check_columns(name: str, columns: list[str], features: list[str], key: str, keep: list[str],
+def check_columns(name: str, columns: list[str], features: list[str], key: str | None, keep: list[str],
                   allow_missing: bool) -> tuple[list[str], bool]:
     """``(missing features, read them from the store)`` for a file with ``columns``, or a
     :class:`DataError` naming the columns that do not fit (see the module's docstring)."""
@@ -64,12 +64,13 @@ def check_columns(name: str, columns: list[str], features: list[str], key: str, 
     missing = [f for f in features if f not in columns]
     if not missing:
         return [], False
-    if key in columns:
+    if key is not None and key in columns:
         return missing, True
     if not allow_missing:
+        by_key = f", or a {key!r} column to read them from the online store" if key else ""
         raise DataError(f"{name} lacks {len(missing)} of the model's {len(features)} features: "
-                        f"{_listed(missing)}; give every feature, or a {key!r} column to read them from "
-                        "the online store, or --allow-missing to score them as missing values")
+                        f"{_listed(missing)}; give every feature{by_key}, or --allow-missing to score "
+                        "them as missing values")
     return missing, False
 
 
@@ -122,7 +123,8 @@ def predict_file(ws: Workspace, project: str, source: Path, target: Path, chunk_
     if target.suffix.lower() != ".parquet":
         raise GristmillError(f"{target.name}: the output is written as Parquet: name it *.parquet")
     version, model = champion(ws, project)
-    key = load_spec(ws.spec_path(project)).entity.key
+    spec_path = ws.spec_path(project)
+    key = load_spec(spec_path).entity.key if spec_path.is_file() else None  # None: features only
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
     relation = f"{reader}({literal(source)})"
