@@ -136,6 +136,9 @@ def true_openapi(doc: dict) -> dict:
             for code in statuses:
                 responses[str(code)] = {"description": ERROR_STATUSES[code], "content": error}
             operation["security"] = [{"bearer": []}]
+            body = operation.get("requestBody", {}).get("content", {}).get("application/json", {})
+            if body.get("schema", {}).get("required"):
+                operation["requestBody"]["required"] = True  # no body is a 400, as answered
     return doc
 
 

@@ -32,7 +32,10 @@ def _nan_is_missing(value: Any) -> Any:
 def _number_type():
     from pydantic import BeforeValidator, Field
 
-    bounded = Annotated[float, Field(ge=-NUMBER_LIMIT, le=NUMBER_LIMIT)]
+    from pydantic import Strict
+
+    # strict: a JSON number (integers too), not true/false or a numeric string, as documented
+    bounded = Annotated[float, Strict(), Field(ge=-NUMBER_LIMIT, le=NUMBER_LIMIT)]
     return Annotated[bounded | None, BeforeValidator(_nan_is_missing)]
 
 

@@ -163,9 +163,16 @@ def test_numbers_no_trainer_can_score_are_a_4xx_naming_the_field(value):
         check_numbers(["amount"], {"amount": value}, "rows[0]")  # the gateway's plain rows
 
 
-@pytest.mark.parametrize("value", [NUMBER_LIMIT, -NUMBER_LIMIT, 0, 1e38, "12.5", None, math.nan])
+@pytest.mark.parametrize("value", [NUMBER_LIMIT, -NUMBER_LIMIT, 0, 7, 1e38, None, math.nan])
 def test_numbers_in_range_and_nan_are_scored(value):
     model = model_for(["amount"], ["amount"], {}, "Row")
     row = model.model_validate({"amount": value}).model_dump(by_alias=True)
     assert row["amount"] is None if value is None or value != value else math.isfinite(row["amount"])
     check_numbers(["amount"], {"amount": value})
+
+
+@pytest.mark.parametrize("value", [True, False, "12.5", [1], {"a": 1}])
+def test_a_number_field_takes_json_numbers_only_as_its_schema_says(value):
+    model = model_for(["amount"], ["amount"], {}, "Row")
+    with pytest.raises(Exception, match="amount"):
+        model.model_validate({"amount": value})
