@@ -160,7 +160,8 @@ from gristmill.serving.gateway import Gateway as _Gateway  # noqa: E402
 from gristmill.serving.guard import RequestGuard, allow, require, visible  # noqa: E402
 from gristmill.workspace import Workspace  # noqa: E402
 
-PROJECT = Field(description="Project whose model answers.")
+# a project name (gristmill.workspace.check_project_name) as a pattern: the schema says what is valid
+PROJECT = Field(description="Project whose model answers.", max_length=63, pattern=r"^[a-z](?:_?[a-z0-9])*_?$")
 
 
 # loopback unless asked otherwise (`bentoml serve --host 0.0.0.0`, or `gristmill serve --host`)
