@@ -176,3 +176,30 @@ def test_a_number_field_takes_json_numbers_only_as_its_schema_says(value):
     model = model_for(["amount"], ["amount"], {}, "Row")
     with pytest.raises(Exception, match="amount"):
         model.model_validate({"amount": value})
+
+
+@pytest.mark.parametrize("name", ["shop", "a", "a_b", "a1_2", "shop_", "a" * 63, "", "_a", "1a", "a__b", "Shop",
+                                  "a" * 64, "a-b", "bad name!", "é"])
+def test_the_gateway_project_pattern_is_the_project_name_rule(name):
+    """The OpenAPI pattern of the gateway's project field says exactly what check_project_name accepts."""
+    import re
+
+    from gristmill.errors import GristmillError
+    from gristmill.serving import bento
+    from gristmill.workspace import check_project_name
+
+    pattern = re.search(r'max_length=63, pattern=r"([^"]+)"', bento.GATEWAY_SERVICE).group(1)
+    try:
+        valid = check_project_name(name) == name
+    except GristmillError:
+        valid = False
+    assert bool(re.fullmatch(pattern, name)) and len(name) <= 63 or not valid
+    assert valid == (bool(re.fullmatch(pattern, name)) and len(name) <= 63)
+
+
+def test_generated_services_bound_their_lists(workspace):
+    from gristmill.serving.bento import MAX_ITEMS, write_bento
+
+    service = (write_bento(workspace, "shop", "customer", "customer_id", 3000) / "service.py").read_text()
+    assert service.count(f"max_length={MAX_ITEMS}") == 3 and service.count("min_length=1") == 2
+    compile(service, "service.py", "exec")
