@@ -21,6 +21,9 @@ Every access is decided by :func:`gristmill.identity.policy.authorize` with ``Ac
   viewer on this project only (a shared secret: weaker than per-user tokens, see the spec field).
 - A POST whose body is not JSON gets ``415`` (BentoML's own parsers would answer a malformed
   multipart body with a 500).
+- A body past its size limit gets ``413`` before anything reads it; every error answer is one
+  ``{"error": ...}`` object with user values cut; ``/docs.json`` documents every status; a 4xx is
+  one log line (:mod:`gristmill.serving.http`).
 
 Checking a token and a role reads the metadata database (about 0.3-0.4 ms on SQLite, a network
 round trip on PostgreSQL), so each serving process remembers what it learned for
