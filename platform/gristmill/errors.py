@@ -6,6 +6,21 @@ exits with status 1, never a traceback. ``http_status`` says how a serving endpo
 
 from __future__ import annotations
 
+SHOWN_CHARS = 64  #: at most this much of any value a user gave is echoed in a message
+
+
+def shown(value: object, limit: int = SHOWN_CHARS) -> str:
+    """``value`` as text, cut to ``limit`` characters (saying how long it was): a message never
+    echoes a 20 MB id whole."""
+    text = value if isinstance(value, str) else str(value)
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text):,} characters)"
+
+
+def _quoted(value: object) -> str:
+    return repr(shown(value))
+
 
 class GristmillError(Exception):
     """Root of every error Gristmill raises on purpose."""
@@ -35,13 +50,13 @@ class ProjectNotFound(GristmillError):
     def __init__(self, project: str, known: list[str]) -> None:
         self.project = project
         hint = f"known projects: {', '.join(sorted(known))}" if known else "no project has run yet"
-        super().__init__(f"project '{project}' is not in this workspace ({hint})")
+        super().__init__(f"project {_quoted(project)} is not in this workspace ({hint})")
 
 
 class InvalidName(GristmillError):
     def __init__(self, kind: str, name: str, rule: str) -> None:
         self.kind, self.name = kind, name
-        super().__init__(f"invalid {kind} name {name!r}: {rule}")
+        super().__init__(f"invalid {kind} name {_quoted(name)}: {rule}")
 
 
 class StageNotReady(GristmillError):
@@ -65,8 +80,8 @@ class EntityNotFound(GristmillError):
 
     def __init__(self, entity: str, ids: list[str]) -> None:
         self.entity, self.ids = entity, ids
-        shown = ", ".join(repr(i) for i in ids[:5]) + (" ..." if len(ids) > 5 else "")
-        super().__init__(f"unknown {entity} id: {shown} (no features in the online store)")
+        listed = ", ".join(_quoted(i) for i in ids[:5]) + (f" ... ({len(ids):,} ids)" if len(ids) > 5 else "")
+        super().__init__(f"unknown {entity} id: {listed} (no features in the online store)")
 
 
 class InvalidRequest(GristmillError):
@@ -93,8 +108,8 @@ class NoAccess(GristmillError):
 
     def __init__(self, project: str) -> None:
         self.project = project
-        super().__init__(f"project {project!r} is not one of yours (ask its owner to share it: "
-                         f"gristmill projects share {project} --user <you> --role viewer)")
+        super().__init__(f"project {_quoted(project)} is not one of yours (ask its owner to share it: "
+                         f"gristmill projects share {shown(project)} --user <you> --role viewer)")
 
 
 class Conflict(GristmillError):

@@ -182,21 +182,37 @@ def show_train(result: dict) -> None:
 
 def predict(
     project: str = typer.Argument(..., help="Project name."),
-    source: Path = typer.Argument(..., help="File of feature rows: .parquet, .csv, .tsv or .jsonl."),
+    source: Path = typer.Argument(..., help="File of feature rows: .parquet, .csv, .tsv or .jsonl: every "
+                                  "model feature as a column, or the entity key to read them from the "
+                                  "online store (docs/serving.md, Batch scoring)."),
     output: Path = typer.Option(..., "--output", "-o", help="Parquet file to write the scores to."),
     chunk_rows: int = typer.Option(100_000, "--chunk-rows", min=1, help="Rows scored at a time."),
+    allow_missing: bool = typer.Option(False, "--allow-missing", help="Score absent features (and ids "
+                                       "the online store does not know) as missing values, counted."),
+    keep: list[str] = typer.Option(None, "--keep", help="A column that is not a feature, copied to the "
+                                   "output (repeatable); any other such column is an error."),
     as_json: bool = JSON,
 ) -> None:
     """Score a file with the champion model, chunk by chunk (bounded memory)."""
     from gristmill.serving.batch import predict_file
     from gristmill.workspace import check_project_name
 
-    result = predict_file(_ws(), check_project_name(project), source, output, chunk_rows, progress=not as_json)
+    result = predict_file(_ws(), check_project_name(project), source, output, chunk_rows,
+                          progress=not as_json, allow_missing=allow_missing, keep=keep or [])
     if as_json:
         emit_json(result)
         return
     console.print(f"scored {result['rows']} rows with {project} version {result['model_version']}: "
                   f"{result['output']}")
+    if result["features_from_store"]:
+        console.print(f"{len(result['features_from_store'])} of {result['features']} features read from "
+                      "the online store by entity key")
+    if result["missing_features"]:
+        console.print(f"[yellow]{len(result['missing_features'])} of {result['features']} features absent, "
+                      f"scored as missing values (--allow-missing)[/yellow]")
+    if result["unknown_ids"]:
+        console.print(f"[yellow]{result['unknown_ids']} ids unknown to the online store, scored with "
+                      "missing features (--allow-missing)[/yellow]")
 
 
 ALL = typer.Option(False, "--all", help="The gateway: every project of the workspace from one service.")

@@ -27,6 +27,11 @@ def call(fn: Callable, *args: Any) -> Any:
         raise bx.InvalidArgument(str(exc)) from None
 
 
+#: Ids or rows one request may carry: 1,000 ids take 0.5-1 s to look up and score on a small
+#: machine, and 250,000 held a worker until the 30 s timeout (504). Larger batches: ``gristmill predict``.
+MAX_ITEMS = 1000
+
+
 def class_name(project: str) -> str:
     return "".join(part.capitalize() for part in project.split("_")) or "Service"
 
@@ -74,17 +79,17 @@ class {cls}:
         return call(self.predictor.by_entities, [{key}], None, "predict_entity")[0]
 
     @bentoml.api
-    def predict_entities(self, ids: list[str] = Field(description="Ids of the {entity}s to score.")) -> list[dict[str, Any]]:
+    def predict_entities(self, ids: list[str] = Field(min_length=1, max_length={max_items}, description="Ids of the {entity}s to score (at most {max_items}).")) -> list[dict[str, Any]]:
         """Score several {entity}s at once."""
         return call(self.predictor.by_entities, ids)
 
     @bentoml.api
-    def predict(self, rows: list[{cls}Row] = Field(description="Rows of raw feature values.")) -> list[dict[str, Any]]:
+    def predict(self, rows: list[{cls}Row] = Field(min_length=1, max_length={max_items}, description="Rows of raw feature values (at most {max_items}).")) -> list[dict[str, Any]]:
         """Score rows of raw feature values (a missing feature counts as a missing value)."""
         return call(self.predictor.by_rows, as_dicts(rows))
 
     @bentoml.api(batchable=True, batch_dim=0, max_batch_size=128, max_latency_ms=500)
-    def predict_batched(self, ids: list[str] = Field(description="Ids of the {entity}s to score.")) -> list[dict[str, Any]]:
+    def predict_batched(self, ids: list[str] = Field(max_length={max_items}, description="Ids of the {entity}s to score (at most {max_items}).")) -> list[dict[str, Any]]:
         """Like predict_entities, with adaptive batching: concurrent requests are merged into one
         feature lookup and one model call. An unknown id answers an "error" in its place."""
         return call(self.predictor.by_entities, ids, None, "predict_batched", False)
@@ -129,7 +134,8 @@ def write_bento(ws: Workspace, project: str, entity: str, key: str, port: int,
     folder.mkdir(parents=True, exist_ok=True)
     values = {"project": project, "cls": class_name(project), "port": port, "key": key,
               "entity": entity, "bento_name": project.replace("_", "-"),
-              "workspace": str(ws.root), "feature_repo": str(ws.feature_repo), "token_env": token_env, "workers": workers}
+              "workspace": str(ws.root), "feature_repo": str(ws.feature_repo), "token_env": token_env, "workers": workers,
+              "max_items": MAX_ITEMS}
     (folder / "service.py").write_text(SERVICE.format(**values))
     (folder / "bentofile.yaml").write_text(BENTOFILE.format(
         **values, command=project, labels=f"labels:\n  gristmill_project: {project}\n"))
@@ -160,7 +166,8 @@ from gristmill.serving.gateway import Gateway as _Gateway  # noqa: E402
 from gristmill.serving.guard import RequestGuard, allow, require, visible  # noqa: E402
 from gristmill.workspace import Workspace  # noqa: E402
 
-PROJECT = Field(description="Project whose model answers.")
+# a project name (gristmill.workspace.check_project_name) as a pattern: the schema says what is valid
+PROJECT = Field(description="Project whose model answers.", max_length=63, pattern=r"^[a-z](?:_?[a-z0-9])*_?$")
 
 
 # loopback unless asked otherwise (`bentoml serve --host 0.0.0.0`, or `gristmill serve --host`)
@@ -183,13 +190,13 @@ class Gateway:
 
     @bentoml.api
     def predict_entities(self, project: str = PROJECT,
-                         ids: list[str] = Field(description="Ids of the entities to score.")) -> list[dict[str, Any]]:
+                         ids: list[str] = Field(min_length=1, max_length={max_items}, description="Ids of the entities to score (at most {max_items}).")) -> list[dict[str, Any]]:
         """Score several entities of the project at once."""
         return call(self._predictor(project).by_entities, ids)
 
     @bentoml.api
     def predict(self, project: str = PROJECT,
-                rows: list[dict[str, Any]] = Field(description="Rows of raw feature values.")) -> list[dict[str, Any]]:
+                rows: list[dict[str, Any]] = Field(min_length=1, max_length={max_items}, description="Rows of raw feature values (at most {max_items}).")) -> list[dict[str, Any]]:
         """Score rows of raw feature values (a missing feature counts as a missing value)."""
         return call(self._predictor(project).by_rows, rows)
 
@@ -233,7 +240,7 @@ def write_gateway(ws: Workspace, port: int, token_env: str | None = None) -> Pat
     folder = ws.bentos / "_gateway"
     folder.mkdir(parents=True, exist_ok=True)
     values = {"port": port, "workspace": str(ws.root), "feature_repo": str(ws.feature_repo),
-              "memory_mb": memory_budget_mb()}
+              "memory_mb": memory_budget_mb(), "max_items": MAX_ITEMS}
     (folder / "service.py").write_text(GATEWAY_SERVICE.format(**values))
     (folder / "bentofile.yaml").write_text(BENTOFILE.format(command="--all", cls="Gateway",
                                                             bento_name="gristmill-gateway", labels=""))

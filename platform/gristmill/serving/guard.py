@@ -21,6 +21,9 @@ Every access is decided by :func:`gristmill.identity.policy.authorize` with ``Ac
   viewer on this project only (a shared secret: weaker than per-user tokens, see the spec field).
 - A POST whose body is not JSON gets ``415`` (BentoML's own parsers would answer a malformed
   multipart body with a 500).
+- A body past its size limit gets ``413`` before anything reads it; every error answer is one
+  ``{"error": ...}`` object with user values cut; ``/docs.json`` documents every status; a 4xx is
+  one log line (:mod:`gristmill.serving.http`).
 
 Checking a token and a role reads the metadata database (about 0.3-0.4 ms on SQLite, a network
 round trip on PostgreSQL), so each serving process remembers what it learned for
@@ -44,6 +47,8 @@ from typing import Any, Callable
 from gristmill.errors import GristmillError, Unauthenticated
 from gristmill.identity.principal import Principal
 from gristmill.identity.roles import Action, Role
+from gristmill.serving.http import (LIST_PATHS, body_limits, error_body, quiet_client_errors, shown,
+                                    too_large, true_openapi)
 
 PROBES = {"/healthz", "/livez", "/readyz"}
 SCHEMA = {"/", "/docs", "/docs.json"}
@@ -237,13 +242,18 @@ class RequestGuard:
                                  "users' and project tokens only: gristmill tokens create)")
         self.app, self.project = app, project
         self.access = access or Access(project, token)
+        self.limits = body_limits()  # (single, list endpoints) in bytes
+        quiet_client_errors()  # a refused request is one log line
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         path = scope.get("path", "")
+        if path == "/docs.json":
+            return await self.app(scope, receive, _rewrite_body(send, _openapi))
         if path in PROBES or path in SCHEMA or path.startswith("/static"):
             return await self.app(scope, receive, send)
+        send = _rewrite_body(send, error_body, errors_only=True)  # one error shape, values cut
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
         try:
             principal, role_error = await self._check(bearer(headers))
@@ -255,7 +265,15 @@ class RequestGuard:
             kind = headers.get("content-type", "").split(";")[0].strip().lower()
             if kind and kind not in JSON_TYPES:
                 return await _reply(send, 415, f"send the request body as JSON (Content-Type: "
-                                               f"application/json), not {kind}")
+                                               f"application/json), not {shown(kind)}")
+        limit = self.limits[1] if path in LIST_PATHS else self.limits[0]
+        declared = headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            return await _reply(send, 413, too_large(limit))
+        if not declared.isdigit() and scope["method"] in ("POST", "PUT", "PATCH"):
+            receive = await _bounded(receive, limit)  # chunked: read it here, up to the limit
+            if receive is None:
+                return await _reply(send, 413, too_large(limit))
         CALLER.set((self.access, principal))
         if path == "/metrics":
             return await self.app(scope, receive, self._metrics_filter(principal, send))
@@ -314,6 +332,64 @@ class RequestGuard:
             await send({"type": "http.response.body", "body": body})
 
         return filtered
+
+
+def _openapi(status: int, body: bytes) -> bytes:
+    if status != 200:
+        return body
+    return json.dumps(true_openapi(json.loads(body))).encode()
+
+
+def _rewrite_body(send: Callable, rewrite: Callable[[int, bytes], bytes], errors_only: bool = False):
+    """A ``send`` that holds back a JSON answer's body and sends ``rewrite(status, body)`` instead
+    (with ``errors_only``: only answers of status 400 and above; others stream through)."""
+    start: dict | None = None
+    chunks: list[bytes] = []
+
+    async def rewritten(message):
+        nonlocal start
+        if message["type"] == "http.response.start":
+            held = message["status"] >= 400 or not errors_only
+            kind = dict(message.get("headers", [])).get(b"content-type", b"")
+            encoded = any(k.lower() == b"content-encoding" for k, _ in message.get("headers", []))
+            if held and not encoded and (kind.startswith(b"application/json") or message["status"] >= 400):
+                start = message
+                return
+            return await send(message)
+        if start is None or message["type"] != "http.response.body":
+            return await send(message)
+        chunks.append(message.get("body", b""))
+        if message.get("more_body"):
+            return
+        body = rewrite(start["status"], b"".join(chunks))
+        headers = [(k, v) for k, v in start.get("headers", []) if k.lower() not in (b"content-length", b"content-type")]
+        headers += [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        await send({**start, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    return rewritten
+
+
+async def _bounded(receive: Callable, limit: int):
+    """Read a body of unknown length up to ``limit`` bytes: a ``receive`` that replays it, or None
+    when it is larger."""
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return None
+        size += len(message.get("body", b""))
+        if size > limit:
+            return None
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            break
+    replay = [{"type": "http.request", "body": b"".join(chunks), "more_body": False}]
+
+    async def replayed():
+        return replay.pop() if replay else await receive()
+
+    return replayed
 
 
 async def _reply(send, status: int, message: str, extra: dict | None = None) -> None:

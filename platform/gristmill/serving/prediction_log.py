@@ -1,8 +1,10 @@
 """The prediction log: every served prediction, appended off the request path, kept on disk.
 
 A request hands its records to :meth:`PredictionLog.append`, which only puts them on a queue; a
-background thread writes them in batches (every :data:`FLUSH_SECONDS` or :data:`FLUSH_ROWS` rows,
-and at exit) as Parquet files::
+background thread writes them in batches as Parquet files: at most :data:`FLUSH_SECONDS` after the
+first record of a batch arrived (however steady the traffic), sooner when :data:`FLUSH_ROWS` rows
+are waiting, and at exit. A process killed with SIGKILL therefore loses at most the predictions of
+the last second or so (plus the one file being written)::
 
     <workspace>/predictions/<project>/date=YYYY-MM-DD/<time>-<pid>-<n>.parquet
 
@@ -26,7 +28,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-FLUSH_SECONDS = 2.0
+FLUSH_SECONDS = 1.0  #: a record waits at most this long before its batch is written
 FLUSH_ROWS = 5_000
 _STOP = object()
 
@@ -63,20 +65,26 @@ class PredictionLog:
             self._thread.join(timeout)
 
     def _run(self) -> None:
+        import time
+
         buffer: list[dict] = []
+        due = None  # when the oldest buffered record must be on disk
         while True:
+            wait = FLUSH_SECONDS if due is None else max(0.0, due - time.monotonic())
             try:
-                item = self._queue.get(timeout=FLUSH_SECONDS)
+                item = self._queue.get(timeout=wait)
             except queue.Empty:
                 item = None
             if item is _STOP:
                 self._write(buffer)
                 return
             if item:
+                if not buffer:
+                    due = time.monotonic() + FLUSH_SECONDS
                 buffer.extend(item)
-            if buffer and (item is None or len(buffer) >= FLUSH_ROWS):
+            if buffer and (len(buffer) >= FLUSH_ROWS or time.monotonic() >= due):
                 self._write(buffer)
-                buffer = []
+                buffer, due = [], None
 
     def _write(self, rows: list[dict]) -> None:
         if not rows:

@@ -8,9 +8,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from gristmill.errors import EntityNotFound, InvalidRequest, ModelNotFound
+from gristmill.errors import EntityNotFound, InvalidRequest, ModelNotFound, shown
 from gristmill.features.naming import REQUEST_TIME, service_name
 from gristmill.serving import traffic
+from gristmill.serving.schema import check_numbers
 from gristmill.spec import load_spec
 from gristmill.training.model import TabularModel
 from gristmill.training.registry import CHALLENGER, CHAMPION
@@ -103,6 +104,8 @@ class Predictor:
         ``{"<key>": id, "error": ...}`` in its place (adaptive batching merges strangers' requests,
         and one stranger's typo must not fail the others)."""
         if not ids:
+            if not strict:  # adaptive batching: a request of no ids is answered with none
+                return []
             raise InvalidRequest("give at least one entity id")
         started = time.perf_counter()
         ids = [str(i) for i in ids]
@@ -137,6 +140,7 @@ class Predictor:
             if not isinstance(row, dict):
                 raise InvalidRequest(f"rows[{n}] must be an object of feature values")
             self._check_fields(champion, row, f"rows[{n}]")
+            check_numbers(champion.numeric, row, f"rows[{n}]")
         keys = [traffic.row_key(r) for r in rows] if self.challenger else [""] * len(rows)
         return self._score("predict", started, rows, keys, None)
 
@@ -199,6 +203,6 @@ class Predictor:
     def _check_fields(model: TabularModel, row: dict, where: str = "request") -> None:
         unknown = model.unknown_fields(row)
         if unknown:
-            raise InvalidRequest(f"{where}: unknown feature {unknown[0]!r} "
+            raise InvalidRequest(f"{where}: unknown feature {shown(unknown[0])!r} "
                                  f"(features: {', '.join(model.features[:8])}"
                                  f"{', ...' if len(model.features) > 8 else ''})")

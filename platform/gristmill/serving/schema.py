@@ -6,15 +6,65 @@ description), unknown keys refused. BentoML publishes it in the service's OpenAP
 clients (and property-based testers) see every feature with its type, and a mistake gets a
 field-level 400 before it reaches the model. The schema is the one of the champion at start-up: a
 model with other features needs a restart (``/reload`` alone keeps checking fields by hand).
+
+Numbers are bounded to what every trainer can score: finite and within float32's range
+(:data:`NUMBER_LIMIT`; scikit-learn's members cast to float32 and refuse infinity). ``1e308``,
+``1e400`` (read as infinity) and ``Infinity`` are a 400 naming the field; ``NaN`` is a missing
+value. The gateway, whose rows are plain objects, applies the same rule by hand
+(:func:`check_numbers`).
 """
 
 from __future__ import annotations
 
-from typing import Any
+import math
+from typing import Annotated, Any
 
 from gristmill.workspace import Workspace
 
-NUMBER = float | None
+#: The largest magnitude a numeric feature may carry: float32's (3.4028234663852886e+38).
+NUMBER_LIMIT = 3.4028234663852886e38
+
+
+def _nan_is_missing(value: Any) -> Any:
+    return None if isinstance(value, float) and math.isnan(value) else value
+
+
+def _number_type():
+    from pydantic import BeforeValidator, Field
+
+    from pydantic import Strict
+
+    # strict: a JSON number (integers too), not true/false or a numeric string, as documented
+    bounded = Annotated[float, Strict(), Field(ge=-NUMBER_LIMIT, le=NUMBER_LIMIT)]
+    return Annotated[bounded | None, BeforeValidator(_nan_is_missing)]
+
+
+def check_numbers(numeric: list[str], row: dict, where: str = "request") -> None:
+    """The rule of the typed schema for a plain row: every numeric feature's number is finite and
+    within :data:`NUMBER_LIMIT` (NaN counts as missing); else an
+    :class:`~gristmill.errors.InvalidRequest` naming the field."""
+    from gristmill.errors import InvalidRequest
+
+    for feature in numeric:
+        value = row.get(feature)
+        if isinstance(value, str):  # a numeric string is read as its number
+            try:
+                value = float(value)
+            except ValueError:
+                continue  # not a number at all: the model's own check answers it
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        if isinstance(value, float) and math.isnan(value):
+            continue
+        if not (isinstance(value, float) and math.isinf(value)) and abs(value) <= NUMBER_LIMIT:
+            continue
+        if isinstance(value, int):
+            shown = f"an integer of {len(str(abs(value)))} digits"
+        else:
+            shown = "infinity" if math.isinf(value) else f"{value:.8g}"
+        raise InvalidRequest(f"{where}: feature {feature!r} must be a finite number between "
+                             f"-{NUMBER_LIMIT:.8g} and {NUMBER_LIMIT:.8g}, got {shown}")
+
 VALUE = str | int | float | bool | None
 _SHOWN_LEVELS = 12
 
@@ -34,7 +84,7 @@ def model_for(features: list[str], numeric: list[str], categories: dict[str, lis
     fields: dict[str, Any] = {}
     for n, feature in enumerate(features):
         if feature in numbers:
-            kind, note = NUMBER, "a number"
+            kind, note = _number_type(), f"a number, at most {NUMBER_LIMIT:.8g} in magnitude"
         else:
             levels = [str(v) for v in categories.get(feature, [])]
             kind = VALUE
