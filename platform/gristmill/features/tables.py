@@ -245,6 +245,7 @@ def build_feature_tables(ws: Workspace, spec: ProjectSpec) -> Manifest:
                          f"WHERE {ident(key)} IS NOT NULL")
             if not feats:
                 raise DataError(f"{where}: table {fspec.table!r} has no usable feature columns")
+            _unique_names(feats, where, fspec.table)
             path = out_dir / f"{fspec.table}.parquet"
             _copy(con, query, path)
             events = fspec.kind == "events"
@@ -273,6 +274,16 @@ def build_feature_tables(ws: Workspace, spec: ProjectSpec) -> Manifest:
     manifest = Manifest(project, spec.entity.name, entity_key, tables, str(labels_path), label.target)
     manifest.save(manifest_path(ws, project))
     return manifest
+
+
+def _unique_names(feats: list[FeatureColumn], where: str, table: str) -> None:
+    """Two columns may not become one feature (``x`` and ``<table>__x`` both name ``<table>__x``)."""
+    seen: set[str] = set()
+    doubled = sorted({f.name for f in feats if f.name in seen or seen.add(f.name)})
+    if doubled:
+        raise DataError(f"{where}: columns of table {table!r} give the same feature names "
+                        f"({', '.join(doubled)}): a column named '{table}__<name>' and one named "
+                        "'<name>' both become that feature; rename one or list `columns:`")
 
 
 def _reused(ws: Workspace, spec: ProjectSpec, fspec: FeatureTableSpec, where: str) -> FeatureTable:
