@@ -42,11 +42,44 @@ def feast_apply(ws: Workspace) -> str:
     return proc.stdout
 
 
+def _release_offline_store() -> None:
+    """Close the DuckDB connection Feast's offline store leaves behind, before the interpreter ends.
+
+    Feast's DuckDB offline store reads Parquet through ``ibis.read_parquet``, which opens ibis's
+    process-wide default backend (``ibis.options.default_backend``, one DuckDB connection) and keeps
+    it in that global. Alive at shutdown, it made DuckDB 2.0's nanobind module print ~40 lines of
+    "nanobind: leaked instances ... reference counting" after every command that built a training
+    set or materialized. Run at exit, not after each call: a server's concurrent requests share it.
+    """
+    ibis = sys.modules.get("ibis")
+    backend = getattr(getattr(ibis, "options", None), "default_backend", None)
+    if backend is None:
+        return
+    try:
+        backend.disconnect()
+    except Exception:  # already closed, or a backend without a connection: nothing to release
+        pass
+    ibis.options.default_backend = None
+    import gc
+
+    gc.collect()
+
+
+_release_registered = False
+
+
 def open_store(ws: Workspace):
     """A FeatureStore over the workspace's feature repo."""
+    import atexit
+
     from feast import FeatureStore
 
     from gristmill.features.repo import write_repo
+
+    global _release_registered
+    if not _release_registered:  # the last-registered atexit handler runs first: before feast's own
+        atexit.register(_release_offline_store)
+        _release_registered = True
 
     write_repo(ws.ensure())  # feature_store.yaml in step with the workspace configuration
     return FeatureStore(repo_path=str(ws.feature_repo))
