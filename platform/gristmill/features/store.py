@@ -117,7 +117,8 @@ def build_training_set(ws: Workspace, project: str) -> tuple[str, Path]:
     path.with_suffix(".tmp").replace(path)
     meta = {"id": dataset_id, "rows": len(frame), "feature_service": service_name(project),
             "service_version": version, "key": manifest.key, "target": manifest.target,
-            "features": [c for c in frame.columns if c not in (manifest.key, TIMESTAMP, manifest.target)]}
+            "features": [c for c in frame.columns if c not in (manifest.key, TIMESTAMP, manifest.target)],
+            "labels_left_out": manifest.labels_left_out}
     (out / f"{dataset_id}.json").write_text(json.dumps(meta, indent=2))
     return dataset_id, path
 
@@ -143,23 +144,112 @@ def latest_training_set(ws: Workspace, project: str) -> tuple[str, Path]:
     return found[-1].stem, found[-1]
 
 
-def materialize(ws: Workspace, project: str, end: datetime | None = None) -> dict:
-    """Load the latest feature values up to ``end`` (default now) into the online store.
+ONLINE_READ_CHUNK = 5_000  # entity keys per online-store read while checking what it holds
 
-    The first run covers all history; later runs continue from where the last one ended.
+
+def materialize(ws: Workspace, project: str, end: datetime | None = None) -> dict:
+    """Make the online store hold, for every entity, its offline-latest row up to ``end`` (default now).
+
+    Feast's incremental materialize reads only rows stamped after the previous run's end, so a row
+    ingested later with an older timestamp (late data, a correction) never reached the online store,
+    and an emptied online store stayed empty. Here each run computes every view's latest row per
+    entity from its feature table (DuckDB, over the whole history), and writes an entity when
+
+    - its latest row differs from the one written last time (a digest of the row, kept in
+      ``_features/_online/<view>.parquet``): new entities, late or corrected rows, windows that moved;
+    - or the online store does not hold it (read back by key: a wiped or partly lost store).
+
+    Unchanged entities the store holds are not written again, so a rerun costs one DuckDB pass and
+    one keyed read, not a full load.
     """
+    import time
+
     manifest = load_manifest(ws, project)
     store = open_store(ws)
     end = end or datetime.now(timezone.utc)
-    views = [view_name(t.owner or project, t.table) for t in manifest.tables]
-    state_path = ws.lake(project) / "_features" / "_materialized.json"
-    start = datetime(1970, 1, 1, tzinfo=timezone.utc)
-    if state_path.is_file():
-        start = datetime.fromisoformat(json.loads(state_path.read_text())["end"])
-    store.materialize(start_date=start, end_date=end, feature_views=views)
-    state = {"start": start.isoformat(), "end": end.isoformat(), "views": views}
-    state_path.write_text(json.dumps(state))
+    started = time.monotonic()
+    state_dir = ws.lake(project) / "_features" / "_online"
+    state_dir.mkdir(parents=True, exist_ok=True)
+    views, written, entities = [], {}, {}
+    for table in manifest.tables:
+        view = view_name(table.owner or project, table.table)
+        views.append(view)
+        entities[view], written[view] = _materialize_view(store, view, table, manifest.key, end,
+                                                          state_dir / f"{view}.parquet")
+    state = {"start": datetime(1970, 1, 1, tzinfo=timezone.utc).isoformat(), "end": end.isoformat(),
+             "views": views, "entities": entities, "written": written,
+             "seconds": round(time.monotonic() - started, 2)}
+    (ws.lake(project) / "_features" / "_materialized.json").write_text(json.dumps(state))
     return state
+
+
+def _latest_rows(table, key: str, end: datetime):
+    """Each entity's latest row stamped at or before ``end`` (a later-written row breaks a tie), with
+    a digest of the row."""
+    import pandas as pd
+
+    import duckdb
+
+    from gristmill.features.naming import CREATED
+    from gristmill.sql import ident, literal
+
+    names = [f.name for f in table.features]
+    order = f"{TIMESTAMP} DESC" + (f", {CREATED} DESC" if table.created else "")
+    cols = ", ".join(ident(c) for c in [key, TIMESTAMP, *([CREATED] if table.created else []), *names])
+    digest = "md5(CAST(struct_pack(" + ", ".join(f"{ident(c)} := {ident(c)}" for c in [TIMESTAMP, *names]) \
+        + ") AS VARCHAR))"
+    con = duckdb.connect()
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        frame = con.execute(
+            f"SELECT {cols}, {digest} AS __digest FROM read_parquet({literal(table.path)}) "
+            f"WHERE {TIMESTAMP} <= ? AND {ident(key)} IS NOT NULL "
+            f"QUALIFY row_number() OVER (PARTITION BY {ident(key)} ORDER BY {order}) = 1",
+            [end]).df()
+    finally:
+        con.close()
+    for col in (TIMESTAMP, CREATED):
+        if col in frame:
+            frame[col] = pd.to_datetime(frame[col], utc=True)
+    return frame
+
+
+def _held_online(store, view: str, key: str, ids) -> set:
+    """The entity ids of ``ids`` the online store holds a row of ``view`` for."""
+    from feast.protos.feast.types.EntityKey_pb2 import EntityKey
+    from feast.protos.feast.types.Value_pb2 import Value
+
+    fv = store.get_feature_view(view)
+    provider = store._get_provider()
+    held = set()
+    ids = list(ids)
+    for i in range(0, len(ids), ONLINE_READ_CHUNK):
+        chunk = ids[i:i + ONLINE_READ_CHUNK]
+        keys = [EntityKey(join_keys=[key], entity_values=[Value(string_val=str(v))]) for v in chunk]
+        for entity, (ts, _) in zip(chunk, provider.online_read(store.config, fv, keys)):
+            if ts is not None:
+                held.add(entity)
+    return held
+
+
+def _materialize_view(store, view: str, table, key: str, end: datetime, state_path: Path) -> tuple[int, int]:
+    """Write the entities of ``view`` whose latest row changed or the store lacks; (entities, written)."""
+    import pandas as pd
+
+    latest = _latest_rows(table, key, end)
+    before = pd.read_parquet(state_path) if state_path.is_file() else pd.DataFrame({key: [], "__digest": []})
+    known = dict(zip(before[key].astype(str), before["__digest"]))
+    ids = latest[key].astype(str)
+    same = ids.map(known).eq(latest["__digest"]).to_numpy()
+    unchanged = set(ids[same])
+    missing = unchanged - _held_online(store, view, key, unchanged) if unchanged else set()
+    todo = latest[~same | ids.isin(missing).to_numpy()]
+    if len(todo):
+        store.write_to_online_store(view, todo.drop(columns=["__digest"]).reset_index(drop=True))
+    tmp = state_path.with_suffix(".tmp")
+    latest[[key, "__digest"]].to_parquet(tmp, index=False)
+    tmp.replace(state_path)
+    return len(latest), len(todo)
 
 
 def feature_views(ws: Workspace) -> list[dict]:

@@ -52,6 +52,10 @@ class TrainResult:
     alias: str = CHAMPION
     promotion: dict | None = None
     ensemble: list | None = None
+    #: label rows not trained on, by reason (``pending``: no target yet; ``no_key``, ``no_timestamp``)
+    labels_left_out: dict | None = None
+    #: notices about the features: identifier-like columns kept out, single features that look leaked
+    feature_notices: list | None = None
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -198,7 +202,10 @@ def train(ws: Workspace, spec: ProjectSpec, dataset_id: str, dataset_path: Path,
     budget = budget_seconds or cfg.budget_seconds
     key, target = spec.entity.key, spec.label.target
     frame = pd.read_parquet(dataset_path)
-    frame = frame[frame[target].notna()].reset_index(drop=True)
+    left_out = _labels_left_out(dataset_path, frame, target)
+    frame = frame[~_pending(frame[target])].reset_index(drop=True)
+    if left_out["pending"]:
+        log.warning("%d labels have no target yet (pending) and are left out of training", left_out["pending"])
     features = [c for c in frame.columns if c not in (key, TIMESTAMP, target)]
     if len(frame) < 20:
         raise DataError(f"the training set {dataset_id!r} has {len(frame)} labelled rows; need at least 20")
@@ -254,7 +261,9 @@ def train(ws: Workspace, spec: ProjectSpec, dataset_id: str, dataset_path: Path,
                          "trainers": ",".join(cfg.trainers), "cv": strategy})
         mlflow.log_params({"budget_seconds": budget, "metric": metric.name, "rows": len(frame),
                            "features": len(features), "holdout_fraction": cfg.holdout_fraction,
-                           "folds": folds, "class_weight": cfg.class_weight})
+                           "folds": folds, "class_weight": cfg.class_weight,
+                           **{f"labels_left_out_{k}": v for k, v in left_out.items()}})
+        mlflow.log_metric("labels_pending", left_out["pending"])
         if text_columns:
             mlflow.log_params({"text_columns": ",".join(text_columns),
                                "text_encoder": ",".join(sorted({e.kind for e in encoders.values()})) or "none"})
@@ -330,8 +339,29 @@ def train(ws: Workspace, spec: ProjectSpec, dataset_id: str, dataset_path: Path,
                              dataset_id, task, metric.name, holdout, len(found),
                              {"trainer": best.trainer, **best.params},
                              round(time.monotonic() - started, 1), decision.alias, decision.as_dict(),
-                             [{"trainer": m.trainer, "weight": round(m.weight, 4)} for m in members])
+                             [{"trainer": m.trainer, "weight": round(m.weight, 4)} for m in members],
+                             left_out)
     return result
+
+
+def _pending(series):
+    """Rows whose target is not known yet: missing, NaN, or blank text."""
+    blank = series.astype("string").str.strip().str.lower().isin(["", "nan"]).fillna(False)
+    return (series.isna() | blank).to_numpy(dtype=bool)
+
+
+def _labels_left_out(dataset_path: Path, frame, target: str) -> dict[str, int]:
+    """Label rows this training cannot use, by reason: those the training set's build left out (its
+    ``.json`` beside it) plus rows of the set itself whose target is pending."""
+    import json
+
+    found = {"pending": 0, "no_key": 0, "no_timestamp": 0}
+    meta = Path(dataset_path).with_suffix(".json")
+    if meta.is_file():
+        for reason, n in (json.loads(meta.read_text()).get("labels_left_out") or {}).items():
+            found[reason] = found.get(reason, 0) + int(n)
+    found["pending"] += int(_pending(frame[target]).sum())
+    return found
 
 
 def _leaderboard(study, weights: dict[int, float], metric: str):

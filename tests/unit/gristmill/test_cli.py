@@ -115,4 +115,23 @@ def test_feast_commands_end_without_nanobind_leak_reports(tmp_path, workspace):
         assert out.returncode == 0, out.stderr
         assert "nanobind" not in out.stdout + out.stderr, (args, out.stderr[:500])
         if args[1] == "dataset":  # (materialize shows Feast's own progress on stderr)
-            assert out.stderr.strip() == "", (args, out.stderr[:500])
+            said = [ln for ln in out.stderr.splitlines() if ln.strip()]
+            assert said == ([] if "--json" in args else
+                            ["4 labels have no target yet (pending): not in the training set"]), said
+
+
+def test_pending_labels_are_counted_in_train_output_and_json(tmp_path, workspace):
+    """Issue 16: labels with an empty target were dropped from training without a word."""
+    exe = str(Path(sys.executable).parent / "gristmill")
+    spec = _small_project(tmp_path)
+    for args in (["ingest", str(spec)], ["features", "apply", "nb"], ["features", "dataset", "nb"]):
+        out = subprocess.run([exe, *args], capture_output=True, text=True, timeout=300)
+        assert out.returncode == 0, out.stderr
+    out = subprocess.run([exe, "train", "nb", "--budget", "5", "--json"], capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["labels_left_out"] == {"pending": 4, "no_key": 0, "no_timestamp": 0}
+    shown = subprocess.run([exe, "train", "nb", "--budget", "5"], capture_output=True, text=True, timeout=300)
+    assert shown.returncode == 0, shown.stderr
+    assert "4 labels have no target yet (pending): left out of training" in shown.stderr
+    assert "nanobind" not in shown.stdout + shown.stderr
