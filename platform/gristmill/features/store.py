@@ -118,7 +118,8 @@ def build_training_set(ws: Workspace, project: str) -> tuple[str, Path]:
     meta = {"id": dataset_id, "rows": len(frame), "feature_service": service_name(project),
             "service_version": version, "key": manifest.key, "target": manifest.target,
             "features": [c for c in frame.columns if c not in (manifest.key, TIMESTAMP, manifest.target)],
-            "labels_left_out": manifest.labels_left_out}
+            "labels_left_out": manifest.labels_left_out,
+            "feature_types": {f.name: f.dtype for t in manifest.tables for f in t.features}}
     (out / f"{dataset_id}.json").write_text(json.dumps(meta, indent=2))
     return dataset_id, path
 

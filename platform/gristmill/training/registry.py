@@ -130,13 +130,17 @@ def tag_version(ws: Workspace, project: str, version: str, tags: dict[str, str])
 
 
 def decide(ws: Workspace, project: str, version: str, metric: str, greater_is_better: bool,
-           score: float, champion_score: float | None, margin: float, note: str = "") -> Decision:
-    """Apply the gate to a freshly registered ``version`` and record the move."""
+           score: float, champion_score: float | None, margin: float, note: str = "",
+           flags: list[str] | None = None) -> Decision:
+    """Apply the gate to a freshly registered ``version`` and record the move. ``flags`` (likely
+    leaks) do not change the alias; they join the reason, so whoever reads the decision sees them."""
     client = _client(ws)
     champion = alias_version(client, project, CHAMPION)
     challenger = alias_version(client, project, CHALLENGER)
     alias, reason = judge(champion is not None, metric, greater_is_better, score, champion_score, margin,
                           note)
+    if flags:
+        reason = "; ".join([reason, *flags])
     if alias == CHAMPION:
         _give_champion(client, project, version)
     else:

@@ -24,6 +24,7 @@ from gristmill.errors import DataError
 from gristmill.features.naming import TIMESTAMP
 from gristmill.spec import ProjectSpec
 from gristmill.training import registry
+from gristmill.training.leaks import identifier_columns, likely_leaks
 from gristmill.training.model import TabularModel, pyfunc_class
 from gristmill.training.task import class_order, detect_task, get_metric
 from gristmill.training.text import cache_at
@@ -211,6 +212,15 @@ def train(ws: Workspace, spec: ProjectSpec, dataset_id: str, dataset_path: Path,
         raise DataError(f"the training set {dataset_id!r} has {len(frame)} labelled rows; need at least 20")
     if not features:
         raise DataError("the training set has no feature columns: check `features:` in the spec")
+    types = _dataset_meta(dataset_path).get("feature_types")  # dates reach here as whole-day floats
+    whole = [c for c, t in types.items() if t == "Int64"] if types else None
+    identifiers = identifier_columns(frame, features, key, TIMESTAMP, cfg.keep_identifiers, whole)
+    features = [c for c in features if c not in {n.column for n in identifiers}]
+    for notice in identifiers:
+        log.warning("%s (training.keep_identifiers keeps it)", notice.line())
+    if not features:
+        raise DataError("every feature column is identifier-like: name the ones to train on in "
+                        "training.keep_identifiers")
     task = detect_task(frame[target], cfg.task)
     metric = get_metric(cfg.metric, task)
     classes = class_order(frame[target]) if task != "regression" else []
@@ -238,6 +248,11 @@ def train(ws: Workspace, spec: ProjectSpec, dataset_id: str, dataset_path: Path,
     y = encode_target(train_df[target])
     y_holdout = encode_target(holdout_df[target])
     weight = _weights(y, task, cfg.class_weight)
+    leaks = likely_leaks(train_df, holdout_df, [c for c in features if c not in text_columns], numeric,
+                         y, y_holdout, task)
+    for notice in leaks:
+        log.warning("%s", notice.line())
+    notices = [n.as_dict() for n in identifiers + leaks]
     folds = cfg.folds or default_folds()
     splits = make_splits("stratified" if strategy == "shuffle" else strategy, task, y, train_df[key],
                          train_df[TIMESTAMP], folds, cfg.seed)
@@ -264,6 +279,10 @@ def train(ws: Workspace, spec: ProjectSpec, dataset_id: str, dataset_path: Path,
                            "folds": folds, "class_weight": cfg.class_weight,
                            **{f"labels_left_out_{k}": v for k, v in left_out.items()}})
         mlflow.log_metric("labels_pending", left_out["pending"])
+        if identifiers:
+            mlflow.set_tag("identifier_columns_kept_out", ",".join(n.column for n in identifiers))
+        if leaks:
+            mlflow.set_tag("likely_leaks", ", ".join(f"{n.column} {n.score:.4f}" for n in leaks))
         if text_columns:
             mlflow.log_params({"text_columns": ",".join(text_columns),
                                "text_encoder": ",".join(sorted({e.kind for e in encoders.values()})) or "none"})
@@ -331,7 +350,8 @@ def train(ws: Workspace, spec: ProjectSpec, dataset_id: str, dataset_path: Path,
         champion_score, note = _champion_score(spec.project, model, metric, holdout_df, y_holdout, rows)
         registry.tag_version(ws, spec.project, version, {"fingerprint_holdout": rows, "refit": cfg.refit})
         decision = registry.decide(ws, spec.project, version, metric.name, metric.greater_is_better,
-                                   holdout, champion_score, cfg.promotion_margin, note)
+                                   holdout, champion_score, cfg.promotion_margin, note,
+                                   flags=[n.line() for n in leaks])
         mlflow.set_tags({"alias": decision.alias, "promotion": decision.reason})
         mlflow.log_metric("seconds_register", time.monotonic() - registered_started)
         best = found[0]
@@ -340,7 +360,7 @@ def train(ws: Workspace, spec: ProjectSpec, dataset_id: str, dataset_path: Path,
                              {"trainer": best.trainer, **best.params},
                              round(time.monotonic() - started, 1), decision.alias, decision.as_dict(),
                              [{"trainer": m.trainer, "weight": round(m.weight, 4)} for m in members],
-                             left_out)
+                             left_out, notices)
     return result
 
 
@@ -350,16 +370,20 @@ def _pending(series):
     return (series.isna() | blank).to_numpy(dtype=bool)
 
 
+def _dataset_meta(dataset_path: Path) -> dict:
+    """The training set's description written beside it (``.json``), or {}."""
+    import json
+
+    meta = Path(dataset_path).with_suffix(".json")
+    return json.loads(meta.read_text()) if meta.is_file() else {}
+
+
 def _labels_left_out(dataset_path: Path, frame, target: str) -> dict[str, int]:
     """Label rows this training cannot use, by reason: those the training set's build left out (its
     ``.json`` beside it) plus rows of the set itself whose target is pending."""
-    import json
-
     found = {"pending": 0, "no_key": 0, "no_timestamp": 0}
-    meta = Path(dataset_path).with_suffix(".json")
-    if meta.is_file():
-        for reason, n in (json.loads(meta.read_text()).get("labels_left_out") or {}).items():
-            found[reason] = found.get(reason, 0) + int(n)
+    for reason, n in (_dataset_meta(dataset_path).get("labels_left_out") or {}).items():
+        found[reason] = found.get(reason, 0) + int(n)
     found["pending"] += int(_pending(frame[target]).sum())
     return found
 
