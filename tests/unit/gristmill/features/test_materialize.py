@@ -44,10 +44,11 @@ def _at(day: str) -> datetime:
     return datetime.fromisoformat(day).replace(tzinfo=timezone.utc)
 
 
-def _wipe_online(ws) -> None:
+def _wipe_online(ws, one_entity: bool = False) -> None:
     with sqlite3.connect(ws.feast_dir / "online.db") as db:
         for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall():
-            db.execute(f'DELETE FROM "{name}"')
+            where = f' WHERE entity_key = (SELECT MIN(entity_key) FROM "{name}")' if one_entity else ""
+            db.execute(f'DELETE FROM "{name}"{where}')
 
 
 def test_late_rows_with_old_timestamps_reach_the_online_store_and_a_wiped_store_is_refilled(
@@ -79,6 +80,10 @@ def test_late_rows_with_old_timestamps_reach_the_online_store_and_a_wiped_store_
 
     unchanged = materialize(workspace, "mat", end=_at("2024-02-02"))
     assert unchanged["written"] == {"mat__events": 0, "mat__profile": 0}
+
+    _wipe_online(workspace, one_entity=True)  # a partly lost store: one entity of each view
+    patched = materialize(workspace, "mat", end=_at("2024-02-02"))
+    assert patched["written"] == {"mat__events": 1, "mat__profile": 1}
 
     _wipe_online(workspace)
     refilled = materialize(workspace, "mat", end=_at("2024-02-02"))
