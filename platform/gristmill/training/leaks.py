@@ -41,7 +41,8 @@ class Notice:
 
     def line(self) -> str:
         if self.kind == "identifier":
-            return f"kept out identifier-like column {self.column}: {self.why}"
+            return (f"kept out identifier-like column {self.column}: {self.why} "
+                    f"(training.keep_identifiers: [{_bare(self.column)}] keeps it)")
         return f"likely leak: {self.column} alone scores {self.score:.4f} on the holdout ({self.why})"
 
 

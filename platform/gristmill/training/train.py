@@ -206,7 +206,7 @@ def train(ws: Workspace, spec: ProjectSpec, dataset_id: str, dataset_path: Path,
     left_out = _labels_left_out(dataset_path, frame, target)
     frame = frame[~_pending(frame[target])].reset_index(drop=True)
     if left_out["pending"]:
-        log.warning("%d labels have no target yet (pending) and are left out of training", left_out["pending"])
+        log.info("%d labels have no target yet (pending) and are left out of training", left_out["pending"])
     features = [c for c in frame.columns if c not in (key, TIMESTAMP, target)]
     if len(frame) < 20:
         raise DataError(f"the training set {dataset_id!r} has {len(frame)} labelled rows; need at least 20")
@@ -217,7 +217,7 @@ def train(ws: Workspace, spec: ProjectSpec, dataset_id: str, dataset_path: Path,
     identifiers = identifier_columns(frame, features, key, TIMESTAMP, cfg.keep_identifiers, whole)
     features = [c for c in features if c not in {n.column for n in identifiers}]
     for notice in identifiers:
-        log.warning("%s (training.keep_identifiers keeps it)", notice.line())
+        log.info("%s", notice.line())
     if not features:
         raise DataError("every feature column is identifier-like: name the ones to train on in "
                         "training.keep_identifiers")
@@ -251,7 +251,7 @@ def train(ws: Workspace, spec: ProjectSpec, dataset_id: str, dataset_path: Path,
     leaks = likely_leaks(train_df, holdout_df, [c for c in features if c not in text_columns], numeric,
                          y, y_holdout, task)
     for notice in leaks:
-        log.warning("%s", notice.line())
+        log.info("%s", notice.line())  # shown by the CLI from the result: not twice
     notices = [n.as_dict() for n in identifiers + leaks]
     folds = cfg.folds or default_folds()
     splits = make_splits("stratified" if strategy == "shuffle" else strategy, task, y, train_df[key],

@@ -128,3 +128,20 @@ def test_a_date_in_whole_days_is_not_an_identifier_when_the_types_are_known():
                                                   whole=["t__customer_number", "t__account_id", "t__age",
                                                          "t__balance_cents"])}
     assert found == {"t__customer_number", "t__account_id", "t__member_code_id"}
+
+
+def test_the_cli_shows_each_notice(capsys):
+    from gristmill.cli.stages import show_train
+    from gristmill.training.leaks import Notice
+
+    notices = [Notice("identifier", "t__customer_number", "rises with time").as_dict(),
+               Notice("leak", "t__outcome_code", "roc_auc >= 0.97 from this one column", 0.999).as_dict()]
+    show_train({"model_name": "m", "version": "1", "alias": "champion", "task": "binary", "metric": "roc_auc",
+                "holdout_score": 0.9, "n_trials": 1, "seconds": 1.0, "feature_notices": notices,
+                "labels_left_out": {"pending": 3, "no_key": 0, "no_timestamp": 1}})
+    err = " ".join(capsys.readouterr().err.split())
+    assert "kept out identifier-like column t__customer_number: rises with time" in err
+    assert "training.keep_identifiers: [customer_number] keeps it" in err
+    assert "likely leak: t__outcome_code alone scores 0.9990 on the holdout" in err
+    assert "3 labels have no target yet (pending): left out of training" in err
+    assert "labels left out: 1 no timestamp" in err
