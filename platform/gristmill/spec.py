@@ -127,6 +127,12 @@ class TrainingSpec(_Strict):
     text_columns: list[Identifier] | None = Field(
         None, description="Free-text feature columns (names as in the table, e.g. 'review'); "
         "omitted: detected (long, mostly distinct strings); []: none.")
+    keep_identifiers: list[Identifier] = Field(
+        [], description="Identifier-like feature columns to train on anyway (names as in the table, "
+        "e.g. 'customer_number'). By default a column that is (nearly) unique per entity, holds whole "
+        "numbers or codes and is named like an id ('*_id', '*_number', '*_no') or rises with time is "
+        "kept out of training with a notice: such a column identifies rows instead of describing "
+        "them, and one that encodes time leaks it.")
     text_encoder: Literal["auto", "minilm", "tfidf", "none"] = Field(
         "auto", description="How text becomes numbers for every trainer: 'minilm' sentence embeddings "
         "(the 'transformer' extra), 'tfidf' (TF-IDF + SVD), 'none'; 'auto': minilm when installed, "

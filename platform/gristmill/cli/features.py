@@ -50,6 +50,25 @@ def dataset(project: str = PROJECT, as_json: bool = JSON) -> None:
         emit_json(made)
         return
     console.print(f"training set {made['id']}: {made['path']}")
+    _say_left_out(made["path"])
+
+
+def _say_left_out(path: str) -> None:
+    """The label rows the training set left out, from its description beside it (a local workspace)."""
+    import json
+    from pathlib import Path
+
+    from gristmill.cli.output import err
+
+    meta = Path(path).with_suffix(".json")
+    left_out = (json.loads(meta.read_text()).get("labels_left_out") or {}) if meta.is_file() else {}
+    if left_out.get("pending"):
+        err.print(f"[yellow]{left_out['pending']} labels have no target yet (pending): not in the "
+                  "training set[/]")
+    others = {k: n for k, n in left_out.items() if k != "pending" and n}
+    if others:
+        err.print("[yellow]labels left out: " + ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in others.items())
+                  + "[/]")
 
 
 @app.command()

@@ -178,6 +178,18 @@ def show_train(result: dict) -> None:
             f"{result['holdout_score']:.4f}", result["n_trials"], result["seconds"]]])
     if result.get("promotion"):
         err.print(f"[dim]promotion gate: {result['promotion']['reason']}[/]")
+    from rich.markup import escape
+
+    for notice in result.get("feature_notices") or []:  # (escaped: `[customer_number]` is not markup)
+        err.print(f"[yellow]{escape(notice['message'])}[/]", highlight=False)
+    left_out = result.get("labels_left_out") or {}
+    if left_out.get("pending"):
+        err.print(f"[yellow]{left_out['pending']} labels have no target yet (pending): left out of "
+                  "training[/]")
+    others = {k: n for k, n in left_out.items() if k != "pending" and n}
+    if others:
+        err.print("[yellow]labels left out: " + ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in others.items())
+                  + "[/]")
 
 
 def predict(

@@ -29,7 +29,12 @@ def service_name(project: str) -> str:
 
 
 def feature_name(table: str, column: str) -> str:
-    return f"{table}__{column}"
+    """``<table>__<column>``, the table named once: a column that already carries the table's prefix
+    (a table built from an exported training set, ``turnaround__collect_h``) keeps it, not doubled."""
+    prefix = f"{table}__"
+    while column[:len(prefix)].lower() == prefix.lower() and len(column) > len(prefix):
+        column = column[len(prefix):]
+    return prefix + column
 
 
 def snake(value: str) -> str:

@@ -42,11 +42,44 @@ def feast_apply(ws: Workspace) -> str:
     return proc.stdout
 
 
+def _release_offline_store() -> None:
+    """Close the DuckDB connection Feast's offline store leaves behind, before the interpreter ends.
+
+    Feast's DuckDB offline store reads Parquet through ``ibis.read_parquet``, which opens ibis's
+    process-wide default backend (``ibis.options.default_backend``, one DuckDB connection) and keeps
+    it in that global. Alive at shutdown, it made DuckDB 2.0's nanobind module print ~40 lines of
+    "nanobind: leaked instances ... reference counting" after every command that built a training
+    set or materialized. Run at exit, not after each call: a server's concurrent requests share it.
+    """
+    ibis = sys.modules.get("ibis")
+    backend = getattr(getattr(ibis, "options", None), "default_backend", None)
+    if backend is None:
+        return
+    try:
+        backend.disconnect()
+    except Exception:  # already closed, or a backend without a connection: nothing to release
+        pass
+    ibis.options.default_backend = None
+    import gc
+
+    gc.collect()
+
+
+_release_registered = False
+
+
 def open_store(ws: Workspace):
     """A FeatureStore over the workspace's feature repo."""
+    import atexit
+
     from feast import FeatureStore
 
     from gristmill.features.repo import write_repo
+
+    global _release_registered
+    if not _release_registered:  # the last-registered atexit handler runs first: before feast's own
+        atexit.register(_release_offline_store)
+        _release_registered = True
 
     write_repo(ws.ensure())  # feature_store.yaml in step with the workspace configuration
     return FeatureStore(repo_path=str(ws.feature_repo))
@@ -84,7 +117,9 @@ def build_training_set(ws: Workspace, project: str) -> tuple[str, Path]:
     path.with_suffix(".tmp").replace(path)
     meta = {"id": dataset_id, "rows": len(frame), "feature_service": service_name(project),
             "service_version": version, "key": manifest.key, "target": manifest.target,
-            "features": [c for c in frame.columns if c not in (manifest.key, TIMESTAMP, manifest.target)]}
+            "features": [c for c in frame.columns if c not in (manifest.key, TIMESTAMP, manifest.target)],
+            "labels_left_out": manifest.labels_left_out,
+            "feature_types": {f.name: f.dtype for t in manifest.tables for f in t.features}}
     (out / f"{dataset_id}.json").write_text(json.dumps(meta, indent=2))
     return dataset_id, path
 
@@ -110,23 +145,132 @@ def latest_training_set(ws: Workspace, project: str) -> tuple[str, Path]:
     return found[-1].stem, found[-1]
 
 
-def materialize(ws: Workspace, project: str, end: datetime | None = None) -> dict:
-    """Load the latest feature values up to ``end`` (default now) into the online store.
+ONLINE_READ_CHUNK = 5_000  # entity keys per online-store read while checking what it holds
+#: unchanged entities read back first to see whether the online store still holds them; any missing
+#: one makes the check read them all (a wiped store is always seen, a partly lost one of 1% with
+#: probability 1 - 0.99**2000)
+ONLINE_SAMPLE = 2_000
+#: above this share of entities to write, Feast's own full materialize of the view is used: the
+#: same rows (each entity's latest up to the end), written about twice as fast as
+#: write_to_online_store (20,000 entities x 10 features into SQLite: 12 s against 27 s)
+FULL_SHARE = 0.5
 
-    The first run covers all history; later runs continue from where the last one ended.
+
+def materialize(ws: Workspace, project: str, end: datetime | None = None) -> dict:
+    """Make the online store hold, for every entity, its offline-latest row up to ``end`` (default now).
+
+    Feast's incremental materialize reads only rows stamped after the previous run's end, so a row
+    ingested later with an older timestamp (late data, a correction) never reached the online store,
+    and an emptied online store stayed empty. Here each run computes every view's latest row per
+    entity from its feature table (DuckDB, over the whole history), and writes an entity when
+
+    - its latest row differs from the one written last time (a digest of the row, kept in
+      ``_features/_online/<view>.parquet``): new entities, late or corrected rows, windows that moved;
+    - or the online store does not hold it (read back by key: a wiped or partly lost store).
+
+    Unchanged entities the store holds are not written again, so a rerun costs one DuckDB pass and
+    a keyed read of a sample (:data:`ONLINE_SAMPLE`; all of them once one is missing), not a full
+    load. When most entities must be written (the first run, a wiped store), Feast's own
+    materialize of the view over all history writes them.
     """
+    import time
+
     manifest = load_manifest(ws, project)
     store = open_store(ws)
     end = end or datetime.now(timezone.utc)
-    views = [view_name(t.owner or project, t.table) for t in manifest.tables]
-    state_path = ws.lake(project) / "_features" / "_materialized.json"
-    start = datetime(1970, 1, 1, tzinfo=timezone.utc)
-    if state_path.is_file():
-        start = datetime.fromisoformat(json.loads(state_path.read_text())["end"])
-    store.materialize(start_date=start, end_date=end, feature_views=views)
-    state = {"start": start.isoformat(), "end": end.isoformat(), "views": views}
-    state_path.write_text(json.dumps(state))
+    started = time.monotonic()
+    state_dir = ws.lake(project) / "_features" / "_online"
+    state_dir.mkdir(parents=True, exist_ok=True)
+    views, written, entities = [], {}, {}
+    for table in manifest.tables:
+        view = view_name(table.owner or project, table.table)
+        views.append(view)
+        entities[view], written[view] = _materialize_view(store, view, table, manifest.key, end,
+                                                          state_dir / f"{view}.parquet")
+    state = {"start": datetime(1970, 1, 1, tzinfo=timezone.utc).isoformat(), "end": end.isoformat(),
+             "views": views, "entities": entities, "written": written,
+             "seconds": round(time.monotonic() - started, 2)}
+    (ws.lake(project) / "_features" / "_materialized.json").write_text(json.dumps(state))
     return state
+
+
+def _latest_rows(table, key: str, end: datetime):
+    """Each entity's latest row stamped at or before ``end`` (a later-written row breaks a tie), with
+    a digest of the row."""
+    import pandas as pd
+
+    import duckdb
+
+    from gristmill.features.naming import CREATED
+    from gristmill.sql import ident, literal
+
+    names = [f.name for f in table.features]
+    order = f"{TIMESTAMP} DESC" + (f", {CREATED} DESC" if table.created else "")
+    cols = ", ".join(ident(c) for c in [key, TIMESTAMP, *([CREATED] if table.created else []), *names])
+    digest = "md5(CAST(struct_pack(" + ", ".join(f"{ident(c)} := {ident(c)}" for c in [TIMESTAMP, *names]) \
+        + ") AS VARCHAR))"
+    con = duckdb.connect()
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        frame = con.execute(
+            f"SELECT {cols}, {digest} AS __digest FROM read_parquet({literal(table.path)}) "
+            f"WHERE {TIMESTAMP} <= ? AND {ident(key)} IS NOT NULL "
+            f"QUALIFY row_number() OVER (PARTITION BY {ident(key)} ORDER BY {order}) = 1",
+            [end]).df()
+    finally:
+        con.close()
+    for col in (TIMESTAMP, CREATED):
+        if col in frame:
+            frame[col] = pd.to_datetime(frame[col], utc=True)
+    return frame
+
+
+def _held_online(store, view: str, key: str, ids) -> set:
+    """The entity ids of ``ids`` the online store holds a row of ``view`` for."""
+    from feast.protos.feast.types.EntityKey_pb2 import EntityKey
+    from feast.protos.feast.types.Value_pb2 import Value
+
+    fv = store.get_feature_view(view)
+    provider = store._get_provider()
+    held = set()
+    ids = list(ids)
+    for i in range(0, len(ids), ONLINE_READ_CHUNK):
+        chunk = ids[i:i + ONLINE_READ_CHUNK]
+        keys = [EntityKey(join_keys=[key], entity_values=[Value(string_val=str(v))]) for v in chunk]
+        for entity, (ts, _) in zip(chunk, provider.online_read(store.config, fv, keys)):
+            if ts is not None:
+                held.add(entity)
+    return held
+
+
+def _materialize_view(store, view: str, table, key: str, end: datetime, state_path: Path) -> tuple[int, int]:
+    """Write the entities of ``view`` whose latest row changed or the store lacks; (entities, written)."""
+    import pandas as pd
+
+    latest = _latest_rows(table, key, end)
+    before = pd.read_parquet(state_path) if state_path.is_file() else pd.DataFrame({key: [], "__digest": []})
+    known = dict(zip(before[key].astype(str), before["__digest"]))
+    ids = latest[key].astype(str)
+    same = ids.map(known).eq(latest["__digest"]).to_numpy()
+    unchanged = sorted(set(ids[same]))
+    missing: set = set()
+    if unchanged:
+        import random
+
+        sample = random.Random(0).sample(unchanged, min(ONLINE_SAMPLE, len(unchanged)))
+        missing = set(sample) - _held_online(store, view, key, sample)
+        if missing and len(sample) < len(unchanged):
+            missing = set(unchanged) - _held_online(store, view, key, unchanged)
+    todo = latest[~same | ids.isin(missing).to_numpy()]
+    if len(todo) > FULL_SHARE * len(latest):
+        store.materialize(start_date=datetime(1970, 1, 1, tzinfo=timezone.utc), end_date=end,
+                          feature_views=[view])
+    elif len(todo):
+        store.write_to_online_store(view, todo.drop(columns=["__digest"]).reset_index(drop=True))
+    tmp = state_path.with_suffix(".tmp")
+    latest[[key, "__digest"]].to_parquet(tmp, index=False)
+    tmp.replace(state_path)
+    return len(latest), len(todo)
 
 
 def feature_views(ws: Workspace) -> list[dict]:

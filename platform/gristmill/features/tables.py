@@ -62,6 +62,9 @@ class Manifest:
     tables: list[FeatureTable]
     labels_path: str
     target: str
+    #: label rows left out of every training set, by reason: ``pending`` (no target yet: empty,
+    #: blank or NaN), ``no_key``, ``no_timestamp``; each row is counted once, first reason first
+    labels_left_out: dict[str, int] = field(default_factory=dict)
 
     def save(self, path: Path) -> None:
         path.write_text(json.dumps(asdict(self), indent=2))
@@ -245,6 +248,7 @@ def build_feature_tables(ws: Workspace, spec: ProjectSpec) -> Manifest:
                          f"WHERE {ident(key)} IS NOT NULL")
             if not feats:
                 raise DataError(f"{where}: table {fspec.table!r} has no usable feature columns")
+            _unique_names(feats, where, fspec.table)
             path = out_dir / f"{fspec.table}.parquet"
             _copy(con, query, path)
             events = fspec.kind == "events"
@@ -259,10 +263,18 @@ def build_feature_tables(ws: Workspace, spec: ProjectSpec) -> Manifest:
         _require(label.timestamp, columns, "label.timestamp", label.table)
         time_sql = _time_expr(label.timestamp, columns[label.timestamp], "label.timestamp")
         labels_path = out_dir / "_labels.parquet"
-        _copy(con, f"SELECT CAST({ident(spec.label_key())} AS VARCHAR) AS {ident(entity_key)}, "
-                   f"{time_sql} AS {TIMESTAMP}, {ident(label.target)} AS {ident(label.target)} "
-                   f"FROM {qualified(project, label.table)} WHERE {ident(label.target)} IS NOT NULL "
-                   f"AND {ident(label.timestamp)} IS NOT NULL AND {ident(spec.label_key())} IS NOT NULL",
+        target_sql, key_sql, ts_sql = ident(label.target), ident(spec.label_key()), ident(label.timestamp)
+        pending = f"({target_sql} IS NULL OR lower(trim(CAST({target_sql} AS VARCHAR))) IN ('', 'nan'))"
+        left_out = con.execute(
+            f"SELECT COUNT(*) FILTER (WHERE {pending}), "
+            f"COUNT(*) FILTER (WHERE NOT {pending} AND {key_sql} IS NULL), "
+            f"COUNT(*) FILTER (WHERE NOT {pending} AND {key_sql} IS NOT NULL AND {ts_sql} IS NULL) "
+            f"FROM {qualified(project, label.table)}").fetchone()
+        labels_left_out = {k: int(n) for k, n in zip(("pending", "no_key", "no_timestamp"), left_out)}
+        _copy(con, f"SELECT CAST({key_sql} AS VARCHAR) AS {ident(entity_key)}, "
+                   f"{time_sql} AS {TIMESTAMP}, {target_sql} AS {target_sql} "
+                   f"FROM {qualified(project, label.table)} WHERE NOT {pending} "
+                   f"AND {ts_sql} IS NOT NULL AND {key_sql} IS NOT NULL",
               labels_path)
         n_labels = con.execute(f"SELECT COUNT(*) FROM read_parquet({literal(labels_path)})").fetchone()[0]
         if n_labels == 0:
@@ -270,9 +282,20 @@ def build_feature_tables(ws: Workspace, spec: ProjectSpec) -> Manifest:
                             f"{label.timestamp!r} and {label.target!r}")
     finally:
         con.close()
-    manifest = Manifest(project, spec.entity.name, entity_key, tables, str(labels_path), label.target)
+    manifest = Manifest(project, spec.entity.name, entity_key, tables, str(labels_path), label.target,
+                        labels_left_out)
     manifest.save(manifest_path(ws, project))
     return manifest
+
+
+def _unique_names(feats: list[FeatureColumn], where: str, table: str) -> None:
+    """Two columns may not become one feature (``x`` and ``<table>__x`` both name ``<table>__x``)."""
+    seen: set[str] = set()
+    doubled = sorted({f.name for f in feats if f.name in seen or seen.add(f.name)})
+    if doubled:
+        raise DataError(f"{where}: columns of table {table!r} give the same feature names "
+                        f"({', '.join(doubled)}): a column named '{table}__<name>' and one named "
+                        "'<name>' both become that feature; rename one or list `columns:`")
 
 
 def _reused(ws: Workspace, spec: ProjectSpec, fspec: FeatureTableSpec, where: str) -> FeatureTable:

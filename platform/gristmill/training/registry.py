@@ -12,6 +12,9 @@ The gate then decides which alias it gets:
   holdout) stands in; a champion refitted on rows that may include this holdout is rescored, and
   the reason says the comparison can favour it.
 
+A version never holds both aliases: whatever gives it ``champion`` (the gate, ``promote``,
+``rollback``) takes its ``challenger`` away, and ``challenge`` refuses the champion.
+
 MLflow keeps no history of which version held an alias when (mlflow#2169), so every alias move,
 automatic or by hand, is appended to ``<workspace>/registry/<project>/promotions.jsonl``: when,
 who, the action, from which version to which, the scores and the reason. ``rollback`` reads it to
@@ -80,6 +83,16 @@ def _client(ws: Workspace):
     return MlflowClient()
 
 
+def _give_champion(client, project: str, version: str) -> bool:
+    """``champion`` to ``version``; a version never holds both aliases, so its ``challenger`` goes
+    (True when it did)."""
+    client.set_registered_model_alias(project, CHAMPION, version)
+    if alias_version(client, project, CHALLENGER) == version:
+        client.delete_registered_model_alias(project, CHALLENGER)
+        return True
+    return False
+
+
 def alias_version(client, project: str, alias: str) -> str | None:
     from mlflow.exceptions import MlflowException
 
@@ -117,16 +130,21 @@ def tag_version(ws: Workspace, project: str, version: str, tags: dict[str, str])
 
 
 def decide(ws: Workspace, project: str, version: str, metric: str, greater_is_better: bool,
-           score: float, champion_score: float | None, margin: float, note: str = "") -> Decision:
-    """Apply the gate to a freshly registered ``version`` and record the move."""
+           score: float, champion_score: float | None, margin: float, note: str = "",
+           flags: list[str] | None = None) -> Decision:
+    """Apply the gate to a freshly registered ``version`` and record the move. ``flags`` (likely
+    leaks) do not change the alias; they join the reason, so whoever reads the decision sees them."""
     client = _client(ws)
     champion = alias_version(client, project, CHAMPION)
     challenger = alias_version(client, project, CHALLENGER)
     alias, reason = judge(champion is not None, metric, greater_is_better, score, champion_score, margin,
                           note)
-    client.set_registered_model_alias(project, alias, version)
-    if alias == CHAMPION and alias_version(client, project, CHALLENGER) == version:
-        client.delete_registered_model_alias(project, CHALLENGER)
+    if flags:
+        reason = "; ".join([reason, *flags])
+    if alias == CHAMPION:
+        _give_champion(client, project, version)
+    else:
+        client.set_registered_model_alias(project, alias, version)
     client.set_model_version_tag(project, version, f"holdout_{metric}", repr(float(score)))
     decision = Decision(alias, version, champion, score, champion_score, metric, margin, reason)
     _append(ws, project, {"action": "train", "alias": alias,
@@ -147,9 +165,7 @@ def promote(ws: Workspace, project: str, version: str | None = None) -> dict:
     before = alias_version(client, project, CHAMPION)
     if before == target:
         raise GristmillError(f"version {target} of {project!r} is already the champion")
-    client.set_registered_model_alias(project, CHAMPION, target)
-    if alias_version(client, project, CHALLENGER) == target:
-        client.delete_registered_model_alias(project, CHALLENGER)
+    _give_champion(client, project, target)
     return _append(ws, project, {"action": "promote", "alias": CHAMPION, "from_version": before,
                                  "to_version": target, "reason": "promoted by hand"})
 
@@ -180,9 +196,10 @@ def rollback(ws: Workspace, project: str, to: str | None = None) -> dict:
     _require_version(client, project, target)
     if target == current:
         raise GristmillError(f"version {target} of {project!r} is already the champion")
-    client.set_registered_model_alias(project, CHAMPION, target)
+    dropped = _give_champion(client, project, target)
+    reason = "rolled back by hand" + ("; it was the challenger: no challenger now" if dropped else "")
     return _append(ws, project, {"action": "rollback", "alias": CHAMPION, "from_version": current,
-                                 "to_version": target, "reason": "rolled back by hand"})
+                                 "to_version": target, "reason": reason})
 
 
 def _previous_champion(moves: list[dict], current: str | None) -> str | None:

@@ -24,6 +24,7 @@ from gristmill.errors import DataError
 from gristmill.features.naming import TIMESTAMP
 from gristmill.spec import ProjectSpec
 from gristmill.training import registry
+from gristmill.training.leaks import identifier_columns, likely_leaks
 from gristmill.training.model import TabularModel, pyfunc_class
 from gristmill.training.task import class_order, detect_task, get_metric
 from gristmill.training.text import cache_at
@@ -52,6 +53,10 @@ class TrainResult:
     alias: str = CHAMPION
     promotion: dict | None = None
     ensemble: list | None = None
+    #: label rows not trained on, by reason (``pending``: no target yet; ``no_key``, ``no_timestamp``)
+    labels_left_out: dict | None = None
+    #: notices about the features: identifier-like columns kept out, single features that look leaked
+    feature_notices: list | None = None
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -198,12 +203,24 @@ def train(ws: Workspace, spec: ProjectSpec, dataset_id: str, dataset_path: Path,
     budget = budget_seconds or cfg.budget_seconds
     key, target = spec.entity.key, spec.label.target
     frame = pd.read_parquet(dataset_path)
-    frame = frame[frame[target].notna()].reset_index(drop=True)
+    left_out = _labels_left_out(dataset_path, frame, target)
+    frame = frame[~_pending(frame[target])].reset_index(drop=True)
+    if left_out["pending"]:
+        log.info("%d labels have no target yet (pending) and are left out of training", left_out["pending"])
     features = [c for c in frame.columns if c not in (key, TIMESTAMP, target)]
     if len(frame) < 20:
         raise DataError(f"the training set {dataset_id!r} has {len(frame)} labelled rows; need at least 20")
     if not features:
         raise DataError("the training set has no feature columns: check `features:` in the spec")
+    types = _dataset_meta(dataset_path).get("feature_types")  # dates reach here as whole-day floats
+    whole = [c for c, t in types.items() if t == "Int64"] if types else None
+    identifiers = identifier_columns(frame, features, key, TIMESTAMP, cfg.keep_identifiers, whole)
+    features = [c for c in features if c not in {n.column for n in identifiers}]
+    for notice in identifiers:
+        log.info("%s", notice.line())
+    if not features:
+        raise DataError("every feature column is identifier-like: name the ones to train on in "
+                        "training.keep_identifiers")
     task = detect_task(frame[target], cfg.task)
     metric = get_metric(cfg.metric, task)
     classes = class_order(frame[target]) if task != "regression" else []
@@ -231,6 +248,11 @@ def train(ws: Workspace, spec: ProjectSpec, dataset_id: str, dataset_path: Path,
     y = encode_target(train_df[target])
     y_holdout = encode_target(holdout_df[target])
     weight = _weights(y, task, cfg.class_weight)
+    leaks = likely_leaks(train_df, holdout_df, [c for c in features if c not in text_columns], numeric,
+                         y, y_holdout, task)
+    for notice in leaks:
+        log.info("%s", notice.line())  # shown by the CLI from the result: not twice
+    notices = [n.as_dict() for n in identifiers + leaks]
     folds = cfg.folds or default_folds()
     splits = make_splits("stratified" if strategy == "shuffle" else strategy, task, y, train_df[key],
                          train_df[TIMESTAMP], folds, cfg.seed)
@@ -254,7 +276,13 @@ def train(ws: Workspace, spec: ProjectSpec, dataset_id: str, dataset_path: Path,
                          "trainers": ",".join(cfg.trainers), "cv": strategy})
         mlflow.log_params({"budget_seconds": budget, "metric": metric.name, "rows": len(frame),
                            "features": len(features), "holdout_fraction": cfg.holdout_fraction,
-                           "folds": folds, "class_weight": cfg.class_weight})
+                           "folds": folds, "class_weight": cfg.class_weight,
+                           **{f"labels_left_out_{k}": v for k, v in left_out.items()}})
+        mlflow.log_metric("labels_pending", left_out["pending"])
+        if identifiers:
+            mlflow.set_tag("identifier_columns_kept_out", ",".join(n.column for n in identifiers))
+        if leaks:
+            mlflow.set_tag("likely_leaks", ", ".join(f"{n.column} {n.score:.4f}" for n in leaks))
         if text_columns:
             mlflow.log_params({"text_columns": ",".join(text_columns),
                                "text_encoder": ",".join(sorted({e.kind for e in encoders.values()})) or "none"})
@@ -322,7 +350,8 @@ def train(ws: Workspace, spec: ProjectSpec, dataset_id: str, dataset_path: Path,
         champion_score, note = _champion_score(spec.project, model, metric, holdout_df, y_holdout, rows)
         registry.tag_version(ws, spec.project, version, {"fingerprint_holdout": rows, "refit": cfg.refit})
         decision = registry.decide(ws, spec.project, version, metric.name, metric.greater_is_better,
-                                   holdout, champion_score, cfg.promotion_margin, note)
+                                   holdout, champion_score, cfg.promotion_margin, note,
+                                   flags=[n.line() for n in leaks])
         mlflow.set_tags({"alias": decision.alias, "promotion": decision.reason})
         mlflow.log_metric("seconds_register", time.monotonic() - registered_started)
         best = found[0]
@@ -330,8 +359,33 @@ def train(ws: Workspace, spec: ProjectSpec, dataset_id: str, dataset_path: Path,
                              dataset_id, task, metric.name, holdout, len(found),
                              {"trainer": best.trainer, **best.params},
                              round(time.monotonic() - started, 1), decision.alias, decision.as_dict(),
-                             [{"trainer": m.trainer, "weight": round(m.weight, 4)} for m in members])
+                             [{"trainer": m.trainer, "weight": round(m.weight, 4)} for m in members],
+                             left_out, notices)
     return result
+
+
+def _pending(series):
+    """Rows whose target is not known yet: missing, NaN, or blank text."""
+    blank = series.astype("string").str.strip().str.lower().isin(["", "nan"]).fillna(False)
+    return (series.isna() | blank).to_numpy(dtype=bool)
+
+
+def _dataset_meta(dataset_path: Path) -> dict:
+    """The training set's description written beside it (``.json``), or {}."""
+    import json
+
+    meta = Path(dataset_path).with_suffix(".json")
+    return json.loads(meta.read_text()) if meta.is_file() else {}
+
+
+def _labels_left_out(dataset_path: Path, frame, target: str) -> dict[str, int]:
+    """Label rows this training cannot use, by reason: those the training set's build left out (its
+    ``.json`` beside it) plus rows of the set itself whose target is pending."""
+    found = {"pending": 0, "no_key": 0, "no_timestamp": 0}
+    for reason, n in (_dataset_meta(dataset_path).get("labels_left_out") or {}).items():
+        found[reason] = found.get(reason, 0) + int(n)
+    found["pending"] += int(_pending(frame[target]).sum())
+    return found
 
 
 def _leaderboard(study, weights: dict[int, float], metric: str):

@@ -137,3 +137,17 @@ def test_challenge_gives_the_challenger_alias_by_hand(gate):
     listed = json.loads(gristmill("models", "list", "gate", "--json").stdout)["versions"]
     assert {v["version"]: v["aliases"] for v in listed} == {"2": ["challenger"], "1": ["champion"]}
     assert registry.history(gate[0], "gate")[-1]["action"] == "challenge"
+
+
+def test_a_rollback_to_the_challenger_leaves_it_one_alias(gate):
+    """Issue 16: after a rollback the old version held both aliases and `promote` then failed with
+    "already the champion". State here: v1 champion, v2 challenger (the test above)."""
+    assert gristmill("models", "promote", "gate").returncode == 0            # v2 champion
+    assert gristmill("models", "challenge", "gate", "--version", "1").returncode == 0  # v1 challenger
+    back = gristmill("models", "rollback", "gate", "--json")                 # champion back to v1
+    assert back.returncode == 0, back.stderr
+    listed = json.loads(gristmill("models", "list", "gate", "--json").stdout)["versions"]
+    assert {v["version"]: v["aliases"] for v in listed} == {"2": [], "1": ["champion"]}
+    assert "no challenger now" in json.loads(back.stdout)["reason"]
+    again = gristmill("models", "promote", "gate", "--version", "2")
+    assert again.returncode == 0, again.stderr
