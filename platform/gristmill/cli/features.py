@@ -50,18 +50,13 @@ def dataset(project: str = PROJECT, as_json: bool = JSON) -> None:
         emit_json(made)
         return
     console.print(f"training set {made['id']}: {made['path']}")
-    _say_left_out(made["path"])
+    _say_left_out(made.get("labels_left_out") or {})
 
 
-def _say_left_out(path: str) -> None:
-    """The label rows the training set left out, from its description beside it (a local workspace)."""
-    import json
-    from pathlib import Path
-
+def _say_left_out(left_out: dict) -> None:
+    """The label rows the training set left out (pending targets, rows without key or time)."""
     from gristmill.cli.output import err
 
-    meta = Path(path).with_suffix(".json")
-    left_out = (json.loads(meta.read_text()).get("labels_left_out") or {}) if meta.is_file() else {}
     if left_out.get("pending"):
         err.print(f"[yellow]{left_out['pending']} labels have no target yet (pending): not in the "
                   "training set[/]")
@@ -78,7 +73,10 @@ def materialize(project: str = PROJECT, as_json: bool = JSON) -> None:
     if as_json:
         emit_json(state)
         return
-    console.print(f"materialized {len(state['views'])} views from {state['start']} to {state['end']}")
+    wrote = sum((state.get("written") or {}).values())
+    held = sum((state.get("entities") or {}).values())
+    console.print(f"materialized {len(state['views'])} views as of {state['end']}: {wrote} entity rows "
+                  f"written, {held} held online, in {state.get('seconds', 0)} s")
 
 
 @app.command("list")

@@ -48,8 +48,12 @@ def dataset(ctx: Context, project: str) -> dict:
     tables = [spec.label.table, *(f.table for f in spec.features if not getattr(f, "project", None))]
     edges = [(f"table:{t}@{v}", f"dataset:{dataset_id}") for t, v in _table_versions(ctx, project, tables).items()]
     lineage.record(ctx.md, project, edges, ctx.actor)
-    ctx.note(before=None, after={"training_set_id": dataset_id})
-    return {"id": dataset_id, "path": str(path)}
+    import json
+
+    meta = path.with_suffix(".json")
+    left_out = (json.loads(meta.read_text()).get("labels_left_out") or {}) if meta.is_file() else {}
+    ctx.note(before=None, after={"training_set_id": dataset_id, "labels_left_out": left_out})
+    return {"id": dataset_id, "path": str(path), "labels_left_out": left_out}
 
 
 @operation("features.materialize", "POST", "/projects/{project}/features/materialize", Action.features,
