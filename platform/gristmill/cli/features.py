@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from gristmill.cli.output import console, emit_json, table
+from gristmill.cli.output import console, emit_json, say_left_out, table
 
 app = typer.Typer(help="Feast features: apply, dataset, materialize, list.", no_args_is_help=True)
 JSON = typer.Option(False, "--json", help="Print one JSON object.")
@@ -50,20 +50,7 @@ def dataset(project: str = PROJECT, as_json: bool = JSON) -> None:
         emit_json(made)
         return
     console.print(f"training set {made['id']}: {made['path']}")
-    _say_left_out(made.get("labels_left_out") or {})
-
-
-def _say_left_out(left_out: dict) -> None:
-    """The label rows the training set left out (pending targets, rows without key or time)."""
-    from gristmill.cli.output import err
-
-    if left_out.get("pending"):
-        err.print(f"[yellow]{left_out['pending']} labels have no target yet (pending): not in the "
-                  "training set[/]")
-    others = {k: n for k, n in left_out.items() if k != "pending" and n}
-    if others:
-        err.print("[yellow]labels left out: " + ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in others.items())
-                  + "[/]")
+    say_left_out(made.get("labels_left_out") or {}, "not in the training set")
 
 
 @app.command()

@@ -38,3 +38,13 @@ def table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
 
 def step(message: str) -> None:
     err.print(f"[bold cyan]>[/] {message}")
+
+
+def say_left_out(left_out: dict, fate: str) -> None:
+    """The label rows left out (pending targets, rows without key or time) and their ``fate``."""
+    if left_out.get("pending"):
+        err.print(f"[yellow]{left_out['pending']} labels have no target yet (pending): {fate}[/]")
+    others = {k: n for k, n in left_out.items() if k != "pending" and n}
+    if others:
+        err.print("[yellow]labels left out: " + ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in others.items())
+                  + "[/]")

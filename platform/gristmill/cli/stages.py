@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from gristmill.cli.output import console, emit_json, err, step, table
+from gristmill.cli.output import console, emit_json, err, say_left_out, step, table
 from gristmill.errors import GristmillError
 
 JSON = typer.Option(False, "--json", help="Print one JSON object instead of tables.")
@@ -182,14 +182,7 @@ def show_train(result: dict) -> None:
 
     for notice in result.get("feature_notices") or []:  # (escaped: `[customer_number]` is not markup)
         err.print(f"[yellow]{escape(notice['message'])}[/]", highlight=False)
-    left_out = result.get("labels_left_out") or {}
-    if left_out.get("pending"):
-        err.print(f"[yellow]{left_out['pending']} labels have no target yet (pending): left out of "
-                  "training[/]")
-    others = {k: n for k, n in left_out.items() if k != "pending" and n}
-    if others:
-        err.print("[yellow]labels left out: " + ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in others.items())
-                  + "[/]")
+    say_left_out(result.get("labels_left_out") or {}, "left out of training")
 
 
 def predict(
