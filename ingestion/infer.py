@@ -30,6 +30,9 @@ from gristmill.sql import ident, literal
 
 MIN_SHARE = 0.98
 SAMPLE = 2000
+# Expressions over at most this many columns go in one statement; wider tables are worked through
+# in batches (DuckDB's time and memory for one statement grow faster than its width).
+BATCH = 100
 NULL_TOKENS = ("", "na", "n/a", "nan", "null", "none", "nil", "-", "--", "?", "#n/a", "(null)",
                "missing", "n.a.", "k.a.", "#null!", "#value!")
 TRUE_WORDS = ("true", "yes", "y", "t", "ja", "j", "oui", "si", "on", "wahr")
@@ -228,8 +231,28 @@ def prepare(con, relation: str, target: str, columns: list[str]) -> None:
     column beside it (``__v<i>``): cleaning once is cheaper than in every later scan."""
     types = {r[0]: r[1] for r in con.execute(f"DESCRIBE {ident(relation)}").fetchall()}
     extra = [f"{cleaned(c)} AS {value_alias(i)}" for i, c in enumerate(columns) if types[c] == "VARCHAR"]
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {ident(target)} AS "
-                f"SELECT *{', ' if extra else ''}{', '.join(extra)} FROM {ident(relation)}")
+    if len(extra) <= BATCH:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {ident(target)} AS "
+                    f"SELECT *{', ' if extra else ''}{', '.join(extra)} FROM {ident(relation)}")
+        return
+    # wide: the cleaned values BATCH columns at a time, each batch a table in the relation's
+    # order, put beside it by position (one statement over every column grows super-linearly)
+    pieces = [f"{target}_{n}" for n in range(0, len(extra), BATCH)]
+    try:
+        for n, piece in zip(range(0, len(extra), BATCH), pieces):
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {ident(piece)} AS "
+                        f"SELECT {', '.join(extra[n:n + BATCH])} FROM {ident(relation)}")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {ident(target)} AS SELECT * FROM {ident(relation)} "
+                    + " ".join(f"POSITIONAL JOIN {ident(p)}" for p in pieces))
+    finally:
+        for piece in pieces:
+            con.execute(f"DROP TABLE IF EXISTS {ident(piece)}")
+
+
+def batches(items: list, size: int | None = None) -> list[list]:
+    """``items`` in runs of at most ``size`` (:data:`BATCH`): statements of bounded width."""
+    size = size or BATCH
+    return [items[n:n + size] for n in range(0, len(items), size)]
 
 
 def settled_plans(types: dict[str, str], columns: list[str], decided: dict[str, str]) -> dict[str, Plan]:
@@ -318,7 +341,9 @@ def plan_columns(con, table: str, columns: list[str], european: bool,
             elif cand.kind == "timestamp":
                 selects.append(f"count(*) FILTER (WHERE CAST(CAST({cand.expr(v)} AS TIMESTAMP) AS TIME) "
                                "<> TIME '00:00:00')")
-    row = con.execute(f"SELECT {', '.join(selects)} FROM {source}").fetchall()[0]
+    row = ()
+    for batch in batches(selects, 4 * BATCH):
+        row += con.execute(f"SELECT {', '.join(batch)} FROM {source}").fetchall()[0]
     pos = 0
     for col, found in counted.items():
         nonnull = row[pos]

@@ -195,14 +195,14 @@ def _typed_load(con, path: Path, table: str, names: list[str], delim: str, skip:
                 display: str, prefix: str) -> tuple[int, list[Reject], dict[str, str]] | None:
     """Read the file once with types decided on its first records; None when it must be read as
     text (a column needs Gristmill's own parsing, or a later value fails its type)."""
-    from ingestion.infer import plan_columns, prepare
+    from ingestion.infer import batches, plan_columns, prepare
 
     sample, clean = f"{prefix}_sample", f"{prefix}_sample_clean"
     con.execute(f"CREATE TEMP TABLE {ident(sample)} AS SELECT * FROM "
                 f"{_read_sql(path, names, {}, delim, skip, header, prefix + '_s')} LIMIT {SAMPLE_RECORDS}")
     prepare(con, sample, clean, names)
     plans = plan_columns(con, clean, names, delim == ";")
-    types = {}
+    types, checks = {}, []
     for index, col in enumerate(names):
         plan = plans[col]
         native = plan.dtype if plan.kind != "text" else "VARCHAR"
@@ -218,10 +218,12 @@ def _typed_load(con, path: Path, table: str, names: list[str], delim: str, skip:
             odd = "false"
         else:
             odd = "false" if plan.interpretation.startswith("ISO 8601") else "true"
-        if con.execute(f"SELECT count(*) FROM {ident(clean)} WHERE {value} IS NOT NULL AND ({odd})"
-                       ).fetchall()[0][0]:
-            return _drop(con, sample, clean)  # a value DuckDB's cast would read otherwise
+        if odd != "false":
+            checks.append(f"count(*) FILTER (WHERE {value} IS NOT NULL AND ({odd}))")
         types[col] = native
+    for batch in batches(checks):  # a value DuckDB's cast would read otherwise: read as text
+        if any(con.execute(f"SELECT {', '.join(batch)} FROM {ident(clean)}").fetchall()[0]):
+            return _drop(con, sample, clean)
     _drop(con, sample, clean)
     tag = f"{prefix}_t"
     con.execute(f"CREATE TABLE {ident(table)} AS SELECT * FROM "
