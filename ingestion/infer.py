@@ -302,6 +302,8 @@ def plan_columns(con, table: str, columns: list[str], european: bool,
     source = ident(table)
     plans: dict[str, Plan] = {}
     counted: dict[str, list[Candidate]] = {}
+    samples = _samples(con, source, {value_alias(i): c for i, c in enumerate(columns)
+                                     if types[c] == "VARCHAR" and forced.get(c) != "text"})
     for index, col in enumerate(columns):
         dtype = types[col]
         if dtype == '"NULL"':
@@ -316,8 +318,7 @@ def plan_columns(con, table: str, columns: list[str], european: bool,
         if forced.get(col) == "text":
             text.interpretation = "text (forced by the source's types)"
             continue
-        sample = [r[0] for r in con.execute(
-            f"SELECT {clean} FROM {source} WHERE {clean} IS NOT NULL LIMIT {SAMPLE}").fetchall()]
+        sample = samples[clean]
         found = candidates(col, sample, european)
         if col in forced:
             found = [c for c in found if c.kind in FORCED[forced[col]]] or _fallback(forced[col])
@@ -371,6 +372,27 @@ def plan_columns(con, table: str, columns: list[str], european: bool,
         if plans[col].kind != "text":
             plans[col].failed = nonnull - ok
     return plans
+
+
+def _samples(con, source: str, cleans: dict[str, str]) -> dict[str, list[str]]:
+    """The first :data:`SAMPLE` values (not NULL) of each cleaned column in ``cleans``.
+
+    Read :data:`BATCH` columns at a time from the first :data:`SAMPLE` rows (a query per column
+    costs time in proportion to the table's width: quadratic over a wide table); only a column
+    with missing values there, in a longer table, is read on its own further down."""
+    if not cleans:
+        return {}
+    total = con.execute(f"SELECT count(*) FROM {source}").fetchall()[0][0]
+    out: dict[str, list[str]] = {}
+    for batch in batches(list(cleans)):
+        rows = con.execute(f"SELECT {', '.join(batch)} FROM {source} LIMIT {SAMPLE}").fetchall()
+        for j, clean in enumerate(batch):
+            values = [r[j] for r in rows if r[j] is not None]
+            if len(values) < SAMPLE and total > len(rows):
+                values = [r[0] for r in con.execute(
+                    f"SELECT {clean} FROM {source} WHERE {clean} IS NOT NULL LIMIT {SAMPLE}").fetchall()]
+            out[clean] = values
+    return out
 
 
 def _promising(con, found: list[Candidate], sample: list[str]) -> list[Candidate]:

@@ -289,7 +289,7 @@ def _number(con, table: str, rejected: list[int]) -> None:
         con.execute(f"CREATE TABLE {ident(table + '_n')} AS SELECT t.* EXCLUDE (_k), "
                     f"t._k + coalesce(c.shift, 0) AS _row_number "
                     f"FROM (SELECT *, rowid + 1 AS _k FROM {ident(table)}) t "
-                    f"ASOF LEFT JOIN _cuts c ON t._k > c.cut")
+                    f"ASOF LEFT JOIN _cuts c ON t._k > c.cut ORDER BY t._k")  # the join loses the order
     finally:
         con.unregister("_cuts")
     con.execute(f"DROP TABLE {ident(table)}")
