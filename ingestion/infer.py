@@ -235,18 +235,26 @@ def prepare(con, relation: str, target: str, columns: list[str]) -> None:
         con.execute(f"CREATE OR REPLACE TEMP TABLE {ident(target)} AS "
                     f"SELECT *{', ' if extra else ''}{', '.join(extra)} FROM {ident(relation)}")
         return
-    # wide: the cleaned values BATCH columns at a time, each batch a table in the relation's
-    # order, put beside it by position (one statement over every column grows super-linearly)
-    pieces = [f"{target}_{n}" for n in range(0, len(extra), BATCH)]
-    try:
-        for n, piece in zip(range(0, len(extra), BATCH), pieces):
-            con.execute(f"CREATE OR REPLACE TEMP TABLE {ident(piece)} AS "
-                        f"SELECT {', '.join(extra[n:n + BATCH])} FROM {ident(relation)}")
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {ident(target)} AS SELECT * FROM {ident(relation)} "
-                    + " ".join(f"POSITIONAL JOIN {ident(p)}" for p in pieces))
-    finally:
-        for piece in pieces:
-            con.execute(f"DROP TABLE IF EXISTS {ident(piece)}")
+    # wide: the cleaned values BATCH columns at a time, each batch a table in the relation's order,
+    # and ``target`` a view putting them beside it by position. One statement over every column
+    # grows super-linearly, and one table of them all needs a storage block per column and thread
+    # (2,000 columns of 1,000 rows ran out of memory).
+    pieces = [f"{target}__b{n}" for n in range(0, len(extra), BATCH)]
+    for n, piece in zip(range(0, len(extra), BATCH), pieces):
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {ident(piece)} AS "
+                    f"SELECT {', '.join(extra[n:n + BATCH])} FROM {ident(relation)}")
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {ident(target)} AS SELECT * FROM {ident(relation)} "
+                + " ".join(f"POSITIONAL JOIN {ident(p)}" for p in pieces))
+
+
+def release(con, target: str) -> None:
+    """Drop what :func:`prepare` made as ``target`` (a table, or a view and its batches)."""
+    made = con.execute("SELECT view_name, 'VIEW' FROM duckdb_views() WHERE view_name = ? UNION ALL "
+                       "SELECT table_name, 'TABLE' FROM duckdb_tables() WHERE table_name = ? "
+                       "OR starts_with(table_name, ?) ORDER BY 2 DESC",
+                       [target, target, target + "__b"]).fetchall()
+    for name, kind in made:
+        con.execute(f"DROP {kind} IF EXISTS {ident(name)}")
 
 
 def batches(items: list, size: int | None = None) -> list[list]:
@@ -288,8 +296,8 @@ def decide_on_sample(con, table: str, columns: list[str], rows: int = 20_000) ->
         prepare(con, sample, clean, text)
         plans = plan_columns(con, clean, text, False)
     finally:
+        release(con, clean)
         con.execute(f"DROP TABLE IF EXISTS {ident(sample)}")
-        con.execute(f"DROP TABLE IF EXISTS {ident(clean)}")
     return {c: p.interpretation for c, p in plans.items() if p.kind == "text"}
 
 

@@ -238,9 +238,11 @@ def _typed_load(con, path: Path, table: str, names: list[str], delim: str, skip:
     return accepted, _rejects(con, tag, display, path, skip + int(header)), labels
 
 
-def _drop(con, *tables: str) -> None:
-    for name in tables:
-        con.execute(f"DROP TABLE IF EXISTS {ident(name)}")
+def _drop(con, sample: str, clean: str) -> None:
+    from ingestion.infer import release
+
+    release(con, clean)  # first: a wide one is a view over the sample
+    con.execute(f"DROP TABLE IF EXISTS {ident(sample)}")
     return None
 
 
