@@ -22,7 +22,7 @@ from ingestion.discover import InputFile
 # Only absurd widths are refused (a header of 200,000 fields, JSON with a key per record): wide
 # tables are typed and written in batches of columns (ingestion.infer.BATCH); measured (Dec 2026,
 # 2 cores, the default 2 GB staging limit) 2,000 columns x 10,000 rows ingest in about a minute at
-# 1.2 GB RSS (docs/ingestion.md, Width). Wider files are refused before they are read.
+# 1.1 GB RSS (docs/ingestion.md, Width). Wider files are refused before they are read.
 MAX_COLUMNS = 10_000
 
 
