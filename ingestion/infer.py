@@ -30,6 +30,9 @@ from gristmill.sql import ident, literal
 
 MIN_SHARE = 0.98
 SAMPLE = 2000
+# Expressions over at most this many columns go in one statement; wider tables are worked through
+# in batches (DuckDB's time and memory for one statement grow faster than its width).
+BATCH = 100
 NULL_TOKENS = ("", "na", "n/a", "nan", "null", "none", "nil", "-", "--", "?", "#n/a", "(null)",
                "missing", "n.a.", "k.a.", "#null!", "#value!")
 TRUE_WORDS = ("true", "yes", "y", "t", "ja", "j", "oui", "si", "on", "wahr")
@@ -228,8 +231,36 @@ def prepare(con, relation: str, target: str, columns: list[str]) -> None:
     column beside it (``__v<i>``): cleaning once is cheaper than in every later scan."""
     types = {r[0]: r[1] for r in con.execute(f"DESCRIBE {ident(relation)}").fetchall()}
     extra = [f"{cleaned(c)} AS {value_alias(i)}" for i, c in enumerate(columns) if types[c] == "VARCHAR"]
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {ident(target)} AS "
-                f"SELECT *{', ' if extra else ''}{', '.join(extra)} FROM {ident(relation)}")
+    if len(extra) <= BATCH:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {ident(target)} AS "
+                    f"SELECT *{', ' if extra else ''}{', '.join(extra)} FROM {ident(relation)}")
+        return
+    # wide: the cleaned values BATCH columns at a time, each batch a table in the relation's order,
+    # and ``target`` a view putting them beside it by position. One statement over every column
+    # grows super-linearly, and one table of them all needs a storage block per column and thread
+    # (2,000 columns of 1,000 rows ran out of memory).
+    pieces = [f"{target}__b{n}" for n in range(0, len(extra), BATCH)]
+    for n, piece in zip(range(0, len(extra), BATCH), pieces):
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {ident(piece)} AS "
+                    f"SELECT {', '.join(extra[n:n + BATCH])} FROM {ident(relation)}")
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {ident(target)} AS SELECT * FROM {ident(relation)} "
+                + " ".join(f"POSITIONAL JOIN {ident(p)}" for p in pieces))
+
+
+def release(con, target: str) -> None:
+    """Drop what :func:`prepare` made as ``target`` (a table, or a view and its batches)."""
+    made = con.execute("SELECT view_name, 'VIEW' FROM duckdb_views() WHERE view_name = ? UNION ALL "
+                       "SELECT table_name, 'TABLE' FROM duckdb_tables() WHERE table_name = ? "
+                       "OR starts_with(table_name, ?) ORDER BY 2 DESC",
+                       [target, target, target + "__b"]).fetchall()
+    for name, kind in made:
+        con.execute(f"DROP {kind} IF EXISTS {ident(name)}")
+
+
+def batches(items: list, size: int | None = None) -> list[list]:
+    """``items`` in runs of at most ``size`` (:data:`BATCH`): statements of bounded width."""
+    size = size or BATCH
+    return [items[n:n + size] for n in range(0, len(items), size)]
 
 
 def settled_plans(types: dict[str, str], columns: list[str], decided: dict[str, str]) -> dict[str, Plan]:
@@ -265,8 +296,8 @@ def decide_on_sample(con, table: str, columns: list[str], rows: int = 20_000) ->
         prepare(con, sample, clean, text)
         plans = plan_columns(con, clean, text, False)
     finally:
+        release(con, clean)
         con.execute(f"DROP TABLE IF EXISTS {ident(sample)}")
-        con.execute(f"DROP TABLE IF EXISTS {ident(clean)}")
     return {c: p.interpretation for c, p in plans.items() if p.kind == "text"}
 
 
@@ -279,6 +310,8 @@ def plan_columns(con, table: str, columns: list[str], european: bool,
     source = ident(table)
     plans: dict[str, Plan] = {}
     counted: dict[str, list[Candidate]] = {}
+    samples = _samples(con, source, {value_alias(i): c for i, c in enumerate(columns)
+                                     if types[c] == "VARCHAR" and forced.get(c) != "text"})
     for index, col in enumerate(columns):
         dtype = types[col]
         if dtype == '"NULL"':
@@ -293,8 +326,7 @@ def plan_columns(con, table: str, columns: list[str], european: bool,
         if forced.get(col) == "text":
             text.interpretation = "text (forced by the source's types)"
             continue
-        sample = [r[0] for r in con.execute(
-            f"SELECT {clean} FROM {source} WHERE {clean} IS NOT NULL LIMIT {SAMPLE}").fetchall()]
+        sample = samples[clean]
         found = candidates(col, sample, european)
         if col in forced:
             found = [c for c in found if c.kind in FORCED[forced[col]]] or _fallback(forced[col])
@@ -318,7 +350,9 @@ def plan_columns(con, table: str, columns: list[str], european: bool,
             elif cand.kind == "timestamp":
                 selects.append(f"count(*) FILTER (WHERE CAST(CAST({cand.expr(v)} AS TIMESTAMP) AS TIME) "
                                "<> TIME '00:00:00')")
-    row = con.execute(f"SELECT {', '.join(selects)} FROM {source}").fetchall()[0]
+    row = ()
+    for batch in batches(selects, 4 * BATCH):
+        row += con.execute(f"SELECT {', '.join(batch)} FROM {source}").fetchall()[0]
     pos = 0
     for col, found in counted.items():
         nonnull = row[pos]
@@ -346,6 +380,27 @@ def plan_columns(con, table: str, columns: list[str], european: bool,
         if plans[col].kind != "text":
             plans[col].failed = nonnull - ok
     return plans
+
+
+def _samples(con, source: str, cleans: dict[str, str]) -> dict[str, list[str]]:
+    """The first :data:`SAMPLE` values (not NULL) of each cleaned column in ``cleans``.
+
+    Read :data:`BATCH` columns at a time from the first :data:`SAMPLE` rows (a query per column
+    costs time in proportion to the table's width: quadratic over a wide table); only a column
+    with missing values there, in a longer table, is read on its own further down."""
+    if not cleans:
+        return {}
+    total = con.execute(f"SELECT count(*) FROM {source}").fetchall()[0][0]
+    out: dict[str, list[str]] = {}
+    for batch in batches(list(cleans)):
+        rows = con.execute(f"SELECT {', '.join(batch)} FROM {source} LIMIT {SAMPLE}").fetchall()
+        for j, clean in enumerate(batch):
+            values = [r[j] for r in rows if r[j] is not None]
+            if len(values) < SAMPLE and total > len(rows):
+                values = [r[0] for r in con.execute(
+                    f"SELECT {clean} FROM {source} WHERE {clean} IS NOT NULL LIMIT {SAMPLE}").fetchall()]
+            out[clean] = values
+    return out
 
 
 def _promising(con, found: list[Candidate], sample: list[str]) -> list[Candidate]:

@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from gristmill.sql import ident, literal
-from ingestion.infer import MIN_SHARE, Plan, plan_columns, prepare, settled_plans
+from ingestion.infer import MIN_SHARE, Plan, plan_columns, prepare, release, settled_plans
 from ingestion.readers import RawPart
 
 INTERNAL = ("_source_file", "_row_number")
@@ -177,5 +177,5 @@ def select(t: TypedPart, columns: list[str], targets: dict[str, tuple[str, str]]
 def drop(con, typed: list[TypedPart]) -> None:
     for t in typed:
         if t.prepared:
-            con.execute(f"DROP TABLE IF EXISTS {ident(t.prepared)}")
+            release(con, t.prepared)
         con.execute(f"DROP VIEW IF EXISTS {ident(t.view)}")

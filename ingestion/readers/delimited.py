@@ -195,14 +195,14 @@ def _typed_load(con, path: Path, table: str, names: list[str], delim: str, skip:
                 display: str, prefix: str) -> tuple[int, list[Reject], dict[str, str]] | None:
     """Read the file once with types decided on its first records; None when it must be read as
     text (a column needs Gristmill's own parsing, or a later value fails its type)."""
-    from ingestion.infer import plan_columns, prepare
+    from ingestion.infer import batches, plan_columns, prepare
 
     sample, clean = f"{prefix}_sample", f"{prefix}_sample_clean"
     con.execute(f"CREATE TEMP TABLE {ident(sample)} AS SELECT * FROM "
                 f"{_read_sql(path, names, {}, delim, skip, header, prefix + '_s')} LIMIT {SAMPLE_RECORDS}")
     prepare(con, sample, clean, names)
     plans = plan_columns(con, clean, names, delim == ";")
-    types = {}
+    types, checks = {}, []
     for index, col in enumerate(names):
         plan = plans[col]
         native = plan.dtype if plan.kind != "text" else "VARCHAR"
@@ -218,10 +218,12 @@ def _typed_load(con, path: Path, table: str, names: list[str], delim: str, skip:
             odd = "false"
         else:
             odd = "false" if plan.interpretation.startswith("ISO 8601") else "true"
-        if con.execute(f"SELECT count(*) FROM {ident(clean)} WHERE {value} IS NOT NULL AND ({odd})"
-                       ).fetchall()[0][0]:
-            return _drop(con, sample, clean)  # a value DuckDB's cast would read otherwise
+        if odd != "false":
+            checks.append(f"count(*) FILTER (WHERE {value} IS NOT NULL AND ({odd}))")
         types[col] = native
+    for batch in batches(checks):  # a value DuckDB's cast would read otherwise: read as text
+        if any(con.execute(f"SELECT {', '.join(batch)} FROM {ident(clean)}").fetchall()[0]):
+            return _drop(con, sample, clean)
     _drop(con, sample, clean)
     tag = f"{prefix}_t"
     con.execute(f"CREATE TABLE {ident(table)} AS SELECT * FROM "
@@ -236,9 +238,11 @@ def _typed_load(con, path: Path, table: str, names: list[str], delim: str, skip:
     return accepted, _rejects(con, tag, display, path, skip + int(header)), labels
 
 
-def _drop(con, *tables: str) -> None:
-    for name in tables:
-        con.execute(f"DROP TABLE IF EXISTS {ident(name)}")
+def _drop(con, sample: str, clean: str) -> None:
+    from ingestion.infer import release
+
+    release(con, clean)  # first: a wide one is a view over the sample
+    con.execute(f"DROP TABLE IF EXISTS {ident(sample)}")
     return None
 
 
@@ -287,7 +291,7 @@ def _number(con, table: str, rejected: list[int]) -> None:
         con.execute(f"CREATE TABLE {ident(table + '_n')} AS SELECT t.* EXCLUDE (_k), "
                     f"t._k + coalesce(c.shift, 0) AS _row_number "
                     f"FROM (SELECT *, rowid + 1 AS _k FROM {ident(table)}) t "
-                    f"ASOF LEFT JOIN _cuts c ON t._k > c.cut")
+                    f"ASOF LEFT JOIN _cuts c ON t._k > c.cut ORDER BY t._k")  # the join loses the order
     finally:
         con.unregister("_cuts")
     con.execute(f"DROP TABLE {ident(table)}")

@@ -99,3 +99,76 @@ def test_a_json_array_is_read_with_memory_bounded_by_a_chunk_not_the_file(monkey
     assert peaks[80_000] < 1.5 * peaks[10_000], peaks
     assert peaks[80_000] < len(text) / 3, (peaks, len(text))
     assert sql("SELECT sum(id), max(who__name) FROM p.big80000") == [(sum(range(80_000)), "n9999")]
+
+
+def test_a_600_column_csv_is_typed_column_by_column_and_every_row_accounted_for(make_files, ingest_run, sql):
+    """Wide tables are cleaned, typed and written in batches of columns (ingestion.infer.BATCH):
+    every column gets its own type across the batch seams, and the rows whose value fails its
+    column's type are quarantined with file, line and reason, the others kept in file order."""
+    width, rows = 600, 60
+    kinds = ["BIGINT", "DOUBLE", "VARCHAR", "DATE", "BOOLEAN"]
+    odd = {95: 17, 100: 40, 195: 41, 300: 59, 595: 41}  # integer column -> the row of its bad value
+
+    def value(c, r):
+        if odd.get(c) == r:
+            return "oops"  # one bad integer in a column (of 60: the column stays integer)
+        return [str(r * 3 + c), f"{r + c}.25", f"t{(r + c) % 7}", f"2024-03-{1 + (r + c) % 28:02d}",
+                ("yes", "no")[(r + c) % 2]][c % 5]
+
+    lines = [",".join(f"col{c}" for c in range(width))]
+    lines += [",".join(value(c, r) for c in range(width)) for r in range(rows)]
+    report = ingest_run(make_files({"wide.csv": "\n".join(lines) + "\n"}))
+    (table,) = report.tables
+    assert list(table.columns) == [f"col{c}" for c in range(width)]
+    assert [table.columns[f"col{c}"] for c in range(width)] == [kinds[c % 5] for c in range(width)]
+    bad = sorted(set(odd.values()))
+    assert (table.rows, table.quarantined_rows, report.input_rows) == (rows - len(bad), len(bad), rows)
+    got = sql("SELECT file, line, reason FROM p._quarantine ORDER BY line")
+    assert [(file, line) for file, line, _ in got] == [("wide.csv", r + 2) for r in bad]  # header: line 1
+    assert [[part.split(":")[0] for part in reason.split("; ")] for _, _, reason in got] == [
+        ["col95"], ["col100"], ["col195", "col595"], ["col300"]]
+    assert all('"oops" is not an integer' in reason for _, _, reason in got)
+    kept = [r for r in range(rows) if r not in bad]
+    assert sql("SELECT col0, col597, col599 FROM p.wide") == [
+        (r * 3, f"t{(r + 597) % 7}", r % 2 == 1) for r in kept]
+
+
+@pytest.mark.parametrize("ragged", [False, True])
+def test_batched_typing_gives_the_same_table_as_one_statement(ragged, tmp_path, monkeypatch):
+    """Columns cleaned, sampled and counted a few at a time (``BATCH`` 3, samples of 5 values, so
+    that sparse columns are sampled further down on their own) give the same data, types,
+    interpretations and quarantine as every column in one statement, rows in file order (also
+    when records are rejected: ``ragged``, unquoted ``$1,250.5`` adding a field)."""
+    import pyarrow.parquet as pq
+
+    from ingestion import SourceSpec, ingest, infer
+
+    rows = ["id,amount,when,flag,note,sparse,code,eu,late"]
+    for r in range(60):
+        rows.append(",".join([
+            str(r), "oops" if r == 7 else (f"${r},250.5" if ragged else f"\"${r},250.5\"") if r % 3 else f"{r}.5",
+            f"2024-02-{1 + r % 28:02d}",
+            ("yes", "no", "NA")[r % 3], f" word {r} ", str(r) if r > 30 else "", f"{r:05d}",
+            f"\"{r},5\"", "x" if r == 59 else str(r)]))
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "t.csv").write_text("\n".join(rows) + "\n")
+    monkeypatch.setattr(infer, "SAMPLE", 5)
+
+    def run(batch, name):
+        monkeypatch.setattr(infer, "BATCH", batch)
+        lake = tmp_path / name
+        report = ingest([SourceSpec(path=src)], project="p", lake_dir=lake, catalog=tmp_path / f"{name}.duckdb")
+        folder = lake / "t" / report.tables[0].version
+        schema = json.loads((folder / "schema.json").read_text())
+        return (pq.read_table(folder / "data.parquet").to_pylist(), pq.read_table(folder / "quarantine.parquet").to_pylist(),
+                [(c["name"], c["type"], c["interpretation"], c["failed"]) for c in schema["columns"]],
+                report.input_rows)
+
+    batched, whole = run(3, "batched"), run(1000, "whole")
+    for got, want in zip(batched, whole):
+        assert got == want
+    data, quarantine, columns, records = whole
+    assert quarantine and (ragged or columns[1][1] == "DOUBLE")  # something quarantined; amount typed
+    numbers = [r["_row_number"] for r in data]
+    assert numbers == sorted(numbers) and len(numbers) + len(quarantine) == records
