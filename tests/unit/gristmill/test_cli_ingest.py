@@ -57,14 +57,14 @@ def test_missing_folder_is_one_line(tmp_path, workspace):
 
 def test_bad_input_of_every_kind_is_accounted_for_in_the_json_report(tmp_path, workspace):
     """Issue 16 through the real entry point: prose skipped, JSON values a table, a NUL line and a
-    Latin-1 line quarantined, a 300-column header refused."""
+    Latin-1 line quarantined, a 10,001-column header refused."""
     folder = tmp_path / "mixed"
     folder.mkdir()
     (folder / "README.txt").write_text("This folder holds the exports of the shop.\n"
                                        "Please do not edit them by hand, thanks.\nAsk Ann.\n")
     (folder / "ids.json").write_text('["a", "b", "c"]')
     (folder / "people.csv").write_bytes(b"id,name\n1,M\xc3\xbcller\n2,M\xfcller\n3,x\x00y\n4,Zo\xc3\xab\n")
-    (folder / "wide.csv").write_text(",".join(f"c{i}" for i in range(300)) + "\n" + ",".join("1" * 300) + "\n")
+    (folder / "wide.csv").write_text(",".join(f"c{i}" for i in range(10_001)) + "\n" + ",".join("1" * 10_001) + "\n")
     out = gristmill("ingest", "shop", str(folder), "--json")
     assert out.returncode == 0, out.stderr
     report = json.loads(out.stdout)
@@ -74,7 +74,7 @@ def test_bad_input_of_every_kind_is_accounted_for_in_the_json_report(tmp_path, w
     assert [s["path"] for s in report["skipped_files"]] == ["README.txt"]
     assert report["skipped_files"][0]["reason"].startswith("not tabular")
     assert [b["path"] for b in report["bad_files"]] == ["wide.csv"]
-    assert report["bad_files"][0]["reason"].startswith("refused: 300 columns")
+    assert report["bad_files"][0]["reason"].startswith("refused: 10,001 columns")
     assert report["input_rows"] == 3 + 4 and report["warnings"] == []
     rows = json.loads(gristmill("sql", "shop", "select line, reason from _quarantine order by line", "--json").stdout)
     assert [r["line"] for r in rows["rows"]] == [3, 4]
