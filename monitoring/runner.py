@@ -12,13 +12,11 @@ and ``.json`` and Gristmill's ``.summary.json``; a row in the history table; met
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import os
 import time
 import uuid
-from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,6 +24,8 @@ from typing import TYPE_CHECKING, Any
 from gristmill.errors import DataError, GristmillError, StageNotReady
 
 from monitoring import checks, history
+from monitoring.publish import add_to_evidently, log_to_mlflow
+from monitoring.places import JobBusy, evidently_dir, lock as _lock, monitoring_dir  # noqa: F401
 from monitoring.window import join_labels, label_table, prediction_log_window, read_file
 from monitoring.jobs import JobSpec
 
@@ -39,34 +39,6 @@ log = logging.getLogger("gristmill.monitoring")
 
 PREDICTION, TARGET = "__prediction__", "__target__"
 STATS_VERSION = 2  # 2: columns without values listed (no_values)
-
-
-class JobBusy(GristmillError):
-    """The same job is already running (in this or another process)."""
-
-
-def monitoring_dir(ws: Workspace) -> Path:
-    return ws.root / "monitoring"
-
-
-def evidently_dir(ws: Workspace) -> Path:
-    return monitoring_dir(ws) / "evidently"
-
-
-@contextmanager
-def _lock(path: Path, busy_message: str | None = None):
-    """An exclusive ``flock`` on ``path``; :class:`JobBusy` if taken and ``busy_message`` is set."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as handle:
-        flags = fcntl.LOCK_EX | (fcntl.LOCK_NB if busy_message else 0)
-        try:
-            fcntl.flock(handle, flags)
-        except BlockingIOError:
-            raise JobBusy(busy_message or "busy") from None
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 # -- the model and its reference -------------------------------------------------------------------
@@ -502,12 +474,12 @@ def _finish(ws, spec, job: JobSpec, row: dict, summary: dict, started: float, *,
     notes = []
     if info and status in ("ok", "alert"):
         try:
-            _log_mlflow(ws.root, info, job, row)
+            log_to_mlflow(ws.root, info, job, row)
         except Exception as exc:  # the run is recorded; say what did not reach MLflow
             notes.append(f"MLflow metrics not logged: {exc}")
     if snapshot is not None:
         try:
-            _add_to_evidently(ws, spec.project, snapshot)
+            add_to_evidently(ws, spec.project, snapshot)
         except Exception as exc:
             notes.append(f"not added to the Evidently workspace: {exc}")
     for note in notes:
@@ -515,34 +487,3 @@ def _finish(ws, spec, job: JobSpec, row: dict, summary: dict, started: float, *,
     summary["notes"] = notes
     summary["history"] = {k: v for k, v in row.items()}
     return summary
-
-
-def _log_mlflow(root: Path, info: dict, job: JobSpec, row: dict) -> None:
-    from mlflow import MlflowClient
-
-    client = MlflowClient()
-    ts = int(time.time() * 1000)
-    step = len(history.read(root, row["project"], job.name, limit=1_000_000))
-    metrics = {"drift_share": row.get("drift_share"), "drifted_columns": len(row.get("drifted_columns") or []),
-               "prediction_drift_score": row.get("prediction_drift_score"),
-               "target_drift_score": row.get("target_drift_score"), "quality": row.get("quality"),
-               "max_missing_increase": row.get("max_missing_increase"),
-               "max_new_category_share": row.get("max_new_category_share"),
-               "max_out_of_range_share": row.get("max_out_of_range_share"),
-               "alert": 1.0 if row["status"] == "alert" else 0.0, "current_rows": row.get("n_current")}
-    for key, value in metrics.items():
-        if value is not None:
-            client.log_metric(info["run_id"], f"monitor.{job.name}.{key}", float(value), timestamp=ts, step=step)
-
-
-def _add_to_evidently(ws: Workspace, project: str, snapshot: Any) -> None:
-    from evidently.ui.workspace import Workspace as EvidentlyWorkspace
-
-    folder = evidently_dir(ws)
-    folder.mkdir(parents=True, exist_ok=True)
-    with _lock(folder.parent / ".evidently.lock"):
-        workspace = EvidentlyWorkspace.create(str(folder))
-        found = workspace.search_project(project)
-        target = found[0] if found else workspace.create_project(
-            project, description=f"Gristmill project {project}: monitoring runs")
-        workspace.add_run(target.id, snapshot, include_data=False)

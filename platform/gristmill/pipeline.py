@@ -147,9 +147,9 @@ def monitor(ws: Workspace, spec: ProjectSpec, current: Path | None = None):
     result = result.model_copy(update={"not_compared": [c for c in columns if c not in usable],
                                        "as_of": as_of.to_pydatetime() if as_of is not None else None})
     try:
-        from monitoring.runner import _add_to_evidently
+        from monitoring.publish import add_to_evidently
 
-        _add_to_evidently(ws, spec.project, snapshot)
+        add_to_evidently(ws, spec.project, snapshot)
     except Exception as exc:  # the report is written; say what did not reach the Evidently workspace
         logging.getLogger("gristmill.monitoring").warning(
             "%s: drift report not added to the Evidently workspace: %s", spec.project, exc)

