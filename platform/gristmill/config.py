@@ -128,6 +128,19 @@ def metadata(ws: Workspace):
     return found
 
 
+def positive_int_env(name: str, default: int, unit: str) -> int:
+    """Environment variable ``name`` as a whole number of ``unit`` (at least 1), else ``default``;
+    a bad value is a one-line mistake."""
+    from gristmill.errors import GristmillError
+
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or int(raw) < 1:
+        raise GristmillError(f"{name} must be a whole number of {unit} (at least 1), not {raw!r}")
+    return int(raw)
+
+
 def sqlalchemy_url(url: str) -> str:
     """``postgresql://...`` with the psycopg 3 driver SQLAlchemy needs."""
     scheme, rest = url.split("://", 1)

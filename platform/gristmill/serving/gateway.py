@@ -18,36 +18,25 @@ byte.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
+from gristmill.config import positive_int_env
 from gristmill.workspace import Workspace
 
 DEFAULT_MEMORY_MB = 2048
 
 
-def _setting(name: str, default: int, unit: str) -> int:
-    from gristmill.errors import GristmillError
-
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    if not raw.isdigit() or int(raw) < 1:
-        raise GristmillError(f"{name} must be a whole number of {unit} (at least 1), not {raw!r}")
-    return int(raw)
-
-
 def memory_budget_mb() -> int:
     """``GRISTMILL_GATEWAY_MEMORY_MB`` or the default; a bad value is a one-line mistake."""
-    return _setting("GRISTMILL_GATEWAY_MEMORY_MB", DEFAULT_MEMORY_MB, "megabytes")
+    return positive_int_env("GRISTMILL_GATEWAY_MEMORY_MB", DEFAULT_MEMORY_MB, "megabytes")
 
 
 def max_models() -> int:
     """``GRISTMILL_GATEWAY_MAX_MODELS``: at most this many projects loaded (default: no cap)."""
-    return _setting("GRISTMILL_GATEWAY_MAX_MODELS", 10**9, "projects")
+    return positive_int_env("GRISTMILL_GATEWAY_MAX_MODELS", 10**9, "projects")
 
 
 def _model_bytes(predictor) -> int:

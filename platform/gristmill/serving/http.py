@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from typing import Any
 
 from gristmill.errors import SHOWN_CHARS, shown  # noqa: F401  (at most 64 characters of a user value)
@@ -55,21 +54,12 @@ ERROR_SCHEMA = {
 }
 
 
-def _kb(name: str, default: int) -> int:
-    from gristmill.errors import GristmillError
-
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    if not raw.isdigit() or int(raw) < 1:
-        raise GristmillError(f"{name} must be a whole number of kilobytes (at least 1), not {raw!r}")
-    return int(raw)
-
-
 def body_limits() -> tuple[int, int]:
     """(single, list) request body limits in bytes, from the environment or the defaults."""
-    return (_kb("GRISTMILL_SERVING_MAX_BODY_KB", DEFAULT_BODY_KB) * 1024,
-            _kb("GRISTMILL_SERVING_MAX_LIST_BODY_KB", DEFAULT_LIST_BODY_KB) * 1024)
+    from gristmill.config import positive_int_env
+
+    return (positive_int_env("GRISTMILL_SERVING_MAX_BODY_KB", DEFAULT_BODY_KB, "kilobytes") * 1024,
+            positive_int_env("GRISTMILL_SERVING_MAX_LIST_BODY_KB", DEFAULT_LIST_BODY_KB, "kilobytes") * 1024)
 
 
 def too_large(limit: int) -> str:
