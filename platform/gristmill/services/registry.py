@@ -68,12 +68,17 @@ def operation(name: str, method: str, path: str, action: Action | None, *, chang
     return add
 
 
-def load_all() -> dict[str, Operation]:
-    """Import every operation module (each registers its operations)."""
-    import importlib
+_LOADED: list[bool] = []
 
-    for module in MODULES:
-        importlib.import_module(f"gristmill.services.{module}")
+
+def load_all() -> dict[str, Operation]:
+    """Import every operation module (each registers its operations), once per process."""
+    if not _LOADED:
+        import importlib
+
+        for module in MODULES:
+            importlib.import_module(f"gristmill.services.{module}")
+        _LOADED.append(True)
     return OPERATIONS
 
 
