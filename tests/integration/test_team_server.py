@@ -5,9 +5,9 @@ action attributed to its user, the chain intact."""
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
 import secrets
-import subprocess
 import sys
 import threading
 import time
@@ -55,33 +55,7 @@ def team_metadata(workspace):
         admin.close()
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _server(env, port, log):
-    return subprocess.Popen([str(BIN / "gristmill"), "server", "--port", str(port)], env=env, stdout=log,
-                            stderr=subprocess.STDOUT, start_new_session=True)
-
-
-def _ready(url, proc, log_path):
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        assert proc.poll() is None, log_path.read_text()[-3000:]
-        time.sleep(0.3)
-    raise AssertionError(log_path.read_text()[-3000:])
-
-
-def test_eight_users_at_once_through_two_servers_on_postgres(team_metadata, tmp_path):
+def test_eight_users_at_once_through_two_servers_on_postgres(team_metadata, tmp_path, start_server):
     import psycopg
 
     from gristmill.audit import trail
@@ -94,17 +68,9 @@ def test_eight_users_at_once_through_two_servers_on_postgres(team_metadata, tmp_
     local = Context.local(ws)
     tokens = {u: invoke(local, "users.add", name=u)["token"] for u in USERS}
     env = {**os.environ, "GRISTMILL_WORKSPACE": str(ws.root)}
-    procs, bases = [], []
-    for i in range(2):
-        port = _free_port()
-        log_path = tmp_path / f"server{i}.log"
-        proc = _server(env, port, log_path.open("wb"))
-        procs.append(proc)
-        bases.append(f"http://127.0.0.1:{port}")
-        _ready(bases[-1], proc, log_path)
+    bases: list[str] = []
     done = collections.Counter()
     failures: list[str] = []
-    stop = time.monotonic() + SECONDS
 
     def act(i: int, user: str) -> None:
         project = f"p_{user}"
@@ -135,15 +101,15 @@ def test_eight_users_at_once_through_two_servers_on_postgres(team_metadata, tmp_
                 done[(user, "denied")] += 1
 
     threads = [threading.Thread(target=act, args=(i, u)) for i, u in enumerate(USERS)]
-    try:
+    with contextlib.ExitStack() as servers:
+        for i in range(2):
+            bases.append(servers.enter_context(start_server(
+                [str(BIN / "gristmill"), "server"], tmp_path, env, tmp_path / f"server{i}.log")))
+        stop = time.monotonic() + SECONDS  # (read by act(): the bounded time starts with both up)
         for t in threads:
             t.start()
         for t in threads:
             t.join(timeout=SECONDS + 120)
-    finally:
-        for proc in procs:
-            os.killpg(proc.pid, 15)
-            proc.wait(timeout=30)
     assert not failures, failures[:10]
     records = trail.records(md, limit=100_000)
     by_user = collections.Counter(r["actor"] for r in records if r["result"] == "ok" and r["actor"] in USERS
