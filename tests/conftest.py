@@ -157,36 +157,62 @@ def _tail(path: Path) -> str:
     return path.read_text(errors="replace")[-3000:]
 
 
-@contextlib.contextmanager
-def running_server(args: list[str], cwd, env: dict, log_path: Path, ready_seconds: float = 120):
-    """A server process until the block ends (``--port`` is appended); its output goes to a file (a
-    pipe nobody reads would fill and stall it). Yields its base URL once ``/readyz`` answers."""
+def spawn_ready(args: list[str], cwd, env: dict, log_path: Path, ready_seconds: float = 120):
+    """Start a server process (``--port`` is appended; its output goes to ``log_path``: a pipe nobody
+    reads would fill and stall it) and wait until ``/readyz`` answers; returns (process, base URL)."""
     import httpx
 
     port = _port()
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen([*args, "--port", str(port)], cwd=cwd, env=env, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True)
-        base = f"http://127.0.0.1:{port}"
+    log = log_path.open("wb")
+    proc = subprocess.Popen([*args, "--port", str(port)], cwd=cwd, env=env, stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    log.close()
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + ready_seconds
+    while time.monotonic() < deadline:
         try:
-            deadline = time.monotonic() + ready_seconds
-            while time.monotonic() < deadline:
-                try:
-                    if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if proc.poll() is not None:
-                    raise AssertionError(f"{args} exited:\n{_tail(log_path)}")
-                time.sleep(1)
-            else:
-                raise AssertionError(f"{args} did not become ready in {ready_seconds:.0f} s:\n{_tail(log_path)}")
-            yield base
-        finally:
-            stop_process(proc)
+            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                return proc, base
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None:
+            raise AssertionError(f"{args} exited:\n{_tail(log_path)}")
+        time.sleep(0.5)
+    stop_process(proc)
+    raise AssertionError(f"{args} did not become ready in {ready_seconds:.0f} s:\n{_tail(log_path)}")
+
+
+@contextlib.contextmanager
+def running_server(args: list[str], cwd, env: dict, log_path: Path, ready_seconds: float = 120):
+    """A server process until the block ends (see :func:`spawn_ready`); yields its base URL."""
+    proc, base = spawn_ready(args, cwd, env, log_path, ready_seconds)
+    try:
+        yield base
+    finally:
+        stop_process(proc)
 
 
 @pytest.fixture(scope="session")
 def start_server():
     """``with start_server(args, cwd, env, log_path) as base_url:`` (see :func:`running_server`)."""
     return running_server
+
+
+@pytest.fixture
+def start_worker(tmp_path):
+    """``start_worker(env, name, slots=1)``: a real ``gristmill worker`` process on the workspace of
+    ``env``, ready (its heartbeat recorded); stopped at the end of the test. Returns its Popen."""
+    import sys
+
+    started = []
+
+    def start(env: dict, name: str, slots: int = 1, extra: list[str] | None = None) -> subprocess.Popen:
+        gristmill = str(Path(sys.executable).parent / "gristmill")
+        proc, _ = spawn_ready([gristmill, "worker", "--name", name, "--slots", str(slots), *(extra or [])],
+                              tmp_path, env, tmp_path / f"worker-{name}.log", ready_seconds=60)
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        stop_process(proc)

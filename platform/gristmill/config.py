@@ -14,7 +14,7 @@ configuration, not code:
       metadata: postgresql://gristmill@db.internal:5432/gristmill  # users, tokens, audit, lineage
 
 or the environment: ``GRISTMILL_FEAST_REGISTRY``, ``GRISTMILL_ONLINE_STORE`` and
-``GRISTMILL_METADATA_URL`` (they win over the file). Every Feast object stays scoped by project (``<project>__...``), so many workspaces and
+``GRISTMILL_METADATA_URL`` and ``GRISTMILL_BROKER_URL`` (the job queue's broker; they win over the file). Every Feast object stays scoped by project (``<project>__...``), so many workspaces and
 projects share one registry.
 """
 
@@ -78,15 +78,43 @@ class ServerConfig(_Strict):
     _postgres = field_validator("metadata")(classmethod(lambda cls, value: _postgres_url(value)))
 
 
+class JobsConfig(_Strict):
+    """The job queue (``gristmill worker``): where its messages go and how jobs share the workers."""
+
+    broker: str | None = Field(
+        None, description="Celery broker URL shared by the server and every worker, e.g. "
+        "redis://host:6379/1 or amqp://guest:guest@host:5672// (default: a SQLite file in the "
+        "workspace, for workers on this machine).")
+    per_user: int = Field(4, ge=1, description="Most jobs one user may have running at once.")
+    per_project: int = Field(4, ge=1, description="Most jobs one project may have running at once.")
+    max_attempts: int = Field(3, ge=1, description="Runs of a job before it fails for good (a lost "
+                              "worker or a transient error starts another).")
+    retry_backoff_seconds: float = Field(5.0, ge=0, description="Wait before the first retry; "
+                                         "doubles with each further one.")
+    heartbeat_seconds: float = Field(2.0, gt=0, description="How often a worker says it is alive.")
+    lost_after_seconds: float = Field(15.0, gt=0, description="A worker silent this long is lost: "
+                                      "its jobs run again elsewhere or fail.")
+
+    @field_validator("broker")
+    @classmethod
+    def _broker(cls, value: str | None) -> str | None:
+        schemes = ("redis", "rediss", "amqp", "amqps", "pyamqp", "sqla+postgresql", "sqla+sqlite")
+        if value is not None and urlsplit(value).scheme not in schemes:
+            raise ValueError(f"{value!r} is not a broker URL ({', '.join(schemes)})")
+        return value
+
+
 class WorkspaceConfig(_Strict):
     """Settings of a workspace (``<workspace>/gristmill.yaml``)."""
 
     feature_store: FeatureStoreConfig = FeatureStoreConfig()
     server: ServerConfig = ServerConfig()
+    jobs: JobsConfig = JobsConfig()
 
     @property
     def team_mode(self) -> bool:
-        return bool(self.feature_store.registry or self.feature_store.online_store or self.server.metadata)
+        return bool(self.feature_store.registry or self.feature_store.online_store or self.server.metadata
+                    or self.jobs.broker)
 
 
 def load_config(ws: Workspace) -> WorkspaceConfig:
@@ -95,16 +123,19 @@ def load_config(ws: Workspace) -> WorkspaceConfig:
 
     path = ws.root / CONFIG_FILE
     data = (read_yaml(path) or {}) if path.is_file() else {}
-    config = validate(WorkspaceConfig, data, CONFIG_FILE, "feature_store, server")
+    config = validate(WorkspaceConfig, data, CONFIG_FILE, "feature_store, server, jobs")
     overrides = {k: v for k, v in {"registry": os.environ.get("GRISTMILL_FEAST_REGISTRY"),
                                    "online_store": os.environ.get("GRISTMILL_ONLINE_STORE")}.items() if v}
     metadata = os.environ.get("GRISTMILL_METADATA_URL")
-    if overrides or metadata:
+    broker = os.environ.get("GRISTMILL_BROKER_URL")
+    if overrides or metadata or broker:
         merged = config.model_dump()
         merged["feature_store"] |= overrides
         if metadata:
             merged["server"]["metadata"] = metadata
-        config = validate(WorkspaceConfig, merged, "environment", "feature_store, server")
+        if broker:
+            merged["jobs"]["broker"] = broker
+        config = validate(WorkspaceConfig, merged, "environment", "feature_store, server, jobs")
     return config
 
 

@@ -32,7 +32,7 @@ def _root(
 
 
 def _register() -> None:
-    from gristmill.cli import access, audit, features, models, monitor, server, stages
+    from gristmill.cli import access, audit, features, jobs, models, monitor, server, stages
 
     stages.register(app)
     app.add_typer(features.app, name="features")
@@ -43,6 +43,9 @@ def _register() -> None:
     app.add_typer(access.tokens, name="tokens")
     app.add_typer(access.projects, name="projects")
     app.add_typer(audit.app, name="audit")
+    app.add_typer(jobs.app, name="jobs")
+    app.command()(jobs.worker)
+    app.command()(jobs.workers)
     for fn in (access.login, access.logout, access.whoami, audit.lineage, server.server):
         app.command()(fn)
 

@@ -158,13 +158,27 @@ def train(
     project: str = typer.Argument(..., help="Project name or spec file."),
     budget: int = BUDGET,
     dataset: str = typer.Option(None, "--dataset", help="Training-set id (default: the latest)."),
+    detach: bool = typer.Option(False, "--detach", help="With a server: print the job id and return at "
+                                "once (`gristmill jobs watch ID` follows it)."),
+    slots: int = typer.Option(None, "--slots", min=1, help="With a server: worker slots the job asks."),
+    memory_mb: int = typer.Option(None, "--memory-mb", min=64, help="With a server: the job's memory limit."),
     as_json: bool = JSON,
 ) -> None:
-    """Tune LightGBM with Optuna, track it in MLflow, register the winner (champion if it wins)."""
-    from gristmill.client import call
+    """Tune LightGBM with Optuna, track it in MLflow, register the winner (champion if it wins).
 
-    result = call("models.train", progress=not as_json, project=project_name(project), budget=budget,
-                  dataset=dataset)
+    With a server configured (`gristmill login`, GRISTMILL_URL) the training runs as a job on a
+    worker (`gristmill worker`); this follows it with a progress bar."""
+    from gristmill.client import call
+    from gristmill.client.dispatch import job_options
+
+    with job_options(detach=detach, slots=slots, memory_mb=memory_mb):
+        result = call("models.train", progress=not as_json, project=project_name(project), budget=budget,
+                      dataset=dataset)
+    if detach and "state" in result and "kind" in result:
+        from gristmill.cli.jobs import show_submitted
+
+        show_submitted(result, as_json)
+        return
     if as_json:
         emit_json(result)
         return

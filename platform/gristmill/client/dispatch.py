@@ -56,14 +56,43 @@ def server_target() -> Target | None:
     return Target(stored["url"].rstrip("/"), stored["token"]) if stored else None
 
 
+_DETACH: ContextVar[dict | None] = ContextVar("gristmill_job_options", default=None)
+
+
+@contextlib.contextmanager
+def job_options(detach: bool = False, slots: int | None = None, memory_mb: int | None = None):
+    """Long calls in this block, when they go through the server, return the job at once
+    (``detach``) or ask the worker for ``slots`` slots and ``memory_mb`` of memory."""
+    token = _DETACH.set({"detach": detach, "slots": slots, "memory_mb": memory_mb})
+    try:
+        yield
+    finally:
+        _DETACH.reset(token)
+
+
 def call(name: str, /, progress: bool = False, **params: Any) -> Any:
-    """Run operation ``name``: through the server when one is configured, else locally."""
+    """Run operation ``name``: through the server when one is configured, else locally. Through
+    the server a long operation runs as a job on a worker: this follows it (a progress bar when
+    ``progress``) and returns its result, or returns the job at once under ``job_options(detach=True)``."""
     target = server_target()
     if target is None:
         from gristmill.services import Context, invoke
 
         return invoke(Context.local(progress=progress), name, **params)
-    return remote(target, name, **params)
+    from gristmill.services.registry import get
+
+    if not get(name).job:
+        return remote(target, name, **params)
+    options = _DETACH.get() or {}
+    job = remote(target, "jobs.submit", kind=name,
+                 params={k: (v.value if hasattr(v, "value") else v) for k, v in params.items() if v is not None},
+                 slots=options.get("slots") or 1, memory_mb=options.get("memory_mb"))
+    if options.get("detach"):
+        return job
+    from gristmill.client.follow import follow
+
+    return follow(job, lambda j: remote(target, "jobs.show", job=j),
+                  lambda j, since: remote(target, "jobs.logs", job=j, since=since), show=progress)
 
 
 def remote(target: Target, name: str, /, timeout: float = 3600.0, **params: Any) -> Any:

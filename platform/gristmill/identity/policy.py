@@ -65,3 +65,20 @@ def visible_projects(md: Metadata, principal: Principal, names: list[str]) -> li
         return [n for n in names if role_on(md, principal, n) is not None]
     mine = store.roles_of(md, principal.name)
     return sorted(n for n in names if n in mine)
+
+
+def authorize_job(md: Metadata, principal: Principal, job, change: bool = False) -> None:
+    """May the caller see (``change``: cancel) this job? Its own user may; others need to read its
+    project (cancel: be its owner). A job of no project is its user's and the admins' only."""
+    if principal.kind == "local" or principal.is_admin:
+        return
+    if principal.kind == "user" and principal.name == job.user_name:
+        return
+    if principal.kind == "project-token" and principal.name == job.user_name \
+            and job.project == principal.scope_project:
+        return
+    if job.project is None:
+        from gristmill.errors import NotFound
+
+        raise NotFound(f"no job {job.id!r}")
+    authorize(md, principal, Action.manage_jobs if change else Action.read, job.project)

@@ -38,6 +38,7 @@ class Action(str, Enum):
     # ownership (owner)
     share = "share"
     delete = "delete"
+    manage_jobs = "manage_jobs"  # cancel another member's job
     # global
     create_project = "create_project"   # any authenticated user
     manage_users = "manage_users"       # admins
@@ -49,5 +50,5 @@ PROJECT_ACTIONS: dict[Action, Role] = {
     Action.ingest: Role.editor, Action.features: Role.editor, Action.train: Role.editor,
     Action.deploy: Role.editor, Action.promote: Role.editor, Action.monitor: Role.editor,
     Action.spec: Role.editor,
-    Action.share: Role.owner, Action.delete: Role.owner,
+    Action.share: Role.owner, Action.delete: Role.owner, Action.manage_jobs: Role.owner,
 }

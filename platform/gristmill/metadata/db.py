@@ -80,6 +80,55 @@ lineage = sa.Table(
 )
 
 
+jobs = sa.Table(   # the job queue's record of every job (Celery carries only its id)
+    "gm_jobs", meta,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("kind", sa.String(64), nullable=False),          # the operation it runs
+    sa.Column("project", sa.String(64), nullable=True, index=True),
+    sa.Column("user_name", sa.String(64), nullable=False, index=True),
+    sa.Column("principal", sa.Text, nullable=False),            # JSON: who submitted, with its scope
+    sa.Column("params", sa.Text, nullable=False),               # JSON
+    sa.Column("state", sa.String(16), nullable=False, index=True),
+    sa.Column("slots", sa.Integer, nullable=False, default=1),
+    sa.Column("memory_mb", sa.Integer, nullable=True),
+    sa.Column("attempt", sa.Integer, nullable=False, default=0),
+    sa.Column("max_attempts", sa.Integer, nullable=False, default=3),
+    sa.Column("not_before", sa.Float, nullable=False, default=0.0),  # epoch seconds (retry backoff)
+    sa.Column("worker", sa.String(128), nullable=True),
+    sa.Column("progress", sa.Text, nullable=True),              # JSON
+    sa.Column("result", sa.Text, nullable=True),                # JSON
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("cancel_requested", sa.Boolean, nullable=False, default=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("dispatched_at", sa.Float, nullable=True),
+    sa.Column("started_at", sa.Float, nullable=True),
+    sa.Column("finished_at", sa.Float, nullable=True),
+    sa.Column("parent", sa.String(32), nullable=True, index=True),
+)
+
+job_logs = sa.Table(
+    "gm_job_logs", meta,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("job_id", sa.String(32), nullable=False, index=True),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Column("level", sa.String(12), nullable=False),
+    sa.Column("message", sa.Text, nullable=False),
+)
+
+workers = sa.Table(   # live workers: their slots and their last heartbeat
+    "gm_workers", meta,
+    sa.Column("name", sa.String(128), primary_key=True),
+    sa.Column("host", sa.String(128), nullable=False),
+    sa.Column("pid", sa.Integer, nullable=False),
+    sa.Column("slots", sa.Integer, nullable=False),
+    sa.Column("memory_mb", sa.Integer, nullable=True),
+    sa.Column("started_at", sa.Float, nullable=False),
+    sa.Column("seen_at", sa.Float, nullable=False),
+    sa.Column("stopped", sa.Boolean, nullable=False, default=False),
+    sa.Column("metrics_url", sa.String(200), nullable=True),
+)
+
+
 @dataclass(frozen=True)
 class Metadata:
     """An engine on the metadata database; ``team`` when it is PostgreSQL."""

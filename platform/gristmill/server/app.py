@@ -126,7 +126,7 @@ def _add_route(app: FastAPI, op, ws: Workspace, principal, Context, invoke) -> N
         if op.upload:
             kwargs["files"] = [(f.filename or "upload", f.file) for f in kwargs["files"]]
         who = caller or Principal(name="anonymous", kind="anonymous")
-        return invoke(Context(ws, who), op.name, **kwargs)
+        return invoke(Context(ws, who, submit_jobs=True), op.name, **kwargs)
 
     endpoint.__signature__ = inspect.Signature(signature)
     endpoint.__name__ = op.name.replace(".", "_")

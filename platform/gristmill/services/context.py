@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from gristmill.identity.principal import Principal
 from gristmill.workspace import Workspace
@@ -14,12 +14,21 @@ class Context:
     """The workspace, the caller and the metadata database of one call.
 
     ``progress`` lets long work draw a progress bar (the local CLI); an operation records its
-    before and after for the audit trail with :meth:`note`."""
+    before and after for the audit trail with :meth:`note`; on a worker, :meth:`step` reports how
+    far the job is."""
 
     ws: Workspace
     principal: Principal
     progress: bool = False
     audit: dict[str, Any] = field(default_factory=dict)
+    #: long operations (``@operation(..., job=True)``) called with this set are queued as jobs
+    #: for the workers instead of run in the call (the server's requests)
+    submit_jobs: bool = False
+    #: the job this call runs in (on a worker), and where it reports its progress
+    job_id: str | None = None
+    report: Callable[[dict], None] | None = None
+    #: what a queued job asks of its worker (``slots``, ``memory_mb``)
+    job_options: dict[str, Any] = field(default_factory=dict)
 
     @property
     def md(self):
@@ -43,3 +52,8 @@ class Context:
     @property
     def is_local(self) -> bool:
         return self.principal.kind == "local"
+
+    def step(self, stage: str, message: str = "", **more: Any) -> None:
+        """Report progress (a job's record on a worker; nothing in a terminal)."""
+        if self.report is not None:
+            self.report({"stage": stage, "message": message, **more})

@@ -58,7 +58,7 @@ def upload_folder(ctx: Context, project: str, upload_id: str, sub: str | None = 
 
 
 @operation("data.ingest", "POST", "/projects/{project}/ingest", Action.ingest, changes=True,
-           creates_project=True)
+           creates_project=True, job=True)
 def ingest(ctx: Context, project: str, path: str | None = None, upload: str | None = None,
            sources: list[dict] | None = None, jsonl: bool = False) -> dict:
     """Turn raw files into typed tables: a local ``path`` (local use only: the server reads no

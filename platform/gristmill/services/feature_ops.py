@@ -27,7 +27,7 @@ def _table_versions(ctx: Context, project: str, tables: list[str]) -> dict[str, 
     return {t: state[t]["version"] for t in tables if t in state}
 
 
-@operation("features.apply", "POST", "/projects/{project}/features/apply", Action.features, changes=True)
+@operation("features.apply", "POST", "/projects/{project}/features/apply", Action.features, changes=True, job=True)
 def apply(ctx: Context, project: str) -> dict:
     """Build feature tables, write feature_repo/projects/<project>.py and run `feast apply`."""
     from gristmill import pipeline
@@ -37,7 +37,7 @@ def apply(ctx: Context, project: str) -> dict:
     return result
 
 
-@operation("features.dataset", "POST", "/projects/{project}/features/dataset", Action.features, changes=True)
+@operation("features.dataset", "POST", "/projects/{project}/features/dataset", Action.features, changes=True, job=True)
 def dataset(ctx: Context, project: str) -> dict:
     """Build a point-in-time correct training set from the label table."""
     from gristmill import pipeline
@@ -57,7 +57,7 @@ def dataset(ctx: Context, project: str) -> dict:
 
 
 @operation("features.materialize", "POST", "/projects/{project}/features/materialize", Action.features,
-           changes=True)
+           changes=True, job=True)
 def materialize(ctx: Context, project: str) -> dict:
     """Load the latest feature values into the online store (incremental after the first run)."""
     from gristmill import pipeline

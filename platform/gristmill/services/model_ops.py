@@ -8,7 +8,7 @@ from gristmill.services.feature_ops import project_spec
 from gristmill.services.registry import operation
 
 
-@operation("models.train", "POST", "/projects/{project}/train", Action.train, changes=True)
+@operation("models.train", "POST", "/projects/{project}/train", Action.train, changes=True, job=True)
 def train(ctx: Context, project: str, budget: int | None = None, dataset: str | None = None) -> dict:
     """Search, ensemble, register the winner (champion if it passes the promotion gate)."""
     from gristmill import pipeline

@@ -9,7 +9,7 @@ from gristmill.services.feature_ops import project_spec
 from gristmill.services.registry import operation
 
 
-@operation("monitor.run", "POST", "/projects/{project}/monitor/run", Action.monitor, changes=True)
+@operation("monitor.run", "POST", "/projects/{project}/monitor/run", Action.monitor, changes=True, job=True)
 def run(ctx: Context, project: str, job: str | None = None, current: str | None = None) -> dict:
     """Run the project's monitoring jobs now: drift, quality, reports, history, alerts. ``current``
     (a local Parquet/CSV file of feature rows) is for local use only."""
@@ -115,7 +115,7 @@ def list_jobs(ctx: Context, project: str | None = None) -> dict:
     return {"jobs": rows, "scheduled_without_definition": list(stored.values())}
 
 
-@operation("monitor.drift", "POST", "/projects/{project}/monitor/drift", Action.monitor, changes=True)
+@operation("monitor.drift", "POST", "/projects/{project}/monitor/drift", Action.monitor, changes=True, job=True)
 def drift(ctx: Context, project: str) -> dict:
     """One Evidently drift report of the data's latest period (its last 30 days of labelled entities,
     features as of their own times) against the latest training set; the run is added to the

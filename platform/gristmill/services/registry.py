@@ -12,7 +12,7 @@ from gristmill.services.context import Context
 
 OPERATIONS: dict[str, "Operation"] = {}
 MODULES = ("identity_ops", "project_ops", "data_ops", "feature_ops", "model_ops", "serving_ops",
-           "monitor_ops", "audit_ops")
+           "monitor_ops", "audit_ops", "job_ops")
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,7 @@ class Operation:
     creates_project: bool = False
     upload: bool = False
     open: bool = False   # no authentication (password login)
+    job: bool = False
 
     @property
     def summary(self) -> str:
@@ -56,13 +57,14 @@ class Operation:
 
 
 def operation(name: str, method: str, path: str, action: Action | None, *, changes: bool = False,
-              creates_project: bool = False, upload: bool = False, open: bool = False):
+              creates_project: bool = False, upload: bool = False, open: bool = False, job: bool = False):
     """Register the decorated function as operation ``name`` (a second one of that name is a bug)."""
 
     def add(fn):
         if name in OPERATIONS:
             raise RuntimeError(f"operation {name!r} is defined twice")
-        OPERATIONS[name] = Operation(name, method, path, fn, action, changes, creates_project, upload, open)
+        OPERATIONS[name] = Operation(name, method, path, fn, action, changes, creates_project, upload, open,
+                                     job)
         return fn
 
     return add
@@ -127,6 +129,13 @@ def invoke(ctx: Context, name: str, /, **params: Any) -> Any:
                 trail.append(md, ctx.actor, "project.create", project, {"owner": ctx.principal.name})
         if op.action is not None:
             authorize(md, ctx.principal, op.action, project)
+        if op.job and ctx.submit_jobs:
+            from gristmill.services.job_ops import queue
+
+            job = queue(ctx, op, params, **ctx.job_options)
+            trail.append(md, ctx.actor, op.name, project, {"params": _safe(params), "job": job["id"]},
+                         result="queued")
+            return {"job": job, "queued": True}
         result = op.fn(ctx, **params)
     except GristmillError as exc:
         if op.changes:
