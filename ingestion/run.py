@@ -12,6 +12,7 @@ from contextlib import contextmanager, nullcontext
 from datetime import datetime, timezone
 from pathlib import Path
 
+from gristmill.catalog import project_lock
 from gristmill.errors import GristmillError
 from ingestion import catalog as cat
 from ingestion.discover import cleanup, discover
@@ -31,10 +32,20 @@ class IngestError(GristmillError):
 
 def ingest(sources: list[SourceSpec], *, project: str, lake_dir: Path, catalog: Path,
            jsonl: bool = False, progress: bool = False) -> IngestReport:
-    """Ingest ``sources`` into ``lake_dir`` and the project's schema of the DuckDB ``catalog``."""
+    """Ingest ``sources`` into ``lake_dir`` and the project's schema of the DuckDB ``catalog``.
+
+    One ingestion of a project runs at a time (others wait for its lock, see
+    :func:`gristmill.catalog.project_lock`); the catalog is opened only for the closing view update.
+    """
     started = time.monotonic()
-    run_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
     lake_dir.mkdir(parents=True, exist_ok=True)
+    with project_lock(lake_dir, project):
+        return _ingest(sources, project, lake_dir, catalog, jsonl, progress, started)
+
+
+def _ingest(sources: list[SourceSpec], project: str, lake_dir: Path, catalog: Path, jsonl: bool,
+            progress: bool, started: float) -> IngestReport:
+    run_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
     staging = lake_dir / "_staging" / run_id
     staging.mkdir(parents=True)
     state = cat.load_state(lake_dir)

@@ -26,7 +26,8 @@ from pathlib import Path
 from gristmill.errors import DataError
 from gristmill.features.naming import CREATED, STATIC_TIME, TIMESTAMP, feature_name, snake
 from gristmill.spec import FeatureTableSpec, ProjectSpec
-from gristmill.sql import connect, ident, literal, qualified
+from gristmill.catalog import lake_reader
+from gristmill.sql import ident, literal, qualified
 from gristmill.workspace import Workspace
 
 MAX_CATEGORY_LEVELS = 12
@@ -220,7 +221,7 @@ def build_feature_tables(ws: Workspace, spec: ProjectSpec) -> Manifest:
     project, entity_key = spec.project, spec.entity.key
     out_dir = features_dir(ws, project)
     out_dir.mkdir(parents=True, exist_ok=True)
-    con = connect(ws.catalog)
+    con = lake_reader(ws, project)  # the lake, not the catalog file: no wait for a writer
     try:
         available = [r[0] for r in con.execute(
             "SELECT table_name FROM information_schema.tables WHERE table_schema = ? "
