@@ -12,7 +12,7 @@ from contextlib import contextmanager, nullcontext
 from datetime import datetime, timezone
 from pathlib import Path
 
-from gristmill.catalog import project_lock
+from gristmill.catalog import LockBusy, project_lock
 from gristmill.errors import GristmillError
 from ingestion import catalog as cat
 from ingestion.discover import cleanup, discover
@@ -79,7 +79,12 @@ def _ingest(sources: list[SourceSpec], project: str, lake_dir: Path, catalog: Pa
         _fill_report(report, written, started)
         cat.save_state(lake_dir, state)
         cat.append_run(lake_dir, _run_summary(report))
-        cat.sync_views(catalog, project, lake_dir, state)
+        try:
+            cat.sync_views(catalog, project, lake_dir, state)
+        except LockBusy as exc:  # the lake holds the run; only the catalog file's views lag behind
+            raise LockBusy(f"ingested into the lake (run {run_id}; gristmill sql and training see it), "
+                           f"but the catalog file's views were not updated: {exc}; ingest {project!r} "
+                           "again to update them") from None
     finally:
         cleanup(staging)
     return report

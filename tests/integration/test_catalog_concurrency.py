@@ -210,6 +210,28 @@ def test_team_mode_writers_share_a_postgresql_lock(tmp_path):
         runs, ws_root, _ = _scenario(tmp_path, {"GRISTMILL_METADATA_URL": team}, readers=False)
         assert not runs.failures, "\n".join(runs.failures)
         _check_final(runs, ws_root)
+        # a writer on another machine is seen only through PostgreSQL: hold its lock, ingest waits,
+        # then stops with one line naming the holder
+        import sqlalchemy as sa
+
+        from gristmill.catalog import pg_lock
+
+        engine = sa.create_engine("postgresql+psycopg://" + team.split("://", 1)[1])
+        try:
+            with pg_lock(engine, "catalog", "the DuckDB catalog", 5):
+                _write(tmp_path / "src" / "u3", "g3", 7)
+                done = subprocess.run(CLI + ["ingest", "gamma", str(tmp_path / "src" / "u3")],
+                                      env=runs.env | {"GRISTMILL_CATALOG_TIMEOUT": "1"},
+                                      capture_output=True, text=True, timeout=120)
+        finally:
+            engine.dispose()
+        assert done.returncode == 1, done.stderr
+        line = done.stderr.strip()
+        assert "\n" not in line and "Traceback" not in line, line
+        assert "the DuckDB catalog" in line and "is busy: held by gristmill pid" in line, line
+        assert "(PostgreSQL advisory lock); waited 1 s" in line, line
+        assert line.startswith("error: ingested into the lake"), line
+        assert _sql(runs, "gamma", "select count(*) n from g3")[0]["n"] == 7  # the lake has the run
     finally:
         with psycopg.connect(url, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

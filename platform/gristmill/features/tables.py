@@ -20,6 +20,7 @@ points at the owner's table, and the definitions import the owner's feature view
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -320,6 +321,6 @@ def _reused(ws: Workspace, spec: ProjectSpec, fspec: FeatureTableSpec, where: st
 
 
 def _copy(con, query: str, path: Path) -> None:
-    tmp = path.with_suffix(".parquet.tmp")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # two builders never share a temp file
     con.execute(f"COPY ({query}) TO {literal(tmp)} (FORMAT parquet, COMPRESSION zstd)")
     tmp.replace(path)
