@@ -173,18 +173,13 @@ def team_engine(root: Path):
 
 
 @contextmanager
-def exclusive(lock_file: Path, name: str, what: str, timeout: float, env: str):
-    """The file lock and, in team mode, the PostgreSQL lock of the same ``name`` (file first)."""
+def exclusive(root: Path, lock_file: Path, name: str, what: str, timeout: float, env: str):
+    """The file lock and, when the workspace at ``root`` is in team mode, the PostgreSQL lock of the
+    same ``name`` (file first, so one machine's processes queue locally)."""
     with file_lock(lock_file, what, timeout, env):
-        engine = team_engine(_workspace_root(lock_file))
+        engine = team_engine(root)
         with pg_lock(engine, name, what, timeout, env) if engine is not None else nullcontext():
             yield
-
-
-def _workspace_root(lock_file: Path) -> Path:
-    """The workspace folder of a lock file: ``<ws>/catalog.duckdb.lock`` or ``<ws>/lake/<p>/...``."""
-    parent = lock_file.parent
-    return parent.parent.parent if parent.parent.name == "lake" else parent
 
 
 # -- the catalog ----------------------------------------------------------------------------------
@@ -202,7 +197,7 @@ def catalog_writer(catalog: Path, timeout: float | None = None):
     import duckdb
 
     wait = lock_timeout(CATALOG_TIMEOUT_ENV, CATALOG_TIMEOUT) if timeout is None else timeout
-    with exclusive(catalog_lock_path(catalog), "catalog", f"the DuckDB catalog {catalog}", wait,
+    with exclusive(catalog.parent, catalog_lock_path(catalog), "catalog", f"the DuckDB catalog {catalog}", wait,
                    CATALOG_TIMEOUT_ENV):
         deadline, pause = time.monotonic() + wait, 0.01
         catalog.parent.mkdir(parents=True, exist_ok=True)
@@ -239,9 +234,10 @@ def write_catalog(catalog: Path, statements: list[str], timeout: float | None = 
 
 @contextmanager
 def project_lock(lake: Path, project: str, timeout: float | None = None):
-    """Hold project ``project``'s ingestion lock (``<lake>/_ingest.lock``) for the ``with`` block."""
+    """Hold project ``project``'s ingestion lock (``<lake>/_ingest.lock``) for the ``with`` block;
+    ``lake`` is ``<workspace>/lake/<project>``."""
     wait = lock_timeout(PROJECT_TIMEOUT_ENV, PROJECT_TIMEOUT) if timeout is None else timeout
-    with exclusive(lake / "_ingest.lock", f"ingest:{project}", f"project {project!r} (another ingestion "
+    with exclusive(lake.parent.parent, lake / "_ingest.lock", f"ingest:{project}", f"project {project!r} (another ingestion "
                    "or deletion)", wait, PROJECT_TIMEOUT_ENV):
         yield
 
