@@ -17,7 +17,8 @@ import json
 import os
 from pathlib import Path
 
-from gristmill.sql import connect, ident, literal
+from gristmill.catalog import write_catalog
+from gristmill.sql import ident, literal
 
 STATE = "_catalog.json"
 RUNS = "_runs.jsonl"
@@ -65,18 +66,7 @@ def sync_views(catalog: Path, project: str, lake: Path, state: dict) -> None:
     summary = [{k: r[k] for k in ("name", "version", "rows", "quarantined_rows", "input_rows",
                                   "created_at", "run_id", "path")} for r in records.values()]
     _atomic(lake / TABLES, "".join(json.dumps(row) + "\n" for row in summary))
-    statements = view_statements(project, lake, state)
-    con = connect(catalog)
-    try:
-        con.execute("BEGIN TRANSACTION")
-        for statement in statements:
-            con.execute(statement)
-        con.execute("COMMIT")
-    except Exception:
-        con.execute("ROLLBACK")
-        raise
-    finally:
-        con.close()
+    write_catalog(catalog, view_statements(project, lake, state))  # held for milliseconds, locked
 
 
 def _records(lake: Path, state: dict) -> dict[str, dict]:
@@ -88,6 +78,20 @@ def table_view(project: str, name: str, path: str | Path) -> str:
     """The view ``"<project>"."<name>"`` over one Parquet file (or glob)."""
     return (f"CREATE OR REPLACE VIEW {ident(project)}.{ident(name)} AS "
             f"SELECT * FROM read_parquet({literal(path)})")
+
+
+def project_statements(project: str, lake: Path) -> list[str]:
+    """The SQL that creates ``project``'s schema and views from what its lake holds now.
+
+    From ``_catalog.json`` when there is one (:func:`view_statements`); else (tables registered by
+    hand, as the test fixture ``add_tables`` does) one view per ``*.parquet`` file directly in the
+    lake folder, named after the file's stem. Readers run it on an in-memory database
+    (``gristmill.catalog.lake_reader``, ``gristmill.sandbox``) instead of opening the catalog.
+    """
+    if (lake / STATE).is_file():
+        return view_statements(project, lake, load_state(lake))
+    statements = [f"CREATE SCHEMA IF NOT EXISTS {ident(project)}"]
+    return statements + [table_view(project, p.stem, p) for p in sorted(lake.glob("*.parquet"))]
 
 
 def view_statements(project: str, lake: Path, state: dict) -> list[str]:

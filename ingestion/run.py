@@ -12,6 +12,7 @@ from contextlib import contextmanager, nullcontext
 from datetime import datetime, timezone
 from pathlib import Path
 
+from gristmill.catalog import LockBusy, project_lock
 from gristmill.errors import GristmillError
 from ingestion import catalog as cat
 from ingestion.discover import cleanup, discover
@@ -31,10 +32,20 @@ class IngestError(GristmillError):
 
 def ingest(sources: list[SourceSpec], *, project: str, lake_dir: Path, catalog: Path,
            jsonl: bool = False, progress: bool = False) -> IngestReport:
-    """Ingest ``sources`` into ``lake_dir`` and the project's schema of the DuckDB ``catalog``."""
+    """Ingest ``sources`` into ``lake_dir`` and the project's schema of the DuckDB ``catalog``.
+
+    One ingestion of a project runs at a time (others wait for its lock, see
+    :func:`gristmill.catalog.project_lock`); the catalog is opened only for the closing view update.
+    """
     started = time.monotonic()
-    run_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
     lake_dir.mkdir(parents=True, exist_ok=True)
+    with project_lock(lake_dir, project):
+        return _ingest(sources, project, lake_dir, catalog, jsonl, progress, started)
+
+
+def _ingest(sources: list[SourceSpec], project: str, lake_dir: Path, catalog: Path, jsonl: bool,
+            progress: bool, started: float) -> IngestReport:
+    run_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
     staging = lake_dir / "_staging" / run_id
     staging.mkdir(parents=True)
     state = cat.load_state(lake_dir)
@@ -68,7 +79,12 @@ def ingest(sources: list[SourceSpec], *, project: str, lake_dir: Path, catalog: 
         _fill_report(report, written, started)
         cat.save_state(lake_dir, state)
         cat.append_run(lake_dir, _run_summary(report))
-        cat.sync_views(catalog, project, lake_dir, state)
+        try:
+            cat.sync_views(catalog, project, lake_dir, state)
+        except LockBusy as exc:  # the lake holds the run; only the catalog file's views lag behind
+            raise LockBusy(f"ingested into the lake (run {run_id}; gristmill sql and training see it), "
+                           f"but the catalog file's views were not updated: {exc}; ingest {project!r} "
+                           "again to update them") from None
     finally:
         cleanup(staging)
     return report

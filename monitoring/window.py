@@ -95,16 +95,17 @@ def read_file(path: Path) -> pd.DataFrame:
 
 def label_table(ws: Workspace, spec: ProjectSpec, job: JobSpec) -> pd.DataFrame | None:
     """The label table as (key, label_ts, target), or None when there is none."""
-    from gristmill.sql import connect, ident, qualified
+    from gristmill.catalog import lake_reader
+    from gristmill.sql import ident, qualified
 
     cfg = job.labels
     table = cfg.table or spec.label.table
     key = cfg.key or spec.label_key()
     ts = cfg.timestamp or spec.label.timestamp
     target = cfg.target or spec.label.target
-    if not ws.catalog.is_file():
+    if not ws.lake(spec.project).is_dir():
         return None
-    con = connect(ws.catalog, read_only=True)
+    con = lake_reader(ws, spec.project)  # the lake, not the catalog file: no wait for a writer
     try:
         return con.execute(f"SELECT CAST({ident(key)} AS VARCHAR) AS key, "
                            f"CAST({ident(ts)} AS TIMESTAMPTZ) AS label_ts, {ident(target)} AS target "

@@ -102,8 +102,8 @@ def _check_read_only(con, query: str) -> None:
 def _lock_down(con, lakes: dict, spill: str) -> None:
     """Let ``con`` read only the ``lakes`` ({project: lake folder}), create their views, lock it."""
     from gristmill.errors import GristmillError
-    from gristmill.sql import ident, literal
-    from ingestion.catalog import STATE, load_state, table_view, view_statements
+    from gristmill.sql import literal
+    from ingestion.catalog import project_statements
 
     for name, value in LIMITS.items():
         con.execute(f"SET {name} = {literal(value) if isinstance(value, str) else value}")
@@ -113,13 +113,8 @@ def _lock_down(con, lakes: dict, spill: str) -> None:
     con.execute("SET enable_external_access = false")
     con.execute("SET python_enable_replacements = false")  # no scans of the caller's Python variables
     for project, lake in lakes.items():  # after the lock-down: a view can only read its own lake
-        if (lake / STATE).is_file():
-            statements = view_statements(project, lake, load_state(lake))
-        else:
-            statements = [f"CREATE SCHEMA IF NOT EXISTS {ident(project)}"]
-            statements += [table_view(project, p.stem, p) for p in sorted(lake.glob("*.parquet"))]
         try:
-            for statement in statements:
+            for statement in project_statements(project, lake):
                 con.execute(statement)
         except Exception as exc:
             raise GristmillError(

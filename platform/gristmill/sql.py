@@ -26,7 +26,11 @@ def qualified(schema: str, table: str) -> str:
 
 
 def connect(catalog: Path, read_only: bool = False):
-    """Open the workspace's DuckDB catalog."""
+    """Open the workspace's DuckDB catalog directly, with no lock: for single-process tools and tests.
+
+    Gristmill's own writers go through :func:`gristmill.catalog.write_catalog` (locked, held for
+    milliseconds) and its readers through :func:`gristmill.catalog.lake_reader` (never opens it).
+    """
     import duckdb
 
     if read_only and not catalog.exists():

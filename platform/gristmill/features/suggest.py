@@ -20,7 +20,8 @@ import re
 from dataclasses import dataclass
 
 from gristmill.spec import ProjectSpec
-from gristmill.sql import connect, ident, qualified
+from gristmill.catalog import lake_reader
+from gristmill.sql import ident, qualified
 from gristmill.workspace import Workspace
 
 _TIME_HINT = re.compile(r"(updated|modified|date|datum|time|_at$|_on$|created|valid|as_of|period)", re.I)
@@ -38,7 +39,7 @@ class Suggestion:
 def suggest(ws: Workspace, spec: ProjectSpec) -> tuple[list[Suggestion], dict[str, str]]:
     """Proposed ``features`` entries, and the tables left out with the reason."""
     project, label = spec.project, spec.label
-    con = connect(ws.catalog, read_only=True)
+    con = lake_reader(ws, project)  # the lake, not the catalog file: no wait for a writer
     try:
         tables = [r[0] for r in con.execute(
             "SELECT table_name FROM information_schema.tables WHERE table_schema = ? "

@@ -20,13 +20,15 @@ points at the owner's table, and the definitions import the owner's feature view
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from gristmill.errors import DataError
 from gristmill.features.naming import CREATED, STATIC_TIME, TIMESTAMP, feature_name, snake
 from gristmill.spec import FeatureTableSpec, ProjectSpec
-from gristmill.sql import connect, ident, literal, qualified
+from gristmill.catalog import lake_reader
+from gristmill.sql import ident, literal, qualified
 from gristmill.workspace import Workspace
 
 MAX_CATEGORY_LEVELS = 12
@@ -220,7 +222,7 @@ def build_feature_tables(ws: Workspace, spec: ProjectSpec) -> Manifest:
     project, entity_key = spec.project, spec.entity.key
     out_dir = features_dir(ws, project)
     out_dir.mkdir(parents=True, exist_ok=True)
-    con = connect(ws.catalog)
+    con = lake_reader(ws, project)  # the lake, not the catalog file: no wait for a writer
     try:
         available = [r[0] for r in con.execute(
             "SELECT table_name FROM information_schema.tables WHERE table_schema = ? "
@@ -319,6 +321,6 @@ def _reused(ws: Workspace, spec: ProjectSpec, fspec: FeatureTableSpec, where: st
 
 
 def _copy(con, query: str, path: Path) -> None:
-    tmp = path.with_suffix(".parquet.tmp")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # two builders never share a temp file
     con.execute(f"COPY ({query}) TO {literal(tmp)} (FORMAT parquet, COMPRESSION zstd)")
     tmp.replace(path)

@@ -94,7 +94,8 @@ def delete(ctx: Context, project: str, confirm: str) -> dict:
 
     from gristmill.features.repo import GENERATED_DIR
     from gristmill.serving.prediction_log import log_folder
-    from gristmill.sql import connect, ident
+    from gristmill.catalog import project_lock, write_catalog
+    from gristmill.sql import ident
     from gristmill.training.registry import history_path
 
     if confirm != project:
@@ -114,11 +115,8 @@ def delete(ctx: Context, project: str, confirm: str) -> dict:
             removed.append(f"schedule {job['id']}")
     removed += _delete_model(ws, project)
     if ws.catalog.exists():
-        con = connect(ws.catalog)
-        try:
-            con.execute(f"DROP SCHEMA IF EXISTS {ident(project)} CASCADE")
-        finally:
-            con.close()
+        with project_lock(ws.lake(project), project):  # not while an ingestion of it runs
+            write_catalog(ws.catalog, [f"DROP SCHEMA IF EXISTS {ident(project)} CASCADE"])
         removed.append(f"DuckDB schema {project}")
     from monitoring.jobs import jobs_dir
 
