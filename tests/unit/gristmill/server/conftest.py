@@ -24,8 +24,12 @@ def audit_count(ws) -> int:
 
 
 @pytest.fixture
-def live_server(workspace, free_port):
-    """A real uvicorn server on loopback, in a thread of this process; yields its URL."""
+def live_server(workspace, free_port, start_worker):
+    """A real uvicorn server on loopback, in a thread of this process, and a real worker process
+    for its jobs; yields its URL."""
+    import os
+
+    start_worker(dict(os.environ), "w-live", slots=2)
     import threading
     import time
 

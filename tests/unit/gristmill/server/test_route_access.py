@@ -56,6 +56,12 @@ ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/audit"): "auth",
     ("GET", "/audit/verify"): "admin",
     ("GET", "/projects/{project}/lineage"): "viewer",
+    ("POST", "/jobs"): "editor",                  # a training of shop, queued
+    ("GET", "/jobs"): "auth",                     # filtered to what the caller may see
+    ("GET", "/jobs/{job}"): "auth",               # (a job's own rules: tests/unit/gristmill/jobs)
+    ("GET", "/jobs/{job}/logs"): "auth",
+    ("POST", "/jobs/{job}/cancel"): "auth",
+    ("GET", "/workers"): "auth",
 }
 DOCS = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
 
@@ -103,8 +109,9 @@ def request_for(method: str, path: str, team) -> dict:
         "/projects/{project}/sql": {"query": "select 1 as one"},
         "/projects/{project}/models/challenge": {"version": "1"},
         "/projects/{project}/monitor/schedule": {"every": 3600},
+        "/jobs": {"kind": "models.train", "params": {"project": "shop"}} if method == "POST" else None,
     }.get(path)
-    url = path.format(project="shop", name="vi", token_id="0123456789abcdef")
+    url = path.format(project="shop", name="vi", token_id="0123456789abcdef", job="j0123456789abcdef")
     out = {"method": method, "url": url}
     if path == "/projects/{project}/uploads":
         out["files"] = [("files", ("orders.csv", io.BytesIO(b"customer_id,amount\na,1\n"), "text/csv"))]
