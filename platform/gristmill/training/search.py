@@ -227,10 +227,8 @@ def run_search(X, y, weight, task: Task, metric, names: list[str], splits: list[
         on_trial(trial, name, params, score, time.monotonic() - started)
         return score
 
-    if not study.trials:  # known-good defaults first, cheapest families first
-        for name in sorted(names, key=lambda n: COST.get(n, len(COST))):
-            trainer = trainers.get(name)
-            study.enqueue_trial({"trainer": name, **{f"{name}.{k}": v for k, v in trainer.defaults.items()}})
+    if not study.trials:
+        enqueue_defaults(study, names)
     def completed() -> int:
         return len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
 
@@ -244,6 +242,13 @@ def run_search(X, y, weight, task: Task, metric, names: list[str], splits: list[
         study.optimize(objective, timeout=max(1.0, pace.end - pace.after_search - time.monotonic()),
                        catch=(), callbacks=[enough], show_progress_bar=progress and sys.stderr.isatty())
     return candidates(study, oof_dir, with_holdout=X_holdout is not None)
+
+
+def enqueue_defaults(study, names: list[str]) -> None:
+    """Known-good defaults first, cheapest families first (once, before any trial runs)."""
+    for name in sorted(names, key=lambda n: COST.get(n, len(COST))):
+        trainer = trainers.get(name)
+        study.enqueue_trial({"trainer": name, **{f"{name}.{k}": v for k, v in trainer.defaults.items()}})
 
 
 class _Folds:

@@ -19,7 +19,7 @@ import logging
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from gristmill.errors import DataError
 from gristmill.features.naming import TIMESTAMP
@@ -227,38 +227,47 @@ def _weights(y, task: str, mode: str):
     return (len(y) / (len(counts) * counts))[y.astype(int)]
 
 
-def train(ws: Workspace, spec: ProjectSpec, dataset_id: str, dataset_path: Path,
-          budget_seconds: int | None = None, progress: bool = False, job_id: str | None = None,
-          report: Callable[[dict], None] | None = None) -> TrainResult:
-    """Search, ensemble, refit, score on the holdout, register; returns what was registered.
+@dataclass
+class Prepared:
+    """What a training and its helper processes rebuild alike from the training set (deterministic)."""
 
-    ``job_id`` (a job queue's id) tags the MLflow runs, the Optuna trials and the model version
-    (``gristmill_job``), and makes the call idempotent: when a version of this job is registered
-    already, it is returned and nothing is trained again. ``report`` receives progress dicts
-    (:class:`Reporter`: stage, trials done, best score, seconds left), about once a second."""
-    started = time.monotonic()  # the budget counts from here, imports included
-    import mlflow
-    import numpy as np
-    import optuna
+    key: object
+    target: object
+    frame: object
+    left_out: object
+    features: object
+    identifiers: object
+    task: object
+    metric: object
+    classes: object
+    numeric: object
+    categories: object
+    text_columns: object
+    fit_task: object
+    strategy: object
+    train_df: object
+    holdout_df: object
+    encoders: object
+    template: object
+    X: object
+    X_holdout: object
+    y: object
+    y_holdout: object
+    weight: object
+    leaks: object
+    notices: object
+    folds: object
+    splits: object
+
+
+def prepare(ws: Workspace, spec: ProjectSpec, dataset_id: str, dataset_path: Path) -> Prepared:
+    """The rows, features, task, holdout, encoded matrices and folds of a training."""
     import pandas as pd
 
-    from gristmill.training import recovery
-
-    from gristmill.training import trainers
-    from gristmill.training.ensemble import greedy_weights
-    from gristmill.training.model import Member
-    from gristmill.training.search import Pace, default_folds, make_splits, run_search
+    from gristmill.training.search import default_folds, make_splits
     from gristmill.training.trainers import Task
 
     cfg = spec.training
-    budget = budget_seconds or cfg.budget_seconds
-    job_id = recovery.check_job_id(job_id)
-    if job_id:
-        done_before = registered_for_job(ws, spec.project, job_id)
-        if done_before is not None:
-            log.info("job %s already registered version %s of %s: returned as is", job_id,
-                     done_before.version, spec.project)
-            return done_before
     key, target = spec.entity.key, spec.label.target
     frame = pd.read_parquet(dataset_path)
     left_out = _labels_left_out(dataset_path, frame, target)
@@ -315,6 +324,49 @@ def train(ws: Workspace, spec: ProjectSpec, dataset_id: str, dataset_path: Path,
     splits = make_splits("stratified" if strategy == "shuffle" else strategy, task, y, train_df[key],
                          train_df[TIMESTAMP], folds, cfg.seed)
 
+    return Prepared(key=key, target=target, frame=frame, left_out=left_out, features=features, identifiers=identifiers, task=task, metric=metric, classes=classes, numeric=numeric, categories=categories, text_columns=text_columns, fit_task=fit_task, strategy=strategy, train_df=train_df, holdout_df=holdout_df, encoders=encoders, template=template, X=X, X_holdout=X_holdout, y=y, y_holdout=y_holdout, weight=weight, leaks=leaks, notices=notices, folds=folds, splits=splits)
+
+
+def train(ws: Workspace, spec: ProjectSpec, dataset_id: str, dataset_path: Path,
+          budget_seconds: int | None = None, progress: bool = False, job_id: str | None = None,
+          report: Callable[[dict], None] | None = None, workers: int | None = None,
+          spawn_helpers: Callable[[dict, int], Any] | None = None) -> TrainResult:
+    """Search, ensemble, refit, score on the holdout, register; returns what was registered.
+
+    ``job_id`` (a job queue's id) tags the MLflow runs, the Optuna trials and the model version
+    (``gristmill_job``), and makes the call idempotent: when a version of this job is registered
+    already, it is returned and nothing is trained again. ``report`` receives progress dicts
+    (:class:`Reporter`: stage, trials done, best score, seconds left), about once a second.
+    ``workers`` (default ``training.workers``) processes run trials of the study at once: this one
+    and helpers started by ``spawn_helpers(ref, n)`` (a job queue's sub-jobs running
+    :func:`gristmill.training.distributed.run_trials`) or, without it, local processes; the
+    ensemble is chosen from every complete trial of the study."""
+    started = time.monotonic()  # the budget counts from here, imports included
+    import mlflow
+    import numpy as np
+    import optuna
+    import pandas as pd
+
+    from gristmill.training import recovery, trainers
+    from gristmill.training.ensemble import greedy_weights
+    from gristmill.training.model import Member
+    from gristmill.training.search import Pace, run_search
+
+    cfg = spec.training
+    budget = budget_seconds or cfg.budget_seconds
+    job_id = recovery.check_job_id(job_id)
+    if job_id:
+        done_before = registered_for_job(ws, spec.project, job_id)
+        if done_before is not None:
+            log.info("job %s already registered version %s of %s: returned as is", job_id,
+                     done_before.version, spec.project)
+            return done_before
+    p = prepare(ws, spec, dataset_id, dataset_path)
+    (key, target, frame, left_out, features, identifiers, task, metric, text_columns, fit_task,
+     strategy, holdout_df, encoders, template, X, X_holdout, y, y_holdout, weight, leaks, notices,
+     folds, splits) = (p.key, p.target, p.frame, p.left_out, p.features, p.identifiers, p.task,
+     p.metric, p.text_columns, p.fit_task, p.strategy, p.holdout_df, p.encoders, p.template, p.X,
+     p.X_holdout, p.y, p.y_holdout, p.weight, p.leaks, p.notices, p.folds, p.splits)
     exp_id = configure_mlflow(ws, spec.project)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = study_storage(ws, spec.project)
@@ -365,9 +417,32 @@ def train(ws: Workspace, spec: ProjectSpec, dataset_id: str, dataset_path: Path,
         pace = Pace.for_budget(started + budget, AFTER_SEARCH, folds)
         mlflow.log_params({"parallel_fits": pace.workers, "threads_per_fit": pace.threads, "refit": cfg.refit})
         search_started = time.monotonic()
+        n_workers = workers or cfg.workers
+        helpers, deadline = None, time.time() + (started + budget - time.monotonic())
+        if n_workers > 1:
+            from gristmill.config import optuna_storage_url
+            from gristmill.training import distributed
+            from gristmill.training.search import enqueue_defaults
+
+            if not study.trials:
+                enqueue_defaults(study, cfg.trainers)
+            ref = distributed.study_ref(ws, spec, dataset_id, dataset_path, study_name, oof_dir, deadline,
+                                        job_id, parent.info.run_id, optuna_storage_url(ws))
+            helpers = (spawn_helpers or distributed.spawn_local)(ref, n_workers - 1)
+            mlflow.log_param("workers", n_workers)
         found = run_search(X, y, weight, fit_task, metric, cfg.trainers, splits, pace, study, oof_dir,
                            cfg.max_trials, progress, on_trial, X_holdout if cfg.refit == "all" else None,
                            cfg.ensemble, trial_attrs=tags)
+        if n_workers > 1:
+            from gristmill.training.search import candidates
+
+            progress_of("search", len(found), found[0].score if found else None, "waiting for the helpers",
+                        force=True)
+            distributed.wait_for_helpers(study, deadline - AFTER_SEARCH, helpers)
+            found = candidates(study, oof_dir, with_holdout=cfg.refit == "all")
+            hosts = {t.user_attrs.get("gristmill_host", "") + ":" + str(t.user_attrs.get("gristmill_pid", ""))
+                     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))}
+            log.info("study %s: %d complete trial(s) from %d process(es)", study_name, len(found), len(hosts))
         if not found:
             raise DataError("no training trial finished within the budget; raise training.budget_seconds")
         refit_started = time.monotonic()
