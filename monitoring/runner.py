@@ -46,7 +46,9 @@ def model_info(ws: Workspace, project: str, model: str) -> dict[str, Any] | None
     """Version, run id, training set, task and holdout score of the monitored model (None: no model)."""
     import warnings
 
-    if not (ws.mlflow_dir / "mlflow.db").is_file():
+    from gristmill.config import mlflow_in_use
+
+    if not mlflow_in_use(ws):
         return None  # nothing was ever trained in this workspace
 
     import mlflow
@@ -55,8 +57,11 @@ def model_info(ws: Workspace, project: str, model: str) -> dict[str, Any] | None
 
     logging.getLogger("mlflow").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", module="mlflow")
-    mlflow.set_tracking_uri(ws.mlflow_uri)
-    mlflow.set_registry_uri(ws.mlflow_uri)
+    from gristmill.config import mlflow_tracking_uri
+
+    uri = mlflow_tracking_uri(ws)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
     client = MlflowClient()
     try:
         if model.isdigit():

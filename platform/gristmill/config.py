@@ -13,8 +13,16 @@ configuration, not code:
     server:
       metadata: postgresql://gristmill@db.internal:5432/gristmill  # users, tokens, audit, lineage
 
-or the environment: ``GRISTMILL_FEAST_REGISTRY``, ``GRISTMILL_ONLINE_STORE`` and
-``GRISTMILL_METADATA_URL`` and ``GRISTMILL_BROKER_URL`` (the job queue's broker; they win over the file). Every Feast object stays scoped by project (``<project>__...``), so many workspaces and
+    mlflow:
+      tracking: postgresql://gristmill@db.internal:5432/mlflow    # runs and models (own database)
+      artifacts: /shared/gristmill/mlflow-artifacts               # a folder every machine sees
+
+    training:
+      optuna: postgresql://gristmill@db.internal:5432/optuna      # studies (default: server.metadata)
+
+or the environment: ``GRISTMILL_FEAST_REGISTRY``, ``GRISTMILL_ONLINE_STORE``,
+``GRISTMILL_METADATA_URL``, ``GRISTMILL_MLFLOW_TRACKING``, ``GRISTMILL_OPTUNA_STORAGE`` and
+``GRISTMILL_BROKER_URL`` (the job queue's Celery broker, see ``jobs:``; they win over the file). Every Feast object stays scoped by project (``<project>__...``), so many workspaces and
 projects share one registry.
 """
 
@@ -78,6 +86,32 @@ class ServerConfig(_Strict):
     _postgres = field_validator("metadata")(classmethod(lambda cls, value: _postgres_url(value)))
 
 
+class MlflowConfig(_Strict):
+    """Where MLflow keeps its runs and models (team mode: PostgreSQL and a shared folder)."""
+
+    tracking: str | None = Field(
+        None, description="PostgreSQL URL of a shared MLflow tracking and model registry store, e.g. "
+        "postgresql://user@host:5432/mlflow: `mlflow server --backend-store-uri <it>` shows every "
+        "project's runs. Its own database: MLflow's tables and migrations are its own "
+        "(default: SQLite <workspace>/mlflow/mlflow.db).")
+    artifacts: str | None = Field(
+        None, description="Folder shared by every machine where run artifacts and models are written "
+        "(default: <workspace>/mlflow/artifacts).")
+
+    _postgres = field_validator("tracking")(classmethod(lambda cls, value: _postgres_url(value)))
+
+
+class TrainingStoreConfig(_Strict):
+    """Where the Optuna studies live."""
+
+    optuna: str | None = Field(
+        None, description="PostgreSQL URL of the Optuna storage (RDB) shared by every training worker, "
+        "e.g. postgresql://user@host:5432/optuna (default: server.metadata when that is set, else one "
+        "journal file per project in <workspace>/optuna).")
+
+    _postgres = field_validator("optuna")(classmethod(lambda cls, value: _postgres_url(value)))
+
+
 class JobsConfig(_Strict):
     """The job queue (``gristmill worker``): where its messages go and how jobs share the workers."""
 
@@ -109,12 +143,19 @@ class WorkspaceConfig(_Strict):
 
     feature_store: FeatureStoreConfig = FeatureStoreConfig()
     server: ServerConfig = ServerConfig()
+    mlflow: MlflowConfig = MlflowConfig()
+    training: TrainingStoreConfig = TrainingStoreConfig()
     jobs: JobsConfig = JobsConfig()
 
     @property
     def team_mode(self) -> bool:
         return bool(self.feature_store.registry or self.feature_store.online_store or self.server.metadata
-                    or self.jobs.broker)
+                    or self.mlflow.tracking or self.training.optuna or self.jobs.broker)
+
+    @property
+    def optuna_url(self) -> str | None:
+        """The shared Optuna storage, or None for the embedded journal files."""
+        return self.training.optuna or self.server.metadata
 
 
 def load_config(ws: Workspace) -> WorkspaceConfig:
@@ -123,19 +164,25 @@ def load_config(ws: Workspace) -> WorkspaceConfig:
 
     path = ws.root / CONFIG_FILE
     data = (read_yaml(path) or {}) if path.is_file() else {}
-    config = validate(WorkspaceConfig, data, CONFIG_FILE, "feature_store, server, jobs")
+    config = validate(WorkspaceConfig, data, CONFIG_FILE, "feature_store, server, mlflow, training, jobs")
     overrides = {k: v for k, v in {"registry": os.environ.get("GRISTMILL_FEAST_REGISTRY"),
                                    "online_store": os.environ.get("GRISTMILL_ONLINE_STORE")}.items() if v}
     metadata = os.environ.get("GRISTMILL_METADATA_URL")
+    tracking = os.environ.get("GRISTMILL_MLFLOW_TRACKING")
+    optuna_url = os.environ.get("GRISTMILL_OPTUNA_STORAGE")
     broker = os.environ.get("GRISTMILL_BROKER_URL")
-    if overrides or metadata or broker:
+    if overrides or metadata or tracking or optuna_url or broker:
         merged = config.model_dump()
         merged["feature_store"] |= overrides
         if metadata:
             merged["server"]["metadata"] = metadata
+        if tracking:
+            merged["mlflow"]["tracking"] = tracking
+        if optuna_url:
+            merged["training"]["optuna"] = optuna_url
         if broker:
             merged["jobs"]["broker"] = broker
-        config = validate(WorkspaceConfig, merged, "environment", "feature_store, server, jobs")
+        config = validate(WorkspaceConfig, merged, "environment", "feature_store, server, mlflow, training, jobs")
     return config
 
 
@@ -188,3 +235,30 @@ def redis_connection_string(url: str) -> str:
     if parts.scheme == "rediss":
         out += ",ssl=true"
     return out
+
+
+def mlflow_tracking_uri(ws: Workspace) -> str:
+    """The MLflow tracking (and registry) store every MLflow use of ``ws`` goes to: the team's
+    PostgreSQL store when ``mlflow.tracking`` is set, else SQLite in the workspace."""
+    tracking = load_config(ws).mlflow.tracking
+    return sqlalchemy_url(tracking) if tracking else ws.mlflow_uri
+
+
+def mlflow_artifacts_root(ws: Workspace):
+    """The folder run artifacts and models are written to (``mlflow.artifacts``, else the
+    workspace's ``mlflow/artifacts``)."""
+    from pathlib import Path
+
+    folder = load_config(ws).mlflow.artifacts
+    return Path(folder).expanduser().resolve() if folder else ws.mlflow_dir / "artifacts"
+
+
+def optuna_storage_url(ws: Workspace) -> str | None:
+    """The SQLAlchemy URL of the shared Optuna storage, or None for the workspace's journal files."""
+    url = load_config(ws).optuna_url
+    return sqlalchemy_url(url) if url else None
+
+
+def mlflow_in_use(ws: Workspace) -> bool:
+    """Whether MLflow may hold anything of ``ws``: a team store is configured or the SQLite file exists."""
+    return bool(load_config(ws).mlflow.tracking) or (ws.mlflow_dir / "mlflow.db").is_file()

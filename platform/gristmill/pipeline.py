@@ -78,7 +78,11 @@ def features_materialize(ws: Workspace, spec: ProjectSpec) -> dict:
 
 
 def train(ws: Workspace, spec: ProjectSpec, budget: int | None = None, dataset_id: str | None = None,
-          progress: bool = False):
+          progress: bool = False, job_id: str | None = None, report=None, workers: int | None = None,
+          spawn_helpers=None):
+    """Train on a training set (the latest by default); ``job_id``, ``report``, ``workers`` and
+    ``spawn_helpers`` go to :func:`gristmill.training.train.train` (idempotent per job; progress
+    dicts; trials of one study in several processes)."""
     from gristmill.features.store import latest_training_set
     from gristmill.training.train import train as run_train
 
@@ -89,7 +93,8 @@ def train(ws: Workspace, spec: ProjectSpec, budget: int | None = None, dataset_i
                                 f"gristmill features dataset {spec.project}")
     else:
         dataset_id, path = latest_training_set(ws, spec.project)
-    return run_train(ws, spec, dataset_id, path, budget_seconds=budget, progress=progress)
+    return run_train(ws, spec, dataset_id, path, budget_seconds=budget, progress=progress, job_id=job_id,
+                     report=report, workers=workers, spawn_helpers=spawn_helpers)
 
 
 def deploy(ws: Workspace, spec: ProjectSpec) -> Path:

@@ -161,7 +161,11 @@ class TrainingSpec(_Strict):
     budget_seconds: int = Field(60, ge=5, le=86_400, description="Wall-clock budget of the whole "
                                 "training: search, refit and registration (the first trial always "
                                 "finishes, even past it).")
-    max_trials: int = Field(200, ge=1, description="Upper bound on Optuna trials within the budget.")
+    max_trials: int = Field(200, ge=1, description="Upper bound on completed Optuna trials within the "
+                            "budget (pruned ones do not count).")
+    workers: int = Field(1, ge=1, le=64, description="Processes running trials of the study at once "
+                         "(this one plus workers - 1 helpers: queue workers in team mode, else local "
+                         "processes); the ensemble is built from every process's trials.")
     holdout_fraction: float = Field(
         0.2, gt=0.0, lt=0.5, description="Share of labelled rows kept apart to score the winner."
     )

@@ -360,12 +360,14 @@ def next_steps(ws, spec, summary: dict) -> None:
     # in this workspace (the one the bento serves), as the local OS user
     with local_only():
         token = call("tokens.create", project=spec.project, role="viewer", label="demo curl")["token"]
+    from gristmill.config import mlflow_tracking_uri
+
     console.print(f"""
 [bold green]Done.[/] Project [bold]{spec.project}[/] is trained, registered and ready to serve.
 
 Next steps:
   1. Browse runs and the registered model:
-       uv run mlflow ui --backend-store-uri {ws.mlflow_uri} --port 5000
+       uv run mlflow ui --backend-store-uri {mlflow_tracking_uri(ws)} --port 5000
   2. Serve predictions:
        cd {summary['bento']} && uv run bentoml serve service:{class_name(spec.project)} --port {port}
   3. Ask for one (in another terminal) with this viewer token of {spec.project}, shown once:

@@ -143,7 +143,9 @@ def _delete_model(ws, project: str) -> list[str]:
 
     from gristmill.training.train import configure_mlflow, experiment_name, model_name
 
-    if not (ws.mlflow_dir / "mlflow.db").exists():
+    from gristmill.config import mlflow_in_use
+
+    if not mlflow_in_use(ws):
         return []
     configure_mlflow(ws)
     client, removed = MlflowClient(), []

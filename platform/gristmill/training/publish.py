@@ -12,9 +12,9 @@ if TYPE_CHECKING:
     from gristmill.training.model import TabularModel
 
 
-def register_model(project: str, model: "TabularModel", example_rows) -> str:
+def register_model(project: str, model: "TabularModel", example_rows, tags: dict | None = None) -> str:
     """Log ``model`` as an MLflow pyfunc in the active run and register it as a new version of
-    the project's model, with its signature, an input example and pinned requirements."""
+    the project's model, with its signature, an input example, pinned requirements and ``tags``."""
     import tempfile
 
     import mlflow
@@ -43,6 +43,8 @@ def register_model(project: str, model: "TabularModel", example_rows) -> str:
     client.set_model_version_tag(model_name(project), version, "training_set_id", model.dataset_id)
     client.set_model_version_tag(model_name(project), version, "members",
                                  ", ".join(f"{m.trainer} {m.weight:.2f}" for m in model.members))
+    for key, value in (tags or {}).items():
+        client.set_model_version_tag(model_name(project), version, key, str(value))
     mlflow.set_tag("registered_version", version)
     return version
 

@@ -126,11 +126,13 @@ def make_splits(strategy: str, task: str, y, groups, times, k: int, seed: int) -
 def run_search(X, y, weight, task: Task, metric, names: list[str], splits: list[tuple], pace: Pace,
                study, oof_dir: Path, max_trials: int, progress: bool,
                on_trial: Callable[[object, str, dict, float, float], None], X_holdout=None,
-               ensemble: bool = True) -> list[Candidate]:
-    """Optimize ``study`` until the deadline ``pace`` sets; return every finished trial, best first.
+               ensemble: bool = True, trial_attrs: dict | None = None) -> list[Candidate]:
+    """Optimize ``study`` until the deadline ``pace`` sets or ``max_trials`` trials of the study
+    completed (pruned ones do not count); return every finished trial, best first.
 
     The search always ends with at least one model: the first trial is never cut short, whatever
-    the budget (a tiny budget is overrun rather than answered with a model of a few rounds)."""
+    the budget (a tiny budget is overrun rather than answered with a model of a few rounds).
+    ``trial_attrs`` are set as user attributes of every trial (the process and job running it)."""
     import numpy as np
     import optuna
 
@@ -162,6 +164,8 @@ def run_search(X, y, weight, task: Task, metric, names: list[str], splits: list[
 
     def objective(trial):
         started = time.monotonic()
+        for attr, value in (trial_attrs or {}).items():
+            trial.set_user_attr(attr, value)
         name = trial.suggest_categorical("trainer", names)
         trainer = trainers.get(name)
         params = trainer.suggest(trial)
@@ -223,17 +227,28 @@ def run_search(X, y, weight, task: Task, metric, names: list[str], splits: list[
         on_trial(trial, name, params, score, time.monotonic() - started)
         return score
 
-    if not study.trials:  # known-good defaults first, cheapest families first
-        for name in sorted(names, key=lambda n: COST.get(n, len(COST))):
-            trainer = trainers.get(name)
-            study.enqueue_trial({"trainer": name, **{f"{name}.{k}": v for k, v in trainer.defaults.items()}})
-    done = len([t for t in study.trials if t.state.is_finished()])
-    if done < max_trials:  # a resumed study that already has its trials only re-ensembles
+    if not study.trials:
+        enqueue_defaults(study, names)
+    def completed() -> int:
+        return len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
+
+    def enough(study, _trial) -> None:
+        if completed() >= max_trials:
+            study.stop()
+
+    if completed() < max_trials:  # a resumed study that already has its trials only re-ensembles
         import sys
 
         study.optimize(objective, timeout=max(1.0, pace.end - pace.after_search - time.monotonic()),
-                       n_trials=max_trials - done, catch=(), show_progress_bar=progress and sys.stderr.isatty())
+                       catch=(), callbacks=[enough], show_progress_bar=progress and sys.stderr.isatty())
     return candidates(study, oof_dir, with_holdout=X_holdout is not None)
+
+
+def enqueue_defaults(study, names: list[str]) -> None:
+    """Known-good defaults first, cheapest families first (once, before any trial runs)."""
+    for name in sorted(names, key=lambda n: COST.get(n, len(COST))):
+        trainer = trainers.get(name)
+        study.enqueue_trial({"trainer": name, **{f"{name}.{k}": v for k, v in trainer.defaults.items()}})
 
 
 class _Folds:

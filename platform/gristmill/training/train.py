@@ -19,6 +19,7 @@ import logging
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any, Callable
 
 from gristmill.errors import DataError
 from gristmill.features.naming import TIMESTAMP
@@ -78,9 +79,12 @@ def configure_mlflow(ws: Workspace, project: str | None = None) -> str | None:
 
     logging.getLogger("mlflow").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", module="mlflow")
+    from gristmill.config import mlflow_artifacts_root, mlflow_tracking_uri
+
     ws.ensure()
-    mlflow.set_tracking_uri(ws.mlflow_uri)
-    mlflow.set_registry_uri(ws.mlflow_uri)
+    uri = mlflow_tracking_uri(ws)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
     if project is None:
         return None
     name = experiment_name(project)
@@ -88,10 +92,51 @@ def configure_mlflow(ws: Workspace, project: str | None = None) -> str | None:
     if found is not None:
         mlflow.set_experiment(name)
         return found.experiment_id
-    artifacts = (ws.mlflow_dir / "artifacts" / project).as_uri()
+    artifacts = (mlflow_artifacts_root(ws) / project).as_uri()
     exp_id = mlflow.create_experiment(name, artifact_location=artifacts, tags={"gristmill_project": project})
     mlflow.set_experiment(name)
     return exp_id
+
+
+def study_storage(ws: Workspace, project: str, create: bool = True):
+    """The Optuna storage of ``project``'s studies: the team's PostgreSQL (RDB storage) when
+    configured, else the project's journal file (None when ``create`` is False and it has none)."""
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    from gristmill.config import optuna_storage_url
+
+    url = optuna_storage_url(ws)
+    if url:
+        return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
+    journal = ws.optuna_journal(project)
+    if not create and not journal.is_file():
+        return None
+    journal.parent.mkdir(parents=True, exist_ok=True)
+    return JournalStorage(JournalFileBackend(str(journal)))
+
+
+class Reporter:
+    """Progress for a caller (a job record, a progress bar): ``report(dict)`` at most once per
+    ``every`` seconds, except stage changes and the last call, which always go through."""
+
+    def __init__(self, report: Callable[[dict], None] | None, metric: str, total: int | None,
+                 end: float, every: float = 1.0) -> None:
+        self.report, self.metric, self.total, self.end, self.every = report, metric, total, end, every
+        self.last, self.stage = -1e9, None
+
+    def __call__(self, stage: str, done: int = 0, best: float | None = None, message: str = "",
+                 force: bool = False) -> None:
+        if self.report is None:
+            return
+        now = time.monotonic()
+        if not force and stage == self.stage and now - self.last < self.every:
+            return
+        self.last, self.stage = now, stage
+        self.report({"stage": stage, "done": int(done), "total": self.total,
+                     "best": None if best is None else float(best), "metric": self.metric,
+                     "eta_seconds": max(0.0, round(self.end - now, 1)), "message": message})
 
 
 def _strategy(cv: str, frame, key: str) -> str:
@@ -182,25 +227,47 @@ def _weights(y, task: str, mode: str):
     return (len(y) / (len(counts) * counts))[y.astype(int)]
 
 
-def train(ws: Workspace, spec: ProjectSpec, dataset_id: str, dataset_path: Path,
-          budget_seconds: int | None = None, progress: bool = False) -> TrainResult:
-    """Search, ensemble, refit, score on the holdout, register; returns what was registered."""
-    started = time.monotonic()  # the budget counts from here, imports included
-    import mlflow
-    import numpy as np
-    import optuna
-    import pandas as pd
-    from optuna.storages import JournalStorage
-    from optuna.storages.journal import JournalFileBackend
+@dataclass
+class Prepared:
+    """What a training and its helper processes rebuild alike from the training set (deterministic)."""
 
-    from gristmill.training import trainers
-    from gristmill.training.ensemble import greedy_weights
-    from gristmill.training.model import Member
-    from gristmill.training.search import Pace, default_folds, make_splits, run_search
+    key: object
+    target: object
+    frame: object
+    left_out: object
+    features: object
+    identifiers: object
+    task: object
+    metric: object
+    classes: object
+    numeric: object
+    categories: object
+    text_columns: object
+    fit_task: object
+    strategy: object
+    train_df: object
+    holdout_df: object
+    encoders: object
+    template: object
+    X: object
+    X_holdout: object
+    y: object
+    y_holdout: object
+    weight: object
+    leaks: object
+    notices: object
+    folds: object
+    splits: object
+
+
+def prepare(ws: Workspace, spec: ProjectSpec, dataset_id: str, dataset_path: Path) -> Prepared:
+    """The rows, features, task, holdout, encoded matrices and folds of a training."""
+    import pandas as pd
+
+    from gristmill.training.search import default_folds, make_splits
     from gristmill.training.trainers import Task
 
     cfg = spec.training
-    budget = budget_seconds or cfg.budget_seconds
     key, target = spec.entity.key, spec.label.target
     frame = pd.read_parquet(dataset_path)
     left_out = _labels_left_out(dataset_path, frame, target)
@@ -257,23 +324,70 @@ def train(ws: Workspace, spec: ProjectSpec, dataset_id: str, dataset_path: Path,
     splits = make_splits("stratified" if strategy == "shuffle" else strategy, task, y, train_df[key],
                          train_df[TIMESTAMP], folds, cfg.seed)
 
+    return Prepared(key=key, target=target, frame=frame, left_out=left_out, features=features, identifiers=identifiers, task=task, metric=metric, classes=classes, numeric=numeric, categories=categories, text_columns=text_columns, fit_task=fit_task, strategy=strategy, train_df=train_df, holdout_df=holdout_df, encoders=encoders, template=template, X=X, X_holdout=X_holdout, y=y, y_holdout=y_holdout, weight=weight, leaks=leaks, notices=notices, folds=folds, splits=splits)
+
+
+def train(ws: Workspace, spec: ProjectSpec, dataset_id: str, dataset_path: Path,
+          budget_seconds: int | None = None, progress: bool = False, job_id: str | None = None,
+          report: Callable[[dict], None] | None = None, workers: int | None = None,
+          spawn_helpers: Callable[[dict, int], Any] | None = None) -> TrainResult:
+    """Search, ensemble, refit, score on the holdout, register; returns what was registered.
+
+    ``job_id`` (a job queue's id) tags the MLflow runs, the Optuna trials and the model version
+    (``gristmill_job``), and makes the call idempotent: when a version of this job is registered
+    already, it is returned and nothing is trained again. ``report`` receives progress dicts
+    (:class:`Reporter`: stage, trials done, best score, seconds left), about once a second.
+    ``workers`` (default ``training.workers``) processes run trials of the study at once: this one
+    and helpers started by ``spawn_helpers(ref, n)`` (a job queue's sub-jobs running
+    :func:`gristmill.training.distributed.run_trials`) or, without it, local processes; the
+    ensemble is chosen from every complete trial of the study."""
+    started = time.monotonic()  # the budget counts from here, imports included
+    import mlflow
+    import numpy as np
+    import optuna
+    import pandas as pd
+
+    from gristmill.training import recovery, trainers
+    from gristmill.training.ensemble import greedy_weights
+    from gristmill.training.model import Member
+    from gristmill.training.search import Pace, run_search
+
+    cfg = spec.training
+    budget = budget_seconds or cfg.budget_seconds
+    job_id = recovery.check_job_id(job_id)
+    if job_id:
+        done_before = registered_for_job(ws, spec.project, job_id)
+        if done_before is not None:
+            log.info("job %s already registered version %s of %s: returned as is", job_id,
+                     done_before.version, spec.project)
+            return done_before
+    p = prepare(ws, spec, dataset_id, dataset_path)
+    (key, target, frame, left_out, features, identifiers, task, metric, text_columns, fit_task,
+     strategy, holdout_df, encoders, template, X, X_holdout, y, y_holdout, weight, leaks, notices,
+     folds, splits) = (p.key, p.target, p.frame, p.left_out, p.features, p.identifiers, p.task,
+     p.metric, p.text_columns, p.fit_task, p.strategy, p.holdout_df, p.encoders, p.template, p.X,
+     p.X_holdout, p.y, p.y_holdout, p.weight, p.leaks, p.notices, p.folds, p.splits)
     exp_id = configure_mlflow(ws, spec.project)
-    journal = ws.optuna_journal(spec.project)
-    journal.parent.mkdir(parents=True, exist_ok=True)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = study_storage(ws, spec.project)
+    recovery.fail_stale(ws, spec.project)  # a killed training's runs and trials end FAILED
+    tags = recovery.process_tags(job_id)
     study_name = f"{spec.project}:{dataset_id}:{','.join(cfg.trainers)}:{folds}:{strategy}"
-    study = optuna.create_study(study_name=study_name, storage=JournalStorage(JournalFileBackend(str(journal))),
+    study = optuna.create_study(study_name=study_name, storage=storage,
                                 direction="maximize" if metric.greater_is_better else "minimize",
                                 load_if_exists=True,
                                 sampler=optuna.samplers.TPESampler(seed=cfg.seed, multivariate=True, group=True),
                                 pruner=optuna.pruners.MedianPruner(n_startup_trials=len(cfg.trainers),
                                                                    n_warmup_steps=1))
-    oof_dir = journal.parent / spec.project / f"oof-{study._study_id}"
+    oof_dir = ws.root / "optuna" / spec.project / f"oof-{study._study_id}"
+    progress_of = Reporter(report, metric.name, cfg.max_trials, started + budget)
+    progress_of("search", message="searching")
 
     with cache_at(ws.root / "cache" / "text"), \
             mlflow.start_run(experiment_id=exp_id, run_name=f"train {dataset_id}") as parent:
         mlflow.set_tags({"gristmill_project": spec.project, "training_set_id": dataset_id, "task": task,
-                         "trainers": ",".join(cfg.trainers), "cv": strategy})
+                         "trainers": ",".join(cfg.trainers), "cv": strategy, "optuna_study": study_name,
+                         **tags})
         mlflow.log_params({"budget_seconds": budget, "metric": metric.name, "rows": len(frame),
                            "features": len(features), "holdout_fraction": cfg.holdout_fraction,
                            "folds": folds, "class_weight": cfg.class_weight,
@@ -289,22 +403,50 @@ def train(ws: Workspace, spec: ProjectSpec, dataset_id: str, dataset_path: Path,
 
         def on_trial(trial, name, params, score, seconds):
             with mlflow.start_run(experiment_id=exp_id, run_name=f"trial {trial.number} {name}", nested=True):
-                mlflow.set_tag("trainer", name)
+                mlflow.set_tags({"trainer": name, "optuna_trial": trial.number, **tags})
                 mlflow.log_params(params)
                 mlflow.log_metrics({f"cv_{metric.name}": score, "seconds": seconds,
                                     "rounds": trial.user_attrs.get("rounds") or 0})
                 for fold in sorted({h["fold"] for h in trial.user_attrs.get("history", [])}):
                     _log_history([h for h in trial.user_attrs["history"] if h["fold"] == fold], f"fold{fold}_")
+            done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+            best = max if metric.greater_is_better else min
+            progress_of("search", len(done) + 1, best([t.value for t in done] + [score]),
+                        f"trial {trial.number} {name}: {score:.4f}")
 
         pace = Pace.for_budget(started + budget, AFTER_SEARCH, folds)
         mlflow.log_params({"parallel_fits": pace.workers, "threads_per_fit": pace.threads, "refit": cfg.refit})
         search_started = time.monotonic()
+        n_workers = workers or cfg.workers
+        helpers, deadline = None, time.time() + (started + budget - time.monotonic())
+        if n_workers > 1:
+            from gristmill.config import optuna_storage_url
+            from gristmill.training import distributed
+            from gristmill.training.search import enqueue_defaults
+
+            if not study.trials:
+                enqueue_defaults(study, cfg.trainers)
+            ref = distributed.study_ref(ws, spec, dataset_id, dataset_path, study_name, oof_dir, deadline,
+                                        job_id, parent.info.run_id, optuna_storage_url(ws))
+            helpers = (spawn_helpers or distributed.spawn_local)(ref, n_workers - 1)
+            mlflow.log_param("workers", n_workers)
         found = run_search(X, y, weight, fit_task, metric, cfg.trainers, splits, pace, study, oof_dir,
                            cfg.max_trials, progress, on_trial, X_holdout if cfg.refit == "all" else None,
-                           cfg.ensemble)
+                           cfg.ensemble, trial_attrs=tags)
+        if n_workers > 1:
+            from gristmill.training.search import candidates
+
+            progress_of("search", len(found), found[0].score if found else None, "waiting for the helpers",
+                        force=True)
+            distributed.wait_for_helpers(study, deadline - AFTER_SEARCH, helpers)
+            found = candidates(study, oof_dir, with_holdout=cfg.refit == "all")
+            hosts = {t.user_attrs.get("gristmill_host", "") + ":" + str(t.user_attrs.get("gristmill_pid", ""))
+                     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))}
+            log.info("study %s: %d complete trial(s) from %d process(es)", study_name, len(found), len(hosts))
         if not found:
             raise DataError("no training trial finished within the budget; raise training.budget_seconds")
         refit_started = time.monotonic()
+        progress_of("ensemble", len(found), found[0].score, f"ensemble of {len(found)} trials")
         mask = np.zeros(len(y), dtype=bool)
         for _, va in splits:
             mask[va] = True
@@ -327,6 +469,7 @@ def train(ws: Workspace, spec: ProjectSpec, dataset_id: str, dataset_path: Path,
             fit = replace(fit_task, threads=threads)  # never stopped: its rounds were validated
             return trainer.fit(cand.params, fit, trainer.inputs(X_fit), y_fit, w_fit, rounds=rounds)
 
+        progress_of("refit", len(found), found[0].score, f"refitting {len(chosen)} member(s)")
         members = []
         for cand, fitted in zip(chosen, pace.map(refit, chosen)):
             _log_history(fitted.extra.get("history", []), f"refit_{cand.trainer}_")
@@ -347,7 +490,9 @@ def train(ws: Workspace, spec: ProjectSpec, dataset_id: str, dataset_path: Path,
         _log_reports(model, holdout_scores, y_holdout, leaderboard)
         from gristmill.training.publish import register_model
 
-        version = register_model(spec.project, model, holdout_df[features])
+        progress_of("register", len(found), found[0].score, f"registering ({metric.name} {holdout:.4f})")
+        version = register_model(spec.project, model, holdout_df[features], {"gristmill_job": job_id}
+                                 if job_id else None)
         rows = _holdout_rows(holdout_df, key, target)
         champion_score, note = _champion_score(spec.project, model, metric, holdout_df, y_holdout, rows)
         registry.tag_version(ws, spec.project, version, {"fingerprint_holdout": rows, "refit": cfg.refit})
@@ -363,7 +508,43 @@ def train(ws: Workspace, spec: ProjectSpec, dataset_id: str, dataset_path: Path,
                              round(time.monotonic() - started, 1), decision.alias, decision.as_dict(),
                              [{"trainer": m.trainer, "weight": round(m.weight, 4)} for m in members],
                              left_out, notices)
+    progress_of("register", len(found), found[0].score, f"registered version {version} as {decision.alias}",
+                force=True)
     return result
+
+
+def registered_for_job(ws: Workspace, project: str, job_id: str) -> TrainResult | None:
+    """The model version a job registered already (tagged ``gristmill_job``), as a result, or None."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    from gristmill.config import mlflow_in_use
+
+    if not mlflow_in_use(ws):
+        return None
+    configure_mlflow(ws)
+    client = MlflowClient()
+    try:
+        versions = client.search_model_versions(f"name = '{model_name(project)}'")
+    except MlflowException:
+        return None
+    found = client.get_experiment_by_name(experiment_name(project))
+    runs = {r.info.run_id for r in client.search_runs([found.experiment_id],
+                                                      f"tags.gristmill_job = '{job_id}'")} if found else set()
+    mine = [v for v in versions if v.tags.get("gristmill_job") == job_id or v.run_id in runs]
+    if not mine:
+        return None
+    v = max(mine, key=lambda v: int(v.version))
+    run = client.get_run(v.run_id)
+    metric = run.data.params.get("metric", "")
+    aliases = list(getattr(v, "aliases", []) or [])
+    return TrainResult(project, model_name(project), str(v.version), v.run_id,
+                       run.data.tags.get("training_set_id", v.tags.get("training_set_id", "")),
+                       run.data.tags.get("task", ""), metric,
+                       float(run.data.metrics.get(f"holdout_{metric}", float("nan"))),
+                       int(run.data.metrics.get("trials", 0)), {}, 0.0,
+                       aliases[0] if aliases else run.data.tags.get("alias", ""),
+                       {"reason": "already registered by this job", "job_id": job_id})
 
 
 def _pending(series):
