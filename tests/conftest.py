@@ -19,7 +19,7 @@ os.environ.setdefault("BENTOML_DO_NOT_TRACK", "True")
 # the CLI under test works locally unless a test points it at a server: no stored login of the
 # person running the tests, no server from their environment
 os.environ["GRISTMILL_CONFIG_DIR"] = tempfile.mkdtemp(prefix="gristmill-config-")
-for _name in ("GRISTMILL_URL", "GRISTMILL_TOKEN", "GRISTMILL_METADATA_URL", "GRISTMILL_MLFLOW_TRACKING",
+for _name in ("GRISTMILL_URL", "GRISTMILL_TOKEN", "GRISTMILL_METADATA_URL", "GRISTMILL_BROKER_URL", "GRISTMILL_MLFLOW_TRACKING",
               "GRISTMILL_OPTUNA_STORAGE"):
     os.environ.pop(_name, None)
 

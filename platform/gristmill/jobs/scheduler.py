@@ -43,12 +43,14 @@ def dispatch(ws: Workspace, send: bool = True) -> Pass:
     md, cfg = metadata(ws), load_config(ws).jobs
     now = time.time()
     lost: list[tuple[str, int, str, str]] = []
+    projects: dict[str, str | None] = {}
     with md.write() as conn:
         if md.team:
             conn.execute(sa.text(f"SELECT pg_advisory_xact_lock({DISPATCH_LOCK})"))
         live = {w.name: w for w in store.live_workers(md, cfg.lost_after_seconds, conn)}
         active = conn.execute(sa.select(jobs).where(jobs.c.state.in_((store.DISPATCHED, store.RUNNING)))).all()
         for job in active:
+            projects[job.id] = job.project
             if job.worker not in live:
                 lost.append((job.id, job.attempt, job.kind, f"worker {job.worker} was lost"))
             elif job.state == store.DISPATCHED and (job.dispatched_at or now) < now - START_GRACE_SECONDS:
@@ -101,7 +103,7 @@ def dispatch(ws: Workspace, send: bool = True) -> Pass:
         state = store.retry_later(md, job_id, attempt, reason, cfg.retry_backoff_seconds)
         log.warning("job %s attempt %d: %s; now %s", job_id, attempt, reason, state)
         store.add_logs(md, job_id, [(time.time(), "WARNING", f"{reason}; the job is {state}")])
-        recover(ws, job_id, kind)
+        recover(ws, job_id, kind, projects.get(job_id))
     if send:
         from gristmill.jobs.engine import send as send_one
 
@@ -131,15 +133,17 @@ def _why_waits(job, cfg, by_user, by_project, free, largest, live) -> str | None
     return None
 
 
-def recover(ws: Workspace, job_id: str, kind: str) -> None:
+def recover(ws: Workspace, job_id: str, kind: str, project: str | None) -> None:
     """Leave nothing of a lost attempt half-done: its MLflow runs end FAILED, its Optuna trials FAIL."""
-    if kind != "models.train":
+    if kind not in ("models.train", "models.trials") or not project:
         return
     try:
         from gristmill.training.recovery import fail_orphans
     except ImportError:  # pragma: no cover - older trainers
         return
     try:
-        fail_orphans(ws, job_id=job_id)
+        marked = fail_orphans(ws, project, job_id=job_id)
+        if any(marked.values()):
+            log.warning("job %s: marked failed what its lost attempt left running: %s", job_id, marked)
     except Exception as exc:  # recovery must not stop the scheduler; say what was left
         log.warning("job %s: could not close its MLflow runs / Optuna trials: %s", job_id, exc)

@@ -9,21 +9,63 @@ from gristmill.services.registry import operation
 
 
 @operation("models.train", "POST", "/projects/{project}/train", Action.train, changes=True, job=True)
-def train(ctx: Context, project: str, budget: int | None = None, dataset: str | None = None) -> dict:
-    """Search, ensemble, register the winner (champion if it passes the promotion gate)."""
+def train(ctx: Context, project: str, budget: int | None = None, dataset: str | None = None,
+          workers: int | None = None) -> dict:
+    """Search, ensemble, register the winner (champion if it passes the promotion gate).
+    ``workers`` (default: the spec's ``training.workers``) processes run the study's trials at once:
+    on a worker, the others are jobs on other workers (``models.trials``)."""
     from gristmill import pipeline
     from gristmill.audit import lineage
     from gristmill.errors import GristmillError
 
     if budget is not None and budget < 5:
         raise GristmillError("--budget must be at least 5 seconds")
+    if workers is not None and not 1 <= workers <= 64:
+        raise GristmillError(f"workers must be between 1 and 64, not {workers}")
+    spawn = None
+    if ctx.job_id is not None:  # on a queue worker: the helpers are jobs too, as the same user
+        def spawn(ref: dict, n: int) -> list[str]:
+            from gristmill.services.registry import invoke
+            from gristmill.training.distributed import helper_refs
+
+            sub = Context(ctx.ws, ctx.principal, submit_jobs=True)
+            return [invoke(sub, "models.trials", project=project, ref=one)["job"]["id"]
+                    for one in helper_refs(ref, n)]
     result = pipeline.train(ctx.ws, project_spec(ctx, project), budget=budget, dataset_id=dataset,
-                            progress=ctx.progress).as_dict()
+                            progress=ctx.progress, job_id=ctx.job_id, report=ctx.report, workers=workers,
+                            spawn_helpers=spawn).as_dict()
     lineage.record(ctx.md, project, [(f"dataset:{result['dataset_id']}", f"model:{result['version']}")],
                    ctx.actor)
     ctx.note(before=(result.get("promotion") or {}).get("from_version"),
              after={"version": result["version"], "alias": result["alias"], "run_id": result["run_id"]})
     return result
+
+
+@operation("models.trials", "POST", "/projects/{project}/trials", Action.train, changes=True, job=True)
+def trials(ctx: Context, project: str, ref: dict) -> dict:
+    """Run trials of a training's shared study until its deadline (a helper of ``models.train``
+    with ``workers`` > 1). The study, training set and folder must be the project's own."""
+    from pathlib import Path
+
+    from gristmill.config import optuna_storage_url
+    from gristmill.errors import GristmillError
+    from gristmill.training.distributed import run_trials
+
+    if not isinstance(ref, dict) or ref.get("project") != project:
+        raise GristmillError(f"the study reference must name project {project!r}")
+    try:
+        data = Path(str(ref["dataset_path"])).resolve()
+        oof = Path(str(ref["oof_dir"])).resolve()
+    except KeyError as exc:
+        raise GristmillError(f"the study reference lacks {exc}") from None
+    if not data.is_relative_to(ctx.ws.datasets(project).resolve()) or \
+            not oof.is_relative_to(ctx.ws.optuna_journal(project).parent.resolve()):
+        raise GristmillError("the study reference points outside the project's training sets and study folder")
+    if ref.get("storage_url") != optuna_storage_url(ctx.ws):
+        raise GristmillError("the study reference names another study storage than this workspace's")
+    done = run_trials(ctx.ws, {**ref, "workspace": str(ctx.ws.root), "job_id": ctx.job_id or ref.get("job_id")},
+                      report=ctx.report)
+    return {"project": project, "study": ref.get("study_name"), "trials": done}
 
 
 @operation("models.list", "GET", "/projects/{project}/models", Action.read)

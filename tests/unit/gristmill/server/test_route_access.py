@@ -41,6 +41,7 @@ ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/features"): "auth",
     ("POST", "/projects/{project}/features/remove"): "editor",
     ("POST", "/projects/{project}/train"): "editor",
+    ("POST", "/projects/{project}/trials"): "editor",
     ("GET", "/projects/{project}/models"): "viewer",
     ("GET", "/projects/{project}/models/history"): "viewer",
     ("POST", "/projects/{project}/models/promote"): "editor",
@@ -109,6 +110,7 @@ def request_for(method: str, path: str, team) -> dict:
         "/projects/{project}/sql": {"query": "select 1 as one"},
         "/projects/{project}/models/challenge": {"version": "1"},
         "/projects/{project}/monitor/schedule": {"every": 3600},
+        "/projects/{project}/trials": {"ref": {}},
         "/jobs": {"kind": "models.train", "params": {"project": "shop"}} if method == "POST" else None,
     }.get(path)
     url = path.format(project="shop", name="vi", token_id="0123456789abcdef", job="j0123456789abcdef")
