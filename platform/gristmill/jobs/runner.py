@@ -72,7 +72,7 @@ def run_attempt(ws: Workspace, job_id: str, attempt: int, worker: str) -> str:
         with _running_lock:
             RUNNING.pop(job_id, None)
     final = store.row(md, job_id)
-    if final.state in store.ACTIVE and final.attempt == attempt:  # the child did not record an end
+    if final.state in (store.DISPATCHED, store.RUNNING) and final.attempt == attempt:  # no end recorded
         cfg = load_config(ws).jobs
         if final.cancel_requested:
             store.finish(md, job_id, attempt, store.CANCELLED, error="cancelled while running")

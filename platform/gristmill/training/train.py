@@ -15,6 +15,8 @@ resumes every finished trial.
 
 from __future__ import annotations
 
+import contextlib
+
 import logging
 import time
 from dataclasses import dataclass, replace
@@ -85,17 +87,34 @@ def configure_mlflow(ws: Workspace, project: str | None = None) -> str | None:
     uri = mlflow_tracking_uri(ws)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
-    if project is None:
-        return None
-    name = experiment_name(project)
-    found = mlflow.get_experiment_by_name(name)
-    if found is not None:
+    with _mlflow_setup_lock(ws):  # two workers' first use would both migrate the new database
+        if project is None:
+            mlflow.MlflowClient().search_experiments(max_results=1)  # creates the store once
+            return None
+        name = experiment_name(project)
+        found = mlflow.get_experiment_by_name(name)
+        if found is not None:
+            mlflow.set_experiment(name)
+            return found.experiment_id
+        artifacts = (mlflow_artifacts_root(ws) / project).as_uri()
+        exp_id = mlflow.create_experiment(name, artifact_location=artifacts, tags={"gristmill_project": project})
         mlflow.set_experiment(name)
-        return found.experiment_id
-    artifacts = (mlflow_artifacts_root(ws) / project).as_uri()
-    exp_id = mlflow.create_experiment(name, artifact_location=artifacts, tags={"gristmill_project": project})
-    mlflow.set_experiment(name)
-    return exp_id
+        return exp_id
+
+
+@contextlib.contextmanager
+def _mlflow_setup_lock(ws: Workspace):
+    """An exclusive lock (fcntl, next to the MLflow database) while the store is created or an
+    experiment is looked up and made: processes sharing the workspace do it one at a time."""
+    import fcntl
+
+    ws.mlflow_dir.mkdir(parents=True, exist_ok=True)
+    with open(ws.mlflow_dir / "setup.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def study_storage(ws: Workspace, project: str, create: bool = True):
