@@ -24,7 +24,7 @@ SESSION_EXPIRES = "8h"
 PAGES = ("data", "features", "training", "models", "deployments", "monitoring", "jobs", "audit")
 MOVES = ("promote", "rollback", "challenge")
 HERE = Path(__file__).parent
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+CSP = ("default-src 'self'; script-src 'self' 'unsafe-eval'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
        "frame-src 'self'; frame-ancestors 'self'; form-action 'self'; base-uri 'none'; object-src 'none'")
 
 
