@@ -84,6 +84,9 @@ def create_app(ws: Workspace | None = None) -> FastAPI:
 
     for op in load_all().values():
         _add_route(app, op, ws, principal, Context, invoke)
+    from gristmill.dashboard import mount
+
+    mount(app, ws)   # the web dashboard under /ui (its own sessions; the same operations)
     return app
 
 

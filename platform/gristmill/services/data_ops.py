@@ -142,3 +142,40 @@ def sql(ctx: Context, project: str, query: str, limit: int | None = None) -> dic
     max_rows = min(limit or settings.sql_max_rows, settings.sql_max_rows)
     return sandboxed_query(ctx.ws, project, [p for p in allowed if p != project], query,
                            max_rows=max_rows, max_seconds=settings.sql_max_seconds)
+
+
+@operation("data.tables", "GET", "/projects/{project}/tables", Action.read)
+def tables(ctx: Context, project: str, quarantine_limit: int = 50) -> dict:
+    """The project's tables: current version, rows, columns with types, and quarantined rows
+    (file, line and reason; at most ``quarantine_limit`` per table)."""
+    from ingestion.catalog import current_record, load_state
+
+    import duckdb
+
+    from gristmill.sql import literal
+
+    lake = ctx.ws.lake(project)
+    state = load_state(lake)
+    out = []
+    for name in sorted(state["tables"]):
+        record = current_record(lake, state, name) or {}
+        quarantined: list[dict] = []
+        path = record.get("quarantine_path")
+        if path and Path(path).is_file() and record.get("quarantined_rows"):
+            con = duckdb.connect()
+            try:
+                cur = con.execute(f"SELECT * FROM read_parquet({literal(path)}) LIMIT {max(0, int(quarantine_limit))}")
+                names = [d[0] for d in cur.description]
+                quarantined = [{k: (v if isinstance(v, (int, float, bool)) or v is None else str(v))
+                                for k, v in zip(names, row)} for row in cur.fetchall()]
+            finally:
+                con.close()
+        versions = sorted(p.name for p in (lake / name).iterdir() if p.is_dir() and p.name.startswith("v")) \
+            if (lake / name).is_dir() else []
+        out.append({"table": name, "version": state["tables"][name].get("version"), "versions": versions,
+                    "rows": record.get("rows"), "created_at": record.get("created_at"),
+                    "columns": [{"name": c["name"], "type": c["type"], "nulls": c.get("nulls")}
+                                for c in record.get("columns", [])],
+                    "sources": [s.get("path") for s in record.get("sources", [])],
+                    "quarantined_rows": record.get("quarantined_rows", 0), "quarantine": quarantined})
+    return {"project": project, "tables": out}

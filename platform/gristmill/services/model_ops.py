@@ -112,3 +112,27 @@ def rollback(ctx: Context, project: str, to: str | None = None) -> dict:
     from gristmill.training import registry
 
     return _moved(ctx, registry.rollback(ctx.ws, project, to))
+
+
+@operation("models.runs", "GET", "/projects/{project}/runs", Action.read)
+def runs(ctx: Context, project: str, limit: int = 100, offset: int = 0) -> dict:
+    """The project's MLflow runs, newest first (a page of at most 1000; ``more`` says whether
+    another page follows): name, trainer, status, start and end (ms), metrics, parent run."""
+    from mlflow import MlflowClient
+
+    from gristmill.training.train import configure_mlflow, experiment_name
+
+    configure_mlflow(ctx.ws)
+    client = MlflowClient(ctx.ws.mlflow_uri, ctx.ws.mlflow_uri)
+    found = client.get_experiment_by_name(experiment_name(project))
+    if found is None:
+        return {"project": project, "experiment_id": None, "runs": [], "more": False}
+    limit, offset = max(1, min(int(limit), 1000)), max(0, int(offset))
+    page = client.search_runs([found.experiment_id], order_by=["attributes.start_time DESC"],
+                              max_results=min(offset + limit + 1, 50000))
+    rows = [{"run_id": run.info.run_id, "name": run.info.run_name, "status": run.info.status,
+             "start_time": run.info.start_time, "end_time": run.info.end_time,
+             "trainer": run.data.tags.get("trainer"), "parent": run.data.tags.get("mlflow.parentRunId"),
+             "metrics": dict(run.data.metrics)} for run in list(page)[offset:offset + limit]]
+    return {"project": project, "experiment_id": found.experiment_id, "runs": rows,
+            "more": len(page) > offset + limit}

@@ -63,6 +63,8 @@ ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/jobs/{job}/logs"): "auth",
     ("POST", "/jobs/{job}/cancel"): "auth",
     ("GET", "/workers"): "auth",
+    ("GET", "/projects/{project}/tables"): "viewer",
+    ("GET", "/projects/{project}/runs"): "viewer",
 }
 DOCS = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
 
@@ -167,3 +169,83 @@ def test_every_route_is_in_the_openapi_document(client):
     assert set(ROUTES) == documented
     secured = {(m.upper(), p) for p, ops in document["paths"].items() for m, op in ops.items() if op.get("security")}
     assert secured == {route for route, level in ROUTES.items() if level != "open"}
+
+
+# -- the dashboard (/ui, mounted into the same app): signed in with each caller's token ----------
+DASHBOARD_ROUTES: dict[tuple[str, str], str] = {
+    ("GET", "/login"): "open",
+    ("POST", "/login"): "open",
+    ("POST", "/logout"): "auth",
+    ("GET", "/static/{name}"): "open",
+    ("GET", "/vendor/plotly.min.js"): "open",
+    ("GET", "/"): "auth",
+    ("GET", "/p/{project}"): "open",                    # a redirect to the project's data page
+    ("GET", "/p/{project}/{name}"): "viewer",
+    ("GET", "/p/{project}/monitoring/report"): "viewer",
+    ("POST", "/p/{project}/models/{move}"): "editor",
+    ("POST", "/p/{project}/jobs/{job}/cancel"): "auth",  # jobs.cancel: the job's owner (or an admin)
+}
+
+
+def _dashboard(client):
+    from starlette.routing import Mount
+
+    return next(r.app for r in client.app.routes if isinstance(r, Mount) and r.path == "/ui")
+
+
+def test_every_dashboard_route_is_declared(client):
+    found = {(m, r.path) for r in _dashboard(client).routes if isinstance(r, APIRoute) for m in r.methods}
+    assert found == set(DASHBOARD_ROUTES), f"declare: {found - set(DASHBOARD_ROUTES)}; gone: {set(DASHBOARD_ROUTES) - found}"
+
+
+@pytest.mark.parametrize("caller", sorted(CALLERS))
+def test_every_dashboard_route_answers_each_caller_as_declared(team, caller):
+    import re
+
+    from fastapi.testclient import TestClient
+
+    from gristmill.server.app import create_app
+
+    wrong = []
+    with TestClient(create_app(team.ws), base_url="http://127.0.0.1") as c:
+        csrf = ""
+        if team.tokens[caller]:
+            page = c.get("/ui/login")
+            login_csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+            c.post("/ui/login", data={"csrf": login_csrf, "token": team.tokens[caller]})
+            home = c.get("/ui/", follow_redirects=False)
+            if home.status_code == 200:   # signed in
+                csrf = re.search(r'name="csrf" value="([^"]+)"', home.text).group(1)
+        for (method, path), level in DASHBOARD_ROUTES.items():
+            if path == "/logout":
+                continue   # last, below: it ends the session
+            url = "/ui" + path.format(project="shop", name="models", move="rollback", job="0" * 12)
+            url = url.replace("/static/models", "/static/style.css")
+            if method == "POST" and path == "/login":
+                r = c.post(url, data={"csrf": "x"}, follow_redirects=False)
+                got = "ok" if r.status_code == 403 else f"?{r.status_code}"   # CSRF refusal, open route
+            else:
+                r = c.request(method, url, data={"csrf": csrf} if method == "POST" else None,
+                              follow_redirects=False)
+                code = re.search(r'data-code="([^"]+)"', r.text)
+                code = code.group(1) if code else None
+                if r.status_code == 303 and r.headers["location"].startswith("/ui/login"):
+                    got = "401"
+                elif code == "Forbidden":
+                    got = "403"
+                elif code == "NoAccess":
+                    got = "404"
+                else:
+                    got = "ok"
+            assert r.status_code < 500, f"{method} {path} as {caller}: {r.status_code} {r.text[:300]}"
+            want = expected(level, caller)
+            if got != want:
+                wrong.append(f"{method} {path}: want {want}, got {got} ({r.status_code})")
+        signed = c.get("/ui/", follow_redirects=False).status_code == 200
+        r = c.post("/ui/logout", data={"csrf": csrf}, follow_redirects=False)
+        assert r.status_code == 303
+        got = "ok" if signed and c.get("/ui/", follow_redirects=False).status_code == 303 else (
+            "401" if not signed else "still signed in")
+        if got != expected("auth", caller):
+            wrong.append(f"POST /logout: want {expected('auth', caller)}, got {got}")
+    assert not wrong, f"as {caller}:\n" + "\n".join(wrong)
