@@ -162,6 +162,9 @@ def train(
                                 "once (`gristmill jobs watch ID` follows it)."),
     slots: int = typer.Option(None, "--slots", min=1, help="With a server: worker slots the job asks."),
     memory_mb: int = typer.Option(None, "--memory-mb", min=64, help="With a server: the job's memory limit."),
+    workers: int = typer.Option(None, "--workers", min=1, max=64, help="Processes running the study's "
+                                "trials at once (default: training.workers); with a server, jobs on "
+                                "other workers."),
     as_json: bool = JSON,
 ) -> None:
     """Tune LightGBM with Optuna, track it in MLflow, register the winner (champion if it wins).
@@ -173,7 +176,7 @@ def train(
 
     with job_options(detach=detach, slots=slots, memory_mb=memory_mb):
         result = call("models.train", progress=not as_json, project=project_name(project), budget=budget,
-                      dataset=dataset)
+                      dataset=dataset, workers=workers)
     if detach and "state" in result and "kind" in result:
         from gristmill.cli.jobs import show_submitted
 
