@@ -114,13 +114,10 @@ def serve_probes(heart: Heart, port: int, host: str = "127.0.0.1") -> ThreadingH
 
 
 def _db_ready(ws: Workspace) -> bool:
-    import sqlalchemy as sa
-
     from gristmill.config import metadata
 
     try:
-        with metadata(ws).engine.connect() as conn:
-            conn.execute(sa.text("SELECT 1"))
+        metadata(ws).ping()
         return True
     except Exception:
         return False

@@ -146,6 +146,11 @@ class Metadata:
         (``md.engine.connect()``) stay deferred and never wait for a writer (WAL)."""
         return self.engine.execution_options(gm_write=True).begin()
 
+    def ping(self) -> None:
+        """Ask the database one trivial query (readiness probes); raises when it does not answer."""
+        with self.engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+
     def begin_serialized(self, conn: sa.Connection) -> None:
         """Serialize the transaction on ``conn`` with every other writer of the audit chain."""
         if self.team:
