@@ -19,6 +19,8 @@ os.environ.setdefault("BENTOML_DO_NOT_TRACK", "True")
 # the CLI under test works locally unless a test points it at a server: no stored login of the
 # person running the tests, no server from their environment
 os.environ["GRISTMILL_CONFIG_DIR"] = tempfile.mkdtemp(prefix="gristmill-config-")
+# BentoML's model and bento stores (`gristmill deploy` copies models there): not the user's ~/bentoml
+os.environ["BENTOML_HOME"] = tempfile.mkdtemp(prefix="gristmill-bentoml-")
 for _name in ("GRISTMILL_URL", "GRISTMILL_TOKEN", "GRISTMILL_METADATA_URL", "GRISTMILL_BROKER_URL", "GRISTMILL_MLFLOW_TRACKING",
               "GRISTMILL_OPTUNA_STORAGE"):
     os.environ.pop(_name, None)

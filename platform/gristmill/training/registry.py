@@ -107,6 +107,13 @@ def champion_version(ws: Workspace, project: str) -> str | None:
     return alias_version(_client(ws), project, CHAMPION)
 
 
+def aliases(ws: Workspace, project: str) -> dict[str, str]:
+    """The versions ``champion`` and ``challenger`` name now (an unset alias is left out)."""
+    client = _client(ws)
+    found = {alias: alias_version(client, project, alias) for alias in (CHAMPION, CHALLENGER)}
+    return {alias: version for alias, version in found.items() if version}
+
+
 def judge(has_champion: bool, metric: str, greater_is_better: bool, score: float,
           champion_score: float | None, margin: float, note: str = "") -> tuple[str, str]:
     """The gate itself: the alias a new model earns, and why."""
