@@ -28,7 +28,7 @@ def train(ctx: Context, project: str, budget: int | None = None, dataset: str | 
             from gristmill.services.registry import invoke
             from gristmill.training.distributed import helper_refs
 
-            sub = Context(ctx.ws, ctx.principal, submit_jobs=True)
+            sub = Context(ctx.ws, ctx.principal, submit_jobs=True, request_id=ctx.request_id)
             return [invoke(sub, "models.trials", project=project, ref=one)["job"]["id"]
                     for one in helper_refs(ref, n)]
     result = pipeline.train(ctx.ws, project_spec(ctx, project), budget=budget, dataset_id=dataset,
