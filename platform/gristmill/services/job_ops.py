@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from gristmill.errors import GristmillError
+from gristmill.identity.roles import Action
 from gristmill.services.context import Context
 from gristmill.services.registry import Operation, operation
 
@@ -62,6 +63,21 @@ def submit(ctx: Context, kind: str, params: dict[str, Any] | None = None, slots:
     sub = Context(ctx.ws, ctx.principal, submit_jobs=True, request_id=ctx.request_id,
                   job_options={"slots": slots, "memory_mb": memory_mb})
     return invoke(sub, kind, **(params or {}))["job"]
+
+
+@operation("jobs.noop", "POST", "/jobs/noop", Action.probe_jobs, job=True)
+def noop(ctx: Context, seconds: float = 0.0) -> dict:
+    """A job that does nothing but sleep ``seconds`` (at most 60): admins check that the workers
+    take jobs, and measure the queue with it (bench/queue_bench.py). Returns where it ran."""
+    import os
+    import socket
+    import time
+
+    if not 0 <= seconds <= 60:
+        raise GristmillError(f"seconds must be between 0 and 60, not {seconds}")
+    if seconds:
+        time.sleep(seconds)
+    return {"slept": seconds, "worker": os.environ.get("GRISTMILL_WORKER_NAME"), "host": socket.gethostname()}
 
 
 def job_kinds() -> list[str]:

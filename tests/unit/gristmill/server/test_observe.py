@@ -104,3 +104,17 @@ def test_metrics_can_ask_for_a_token(team):
     with TestClient(create_app(team.ws)) as guarded:
         assert guarded.get("/metrics").status_code == 401
         assert guarded.get("/metrics", headers=team.headers("vi")).status_code == 200
+
+
+def test_the_noop_job_is_for_admins_and_runs_through_the_policy(client, team):
+    from gristmill.errors import GristmillError
+    from gristmill.services import Context, invoke
+
+    refused = client.post("/jobs/noop", json={"seconds": 0}, headers=team.headers("olga"))
+    assert refused.status_code == 403 and refused.json()["code"] == "Forbidden"
+    queued = client.post("/jobs/noop", json={"seconds": 0}, headers=team.headers("ada"))
+    assert queued.status_code == 200 and queued.json()["job"]["kind"] == "jobs.noop"
+    local = Context.local(team.ws)   # what its worker runs: the operation itself
+    assert invoke(local, "jobs.noop", seconds=0)["slept"] == 0
+    with pytest.raises(GristmillError, match="between 0 and 60"):
+        invoke(local, "jobs.noop", seconds=61)
