@@ -82,6 +82,9 @@ class ServerConfig(_Strict):
     port: int = Field(8700, ge=1, le=65_535, description="Port of `gristmill server`.")
     sql_max_rows: int = Field(10_000, ge=1, description="Most rows a `gristmill sql` query returns.")
     sql_max_seconds: float = Field(30.0, gt=0, description="Longest a `gristmill sql` query may run.")
+    metrics_need_token: bool = Field(False, description="Whether `/metrics` asks for an API token (any "
+                                     "valid one). Off: Prometheus scrapes it like the probes; it holds "
+                                     "no project or user names (docs/security.md).")
 
     _postgres = field_validator("metadata")(classmethod(lambda cls, value: _postgres_url(value)))
 

@@ -28,7 +28,7 @@ def train(ctx: Context, project: str, budget: int | None = None, dataset: str | 
             from gristmill.services.registry import invoke
             from gristmill.training.distributed import helper_refs
 
-            sub = Context(ctx.ws, ctx.principal, submit_jobs=True)
+            sub = Context(ctx.ws, ctx.principal, submit_jobs=True, request_id=ctx.request_id)
             return [invoke(sub, "models.trials", project=project, ref=one)["job"]["id"]
                     for one in helper_refs(ref, n)]
     result = pipeline.train(ctx.ws, project_spec(ctx, project), budget=budget, dataset_id=dataset,
@@ -61,7 +61,7 @@ def trials(ctx: Context, project: str, ref: dict) -> dict:
     if not data.is_relative_to(ctx.ws.datasets(project).resolve()) or \
             not oof.is_relative_to(ctx.ws.optuna_journal(project).parent.resolve()):
         raise GristmillError("the study reference points outside the project's training sets and study folder")
-    if ref.get("storage_url") != optuna_storage_url(ctx.ws):
+    if _storage_identity(ref.get("storage_url")) != _storage_identity(optuna_storage_url(ctx.ws)):
         raise GristmillError("the study reference names another study storage than this workspace's")
     done = run_trials(ctx.ws, {**ref, "workspace": str(ctx.ws.root), "job_id": ctx.job_id or ref.get("job_id")},
                       report=ctx.report)
@@ -136,3 +136,14 @@ def runs(ctx: Context, project: str, limit: int = 100, offset: int = 0) -> dict:
              "metrics": dict(run.data.metrics)} for run in list(page)[offset:offset + limit]]
     return {"project": project, "experiment_id": found.experiment_id, "runs": rows,
             "more": len(page) > offset + limit}
+
+
+def _storage_identity(url: str | None):
+    """A study storage as every host names it: its kind, user and database, not the address a host
+    reaches it by (two worker hosts may name one PostgreSQL by different addresses)."""
+    if not url:
+        return None
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(str(url))
+    return parts.scheme, parts.username, parts.path
