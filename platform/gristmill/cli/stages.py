@@ -193,10 +193,17 @@ def show_train(result: dict) -> None:
                                "trials", "seconds"],
           [[result["model_name"], result["version"], result["alias"], result["task"],
             f"{result['holdout_score']:.4f}", result["n_trials"], result["seconds"]]])
-    if result.get("promotion"):
-        err.print(f"[dim]promotion gate: {result['promotion']['reason']}[/]")
     from rich.markup import escape
 
+    if result.get("promotion"):
+        err.print(f"[dim]promotion gate: {escape(result['promotion']['reason'])}[/]")
+    gate = result.get("gate") or {}
+    if gate.get("status") == "failed":
+        err.print(f"[yellow]quality gate failed[/] (registered, never champion): "
+                  f"{escape('; '.join(gate['failures']))}")
+    elif gate.get("status") == "passed":
+        skipped = f", {len(gate['skipped'])} skipped" if gate.get("skipped") else ""
+        err.print(f"[dim]quality gate passed ({len(gate['checks'])} check(s){skipped})[/]")
     for notice in result.get("feature_notices") or []:  # (escaped: `[customer_number]` is not markup)
         err.print(f"[yellow]{escape(notice['message'])}[/]", highlight=False)
     say_left_out(result.get("labels_left_out") or {}, "left out of training")
