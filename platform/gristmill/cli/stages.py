@@ -348,6 +348,10 @@ def run_all(spec_arg: str, spec, budget: int | None, quiet: bool = False) -> dic
     result = call("models.train", progress=not quiet, project=project, budget=budget, dataset=dataset_id)
     if not quiet:
         show_train(result)
+    if result.get("alias") == "rejected":  # failed its quality gate: nothing to deploy or monitor
+        say("stopped: the model failed its quality gate (see above); deploy and monitor skipped")
+        return {"project": project, "ingest": report, "features": applied, "training_set_id": dataset_id,
+                "train": result, "bento": None, "drift": None}
     say("deploy: BentoML service")
     bento = call("serving.deploy", project=project)["bento"]
     say("monitor: Evidently drift report")
