@@ -26,7 +26,7 @@ from gristmill.requirements.templates import Template
 
 #: Choices at or above this confidence are taken; below it they are questions.
 CONFIDENT = 0.6
-ID_WORDS = ("id", "key", "number", "nr", "no", "num", "code", "nummer", "uuid")
+ID_WORDS = ("id", "key", "number", "nr", "no", "num", "code", "nummer", "uuid", "ref", "reference")
 LABEL_TABLE_WORDS = ("label", "labels", "target", "targets", "outcome", "outcomes", "y")
 ANSWERABLE = ("template", "target", "entity_key", "entity_name", "as_of", "horizon_days", "events",
               "amount", "outcome")
@@ -278,6 +278,10 @@ class RulesAndEmbeddings(Understander):
             return found[0]
         fits = [c for c in columns if self._fits(c, template)]
         if not fits:
+            if template.label.recipe not in ("given", "flag"):
+                choices["label_source"] = Choice("label_source", "recipe", f"no column fits a {template.task} "
+                                                 f"label: the {template.label.recipe} recipe builds it from events",
+                                                 0.8)
             return None
         words = list(template.target_words) + list(template.keywords)
         sims = self.emb.similarity(text, [c.describe() for c in fits]) or [0.0] * len(fits)
