@@ -322,6 +322,9 @@ def run(
     summary = run_all(str(spec_file), spec, budget, quiet=as_json)
     if as_json:
         emit_json(summary)
+    elif summary.get("bento") is None:
+        console.print(f"[yellow]{spec.project}: the model failed its quality gate[/]: not deployed "
+                      f"(`gristmill models list {spec.project}` shows why)")
     elif server_target() is None:
         next_steps(_ws(), spec, summary)
     else:
