@@ -91,6 +91,8 @@ def new(
 
     req = None
     if from_file is not None:
+        if not from_file.is_file():
+            raise GristmillError(f"{from_file}: no such requirements file")
         req = validate(Requirements, read_yaml(from_file) if from_file.is_file() else None,
                        from_file.name, "project_name, data_source, objective, ...")
         objective = objective or req.objective
