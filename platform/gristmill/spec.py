@@ -108,6 +108,45 @@ class LabelSpec(_Strict):
     key: Identifier | None = Field(None, description="Entity id column if not the entity's key.")
 
 
+MetricName = Literal["roc_auc", "log_loss", "accuracy", "f1", "average_precision", "rmse", "mae", "mape",
+                     "r2"]
+
+
+class GateSpec(_Strict):
+    """Quality gates a trained model must pass on its holdout before it may become champion.
+
+    A model that fails one is still registered (with the reasons as tags, shown by `gristmill
+    models list`) but gets no alias: it never becomes champion. `target_metric: "AUC > 0.85"` in a
+    requirements file becomes ``min: {roc_auc: 0.85}``."""
+
+    min: dict[MetricName, float] = Field(
+        default_factory=dict, description="Lowest acceptable holdout value per metric, e.g. "
+        "{roc_auc: 0.85} (the model fails when its value is below).")
+    max: dict[MetricName, float] = Field(
+        default_factory=dict, description="Highest acceptable holdout value per metric, e.g. "
+        "{rmse: 3.0} (the model fails when its value is above).")
+    max_regression: float | None = Field(
+        None, ge=0.0, description="How much worse than the current champion, on the same holdout and "
+        "in the selection metric's units, the model may be overall (omitted: no check).")
+    slices: list[Identifier] = Field(
+        default_factory=list, description="Feature columns (names as in the table, e.g. 'plan') whose "
+        "values cut the holdout into slices; each slice is checked against the champion with "
+        "max_slice_regression.")
+    max_slice_regression: float | None = Field(
+        None, ge=0.0, description="How much worse than the champion the model may be on any slice "
+        "(default: max_regression).")
+    min_slice_rows: int = Field(
+        30, ge=1, description="Slices with fewer holdout rows are not checked (they are listed with "
+        "the reason).")
+    max_calibration_error: float | None = Field(
+        None, gt=0.0, le=1.0, description="Classifiers: highest acceptable expected calibration error "
+        "of the holdout probabilities (10 equal-width bins), e.g. 0.1.")
+
+    def is_empty(self) -> bool:
+        return not (self.min or self.max or self.max_regression is not None or self.slices
+                    or self.max_slice_regression is not None or self.max_calibration_error is not None)
+
+
 class TrainingSpec(_Strict):
     """How models are searched and chosen."""
 
@@ -179,6 +218,9 @@ class TrainingSpec(_Strict):
         description="A new model becomes champion only if it beats the current one on the new "
         "holdout by more than this (in the metric's units); else it becomes challenger.",
     )
+    gate: GateSpec = Field(default_factory=GateSpec, description="Quality gates (minimum / maximum "
+                           "holdout metrics, regression against the champion overall and per slice, "
+                           "calibration); a model failing one is registered but never champion.")
 
 
 class ServingSpec(_Strict):

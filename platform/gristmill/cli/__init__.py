@@ -32,9 +32,11 @@ def _root(
 
 
 def _register() -> None:
-    from gristmill.cli import access, audit, features, jobs, models, monitor, server, stages
+    from gristmill.cli import access, audit, features, jobs, models, monitor, new, server, stages
 
     stages.register(app)
+    app.command("new")(new.new)
+    app.add_typer(new.templates, name="templates")
     app.add_typer(features.app, name="features")
     app.add_typer(models.app, name="models")
     app.add_typer(monitor.app, name="monitor")

@@ -26,10 +26,18 @@ def list_(project: str = PROJECT, as_json: bool = JSON) -> None:
     if as_json:
         emit_json(found)
         return
-    table(f"Models of {project}", ["version", "aliases", "created", "holdout", "training set"],
+    table(f"Models of {project}", ["version", "aliases", "created", "holdout", "gate", "training set"],
           [[r["version"], ", ".join(r["aliases"]), r["created_at"],
-            ", ".join(f"{k[8:]} {v:.4f}" for k, v in r["scores"].items()), r["training_set_id"]]
+            ", ".join(f"{k[8:]} {v:.4f}" for k, v in r["scores"].items()), _gate(r), r["training_set_id"]]
            for r in rows])
+
+
+def _gate(row: dict) -> str:
+    """The quality gate's verdict; a failed one names why (it never becomes champion)."""
+    status = row.get("gate", "none")
+    if status == "failed":
+        return "failed: " + "; ".join(row.get("gate_failures") or [])
+    return "" if status == "none" else status
 
 
 @app.command()

@@ -193,10 +193,17 @@ def show_train(result: dict) -> None:
                                "trials", "seconds"],
           [[result["model_name"], result["version"], result["alias"], result["task"],
             f"{result['holdout_score']:.4f}", result["n_trials"], result["seconds"]]])
-    if result.get("promotion"):
-        err.print(f"[dim]promotion gate: {result['promotion']['reason']}[/]")
     from rich.markup import escape
 
+    if result.get("promotion"):
+        err.print(f"[dim]promotion gate: {escape(result['promotion']['reason'])}[/]")
+    gate = result.get("gate") or {}
+    if gate.get("status") == "failed":
+        err.print(f"[yellow]quality gate failed[/] (registered, never champion): "
+                  f"{escape('; '.join(gate['failures']))}")
+    elif gate.get("status") == "passed":
+        skipped = f", {len(gate['skipped'])} skipped" if gate.get("skipped") else ""
+        err.print(f"[dim]quality gate passed ({len(gate['checks'])} check(s){skipped})[/]")
     for notice in result.get("feature_notices") or []:  # (escaped: `[customer_number]` is not markup)
         err.print(f"[yellow]{escape(notice['message'])}[/]", highlight=False)
     say_left_out(result.get("labels_left_out") or {}, "left out of training")
@@ -331,6 +338,9 @@ def run(
     summary = run_all(str(spec_file), spec, budget, quiet=as_json)
     if as_json:
         emit_json(summary)
+    elif summary.get("bento") is None:
+        console.print(f"[yellow]{spec.project}: the model failed its quality gate[/]: not deployed "
+                      f"(`gristmill models list {spec.project}` shows why)")
     elif server_target() is None:
         next_steps(_ws(), spec, summary)
     else:
@@ -357,6 +367,10 @@ def run_all(spec_arg: str, spec, budget: int | None, quiet: bool = False) -> dic
     result = call("models.train", progress=not quiet, project=project, budget=budget, dataset=dataset_id)
     if not quiet:
         show_train(result)
+    if result.get("alias") == "rejected":  # failed its quality gate: nothing to deploy or monitor
+        say("stopped: the model failed its quality gate (see above); deploy and monitor skipped")
+        return {"project": project, "ingest": report, "features": applied, "training_set_id": dataset_id,
+                "train": result, "bento": None, "drift": None}
     say("deploy: BentoML service")
     bento = call("serving.deploy", project=project)["bento"]
     say("monitor: Evidently drift report")

@@ -12,7 +12,7 @@ from gristmill.services.context import Context
 
 OPERATIONS: dict[str, "Operation"] = {}
 MODULES = ("identity_ops", "project_ops", "data_ops", "feature_ops", "model_ops", "serving_ops",
-           "monitor_ops", "audit_ops", "job_ops")
+           "monitor_ops", "audit_ops", "job_ops", "new_ops")
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,10 @@ The gate then decides which alias it gets:
   holdout) stands in; a champion refitted on rows that may include this holdout is rescored, and
   the reason says the comparison can favour it.
 
+A model that fails its quality gate (``training.gate``, :mod:`gristmill.training.gate`) is still
+registered, tagged ``gate: failed`` with the reasons (``gate_failures``), but gets no alias: the
+gate's answer is ``rejected`` and it never becomes champion (``promote`` and ``rollback`` refuse it).
+
 A version never holds both aliases: whatever gives it ``champion`` (the gate, ``promote``,
 ``rollback``) takes its ``challenger`` away, and ``challenge`` refuses the champion.
 
@@ -32,6 +36,8 @@ from gristmill.workspace import Workspace
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
+#: What the gate answers for a model that failed a quality gate: no alias at all.
+REJECTED = "rejected"
 
 
 @dataclass
@@ -115,8 +121,12 @@ def aliases(ws: Workspace, project: str) -> dict[str, str]:
 
 
 def judge(has_champion: bool, metric: str, greater_is_better: bool, score: float,
-          champion_score: float | None, margin: float, note: str = "") -> tuple[str, str]:
-    """The gate itself: the alias a new model earns, and why."""
+          champion_score: float | None, margin: float, note: str = "",
+          gate_failures: list[str] | None = None) -> tuple[str, str]:
+    """The gate itself: the alias a new model earns, and why (``rejected``, no alias, when it
+    failed a quality gate)."""
+    if gate_failures:
+        return REJECTED, "failed the quality gate: " + "; ".join(gate_failures)
     if not has_champion:
         return CHAMPION, "first model of the project"
     if champion_score is None:
@@ -138,24 +148,26 @@ def tag_version(ws: Workspace, project: str, version: str, tags: dict[str, str])
 
 def decide(ws: Workspace, project: str, version: str, metric: str, greater_is_better: bool,
            score: float, champion_score: float | None, margin: float, note: str = "",
-           flags: list[str] | None = None) -> Decision:
+           flags: list[str] | None = None, gate_failures: list[str] | None = None) -> Decision:
     """Apply the gate to a freshly registered ``version`` and record the move. ``flags`` (likely
-    leaks) do not change the alias; they join the reason, so whoever reads the decision sees them."""
+    leaks) do not change the alias; they join the reason, so whoever reads the decision sees them.
+    ``gate_failures`` (the quality gate's failed checks) leave the version without an alias."""
     client = _client(ws)
     champion = alias_version(client, project, CHAMPION)
     challenger = alias_version(client, project, CHALLENGER)
     alias, reason = judge(champion is not None, metric, greater_is_better, score, champion_score, margin,
-                          note)
+                          note, gate_failures)
     if flags:
         reason = "; ".join([reason, *flags])
     if alias == CHAMPION:
         _give_champion(client, project, version)
-    else:
+    elif alias == CHALLENGER:
         client.set_registered_model_alias(project, alias, version)
     client.set_model_version_tag(project, version, f"holdout_{metric}", repr(float(score)))
     decision = Decision(alias, version, champion, score, champion_score, metric, margin, reason)
     _append(ws, project, {"action": "train", "alias": alias,
-                          "from_version": champion if alias == CHAMPION else challenger, "to_version": version,
+                          "from_version": {CHAMPION: champion, CHALLENGER: challenger}.get(alias),
+                          "to_version": version,
                           "metric": metric, "score": score, "champion_score": champion_score,
                           "margin": margin, "reason": reason})
     return decision
@@ -169,6 +181,7 @@ def promote(ws: Workspace, project: str, version: str | None = None) -> dict:
     if target is None:
         raise GristmillError(f"project {project!r} has no challenger: give --version")
     _require_version(client, project, target)
+    _require_gate_passed(client, project, target)
     before = alias_version(client, project, CHAMPION)
     if before == target:
         raise GristmillError(f"version {target} of {project!r} is already the champion")
@@ -201,6 +214,7 @@ def rollback(ws: Workspace, project: str, to: str | None = None) -> dict:
         raise GristmillError(f"project {project!r} has no earlier champion to roll back to: "
                              "give --to VERSION")
     _require_version(client, project, target)
+    _require_gate_passed(client, project, target)
     if target == current:
         raise GristmillError(f"version {target} of {project!r} is already the champion")
     dropped = _give_champion(client, project, target)
@@ -230,7 +244,9 @@ def versions(ws: Workspace, project: str) -> list[dict]:
         out.append({"version": str(mv.version), "aliases": sorted(aliases.get(str(mv.version), [])),
                     "created_at": created.isoformat(timespec="seconds"), "run_id": mv.run_id,
                     "training_set_id": mv.tags.get("training_set_id", ""),
-                    "scores": {k: float(v) for k, v in mv.tags.items() if k.startswith("holdout_")}})
+                    "scores": {k: float(v) for k, v in mv.tags.items() if k.startswith("holdout_")},
+                    "gate": mv.tags.get("gate", "none"),
+                    "gate_failures": [r for r in mv.tags.get("gate_failures", "").split("; ") if r]})
     return sorted(out, key=lambda v: int(v["version"]), reverse=True)
 
 
@@ -253,3 +269,11 @@ def _require_version(client, project: str, version: str) -> None:
         known = ", ".join(sorted((str(v.version) for v in client.search_model_versions(f"name = '{project}'")),
                                  key=int))
         raise ModelNotFound(f"project {project!r} has no version {version} (versions: {known})") from None
+
+
+def _require_gate_passed(client, project: str, version: str) -> None:
+    """A version that failed its quality gate never becomes champion."""
+    tags = client.get_model_version(project, str(version)).tags
+    if tags.get("gate") == "failed":
+        raise GristmillError(f"version {version} of {project!r} failed its quality gate and cannot be "
+                             f"champion ({tags.get('gate_failures', 'see gristmill models list')})")

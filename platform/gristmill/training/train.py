@@ -60,6 +60,8 @@ class TrainResult:
     labels_left_out: dict | None = None
     #: notices about the features: identifier-like columns kept out, single features that look leaked
     feature_notices: list | None = None
+    #: the quality gate's checks (``training.gate``): status, failures, skipped checks, slice scores
+    gate: dict | None = None
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -381,6 +383,9 @@ def train(ws: Workspace, spec: ProjectSpec, dataset_id: str, dataset_path: Path,
                      done_before.version, spec.project)
             return done_before
     p = prepare(ws, spec, dataset_id, dataset_path)
+    from gristmill.training import gate as quality_gate
+
+    quality_gate.validate(cfg.gate, p.task, list(p.holdout_df.columns))  # before the budget is spent
     (key, target, frame, left_out, features, identifiers, task, metric, text_columns, fit_task,
      strategy, holdout_df, encoders, template, X, X_holdout, y, y_holdout, weight, leaks, notices,
      folds, splits) = (p.key, p.target, p.frame, p.left_out, p.features, p.identifiers, p.task,
@@ -513,11 +518,20 @@ def train(ws: Workspace, spec: ProjectSpec, dataset_id: str, dataset_path: Path,
         version = register_model(spec.project, model, holdout_df[features], {"gristmill_job": job_id}
                                  if job_id else None)
         rows = _holdout_rows(holdout_df, key, target)
-        champion_score, note = _champion_score(spec.project, model, metric, holdout_df, y_holdout, rows)
-        registry.tag_version(ws, spec.project, version, {"fingerprint_holdout": rows, "refit": cfg.refit})
+        champion = _champion_score(spec.project, model, metric, holdout_df, y_holdout, rows)
+        champion_score, note = champion.score, champion.note
+        checked = quality_gate.check(cfg.gate, task, metric, y_holdout, holdout_scores,
+                                     holdout_df.reset_index(drop=True), champion_score,
+                                     champion.slices, champion.predicted)
+        registry.tag_version(ws, spec.project, version, {"fingerprint_holdout": rows, "refit": cfg.refit,
+                                                         **checked.tags()})
+        if checked.checks:
+            mlflow.log_dict(checked.as_dict(), "gate.json")
+            mlflow.set_tags({"gate": checked.status, **({"gate_failures": checked.tags()["gate_failures"]}
+                                                         if checked.failures else {})})
         decision = registry.decide(ws, spec.project, version, metric.name, metric.greater_is_better,
                                    holdout, champion_score, cfg.promotion_margin, note,
-                                   flags=[n.line() for n in leaks])
+                                   flags=[n.line() for n in leaks], gate_failures=checked.failures)
         mlflow.set_tags({"alias": decision.alias, "promotion": decision.reason})
         mlflow.log_metric("seconds_register", time.monotonic() - registered_started)
         best = found[0]
@@ -526,7 +540,7 @@ def train(ws: Workspace, spec: ProjectSpec, dataset_id: str, dataset_path: Path,
                              {"trainer": best.trainer, **best.params},
                              round(time.monotonic() - started, 1), decision.alias, decision.as_dict(),
                              [{"trainer": m.trainer, "weight": round(m.weight, 4)} for m in members],
-                             left_out, notices)
+                             left_out, notices, checked.as_dict())
     progress_of("register", len(found), found[0].score, f"registered version {version} as {decision.alias}",
                 force=True)
     return result
@@ -631,12 +645,26 @@ def _holdout_rows(holdout_df, key: str, target: str) -> str:
     return digest.hexdigest()[:32]
 
 
-def _champion_score(project: str, model: TabularModel, metric, holdout_df, y_holdout, rows: str):
-    """The current champion's score on the new model's holdout: (score, note) or (None, why not).
+@dataclass
+class ChampionOnHoldout:
+    """The current champion against a new holdout: its score (None: not comparable, ``note`` says
+    why), its predictions on the rows when it was rescored, its recorded slice scores otherwise."""
+
+    score: float | None = None
+    note: str = ""
+    predicted: object = None
+    slices: dict | None = None
+
+
+def _champion_score(project: str, model: TabularModel, metric, holdout_df, y_holdout, rows: str
+                    ) -> ChampionOnHoldout:
+    """The current champion's score on the new model's holdout.
 
     A champion whose holdout was these same rows keeps its recorded holdout score (it was refitted
     on them, so rescoring it would flatter it); one refitted on all rows of another training set is
     rescored with a note that it may have seen some of these rows."""
+    import json
+
     import mlflow
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
@@ -645,17 +673,20 @@ def _champion_score(project: str, model: TabularModel, metric, holdout_df, y_hol
         tags = MlflowClient().get_model_version_by_alias(model_name(project), CHAMPION).tags
         loaded = mlflow.pyfunc.load_model(f"models:/{model_name(project)}@{CHAMPION}")
     except MlflowException:
-        return None, ""  # no champion yet
+        return ChampionOnHoldout()  # no champion yet
     champion = loaded.unwrap_python_model().model
     if champion.task != model.task or [str(c) for c in champion.classes] != [str(c) for c in model.classes]:
-        return None, (f"the champion predicts a {champion.task} task with classes {champion.classes}, "
-                      "not comparable: promote by hand if intended")
+        return ChampionOnHoldout(None, f"the champion predicts a {champion.task} task with classes "
+                                 f"{champion.classes}, not comparable: promote by hand if intended")
     recorded = tags.get(f"holdout_{metric.name}")
     if tags.get("fingerprint_holdout") == rows and recorded is not None:
-        return float(recorded), "the champion's recorded score on the same holdout rows"
+        slices = json.loads(tags["gate_slices"]) if tags.get("gate_slices") else None
+        return ChampionOnHoldout(float(recorded), "the champion's recorded score on the same holdout rows",
+                                 slices=slices)
     note = ("the champion was refitted on all rows of its training set, which may include some of this "
             "holdout: the comparison can favour it") if tags.get("refit") == "all" else ""
     try:
-        return metric.score(y_holdout, champion.scores(champion.frame(holdout_df))), note
+        predicted = champion.scores(champion.frame(holdout_df))
+        return ChampionOnHoldout(metric.score(y_holdout, predicted), note, predicted)
     except Exception as exc:  # an old model that cannot read today's features is not comparable
-        return None, f"the champion could not be scored on the new holdout ({exc})"
+        return ChampionOnHoldout(None, f"the champion could not be scored on the new holdout ({exc})")

@@ -67,6 +67,9 @@ ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/workers"): "auth",
     ("GET", "/projects/{project}/tables"): "viewer",
     ("GET", "/projects/{project}/runs"): "viewer",
+    ("GET", "/templates"): "auth",
+    ("GET", "/templates/{name}"): "auth",
+    ("POST", "/projects/{project}/new"): "editor",   # past the check, refused: the server reads no path
 }
 DOCS = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
 
@@ -115,6 +118,7 @@ def request_for(method: str, path: str, team) -> dict:
         "/projects/{project}/models/challenge": {"version": "1"},
         "/projects/{project}/monitor/schedule": {"every": 3600},
         "/projects/{project}/trials": {"ref": {}},
+        "/projects/{project}/new": {"objective": "predict churn"},
         "/jobs": {"kind": "models.train", "params": {"project": "shop"}} if method == "POST" else None,
     }.get(path)
     url = path.format(project="shop", name="vi", token_id="0123456789abcdef", job="j0123456789abcdef")
