@@ -12,9 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-pytestmark = [pytest.mark.slow, pytest.mark.skip(
-    reason="not ready: the Plotly charts are not drawn in headless Chromium, and run first in the suite "
-           "this module left state that made tests/e2e/test_monitoring.py fail (MLflow store); see issue 15")]
+pytestmark = [pytest.mark.slow]
 BIN = Path(sys.executable).parent
 PAGES = ("data", "features", "training", "models", "deployments", "monitoring", "jobs", "audit")
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -72,6 +70,9 @@ def shots(tmp_path) -> Path:
 
 def sign_in(browser, base: str, name: str):
     page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.on("console", lambda m: print("CONSOLE", m.type, m.text))
+    page.on("pageerror", lambda e: print("PAGEERROR", e))
+    page.on("response", lambda r: r.status >= 400 and print("HTTP", r.status, r.url))
     page.goto(f"{base}/")
     assert page.url.endswith("/ui/login")
     page.fill("input[name=name]", name)

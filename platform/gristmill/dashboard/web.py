@@ -79,8 +79,8 @@ def create_dashboard(ws: Workspace) -> FastAPI:
 
     signer = URLSafeTimedSerializer(secret(ws), salt="gristmill-dashboard-session")
     env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]))
-    env.filters["tojson_safe"] = lambda v: json.dumps(v, default=str).replace("<", "\\u003c").replace(
-        ">", "\\u003e").replace("&", "\\u0026")
+    env.filters["json_script"] = _json_script   # data for app.js inside <script type=application/json>
+    env.filters["as_json"] = lambda v: json.dumps(v, default=str)   # shown text (autoescaped as usual)
     env.filters["when"] = _when
     app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
 
@@ -265,6 +265,16 @@ def create_dashboard(ws: Workspace) -> FastAPI:
 def _local(target: str) -> str:
     """Only a path inside the dashboard (no open redirect)."""
     return target if target.startswith("/ui/") and "//" not in target and "\\" not in target else "/ui/"
+
+
+def _json_script(value: Any):
+    """JSON for a ``<script type="application/json">`` block: not HTML-escaped (a script element's
+    text is raw, so ``&#34;`` would reach ``JSON.parse``), with ``<``, ``>`` and ``&`` as unicode
+    escapes so no value can close the element."""
+    from markupsafe import Markup
+
+    text = json.dumps(value, default=str).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    return Markup(text)
 
 
 def _when(value: Any) -> str:
