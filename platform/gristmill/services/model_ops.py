@@ -118,12 +118,11 @@ def rollback(ctx: Context, project: str, to: str | None = None) -> dict:
 def runs(ctx: Context, project: str, limit: int = 100, offset: int = 0) -> dict:
     """The project's MLflow runs, newest first (a page of at most 1000; ``more`` says whether
     another page follows): name, trainer, status, start and end (ms), metrics, parent run."""
-    from mlflow import MlflowClient
-
+    from gristmill.config import mlflow_client
     from gristmill.training.train import configure_mlflow, experiment_name
 
     configure_mlflow(ctx.ws)
-    client = MlflowClient(ctx.ws.mlflow_uri, ctx.ws.mlflow_uri)
+    client = mlflow_client(ctx.ws)
     found = client.get_experiment_by_name(experiment_name(project))
     if found is None:
         return {"project": project, "experiment_id": None, "runs": [], "more": False}
