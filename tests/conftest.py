@@ -166,6 +166,12 @@ def team(workspace, add_tables) -> "Team":
     return make_team(workspace, add_tables)
 
 
+@pytest.fixture(scope="session")
+def team_maker():
+    """:func:`make_team` for fixtures of a wider scope than ``team`` (one server for a module)."""
+    return make_team
+
+
 
 
 # -- real server processes (e2e and integration tests) -------------------------------------------

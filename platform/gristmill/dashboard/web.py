@@ -336,9 +336,11 @@ def _training(ctx, invoke, get, project, offset=0, limit=100, **_):
               for r in trials if metric and metric in r["metrics"]]
     leaderboard = sorted(points, key=lambda p: p["score"], reverse=not (metric or "").endswith(("rmse", "mae", "logloss")))[:20]
     tops = [r for r in chart if not r["parent"]]
+    shown = _try(lambda: invoke(ctx, "models.plots", project=project), {}) or {}
     return {"runs": page["runs"], "more": page["more"], "offset": offset, "limit": limit, "metric": metric,
             "points": points, "leaderboard": leaderboard, "parents": tops[:10],
-            "experiment_id": page["experiment_id"]}
+            "experiment_id": page["experiment_id"], "plots": shown.get("plots", []),
+            "plots_run": shown.get("run_id"), "plots_skipped": shown.get("skipped", {})}
 
 
 def _models(ctx, invoke, get, project, offset=0, limit=50, **_):
@@ -352,7 +354,8 @@ def _deployments(ctx, invoke, get, project, **_):
     versions = _try(lambda: invoke(ctx, "models.list", project=project)["versions"], []) or []
     spec = invoke(ctx, "projects.spec", project=project)["spec"]
     records = invoke(ctx, "audit.list", project=project, action="serving.deploy", limit=20)["records"]
-    return {"aliased": [v for v in versions if v["aliases"]], "spec": spec, "deploys": records[::-1]}
+    live = invoke(ctx, "serving.status", project=project)
+    return {"aliased": [v for v in versions if v["aliases"]], "spec": spec, "deploys": records[::-1], "live": live}
 
 
 def _monitoring(ctx, invoke, get, project, **_):
