@@ -124,6 +124,10 @@ def _watch(page) -> list[str]:
 
 def sign_in(browser, base: str, name: str, token: str | None = None):
     page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+    # generous waits: a page's first operation may import feast or MLflow on a loaded machine (no
+    # timed assertions: this only bounds a hang)
+    page.set_default_navigation_timeout(180_000)
+    page.set_default_timeout(60_000)
     page.problems = _watch(page)
     page.goto(f"{base}/")
     assert page.url.endswith("/ui/login")
@@ -176,10 +180,10 @@ def test_every_page_shows_what_the_api_answers_and_draws_its_charts(site, browse
                 assert "too many columns" in section.locator("table.quarantine").inner_text()
             edges = api.get("/projects/shop/lineage").json()["edges"]
             assert len(edges) == 4 and f"{len(edges)} edges" in page.locator("main").inner_text()
-            page.wait_for_selector("#lineage[data-drawn='1'] .main-svg", timeout=20000)
+            page.wait_for_selector("#lineage[data-drawn='1'] .main-svg", timeout=60000)
         if name == "training":
             for chart in ("score-time", "score-trainer"):
-                page.wait_for_selector(f"#{chart}[data-drawn='1'] .main-svg", timeout=20000)   # Plotly drew it
+                page.wait_for_selector(f"#{chart}[data-drawn='1'] .main-svg", timeout=60000)   # Plotly drew it
             runs = api.get("/projects/shop/runs").json()["runs"]
             assert len(runs) == 4 and page.locator("[data-testid=runs] tr").count() - 1 == len(runs)
             assert page.locator("[data-testid=leaderboard] tr").count() - 1 == 2

@@ -84,6 +84,16 @@ def create_dashboard(ws: Workspace) -> FastAPI:
     env.filters["when"] = _when
     app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
 
+    @app.middleware("http")
+    async def _server_timing(request: Request, call_next):
+        """``Server-Timing: page;dur=<ms>``: the server's own time for each page (bench/ reads it)."""
+        import time
+
+        started = time.perf_counter()
+        response = await call_next(request)
+        response.headers["Server-Timing"] = f"page;dur={(time.perf_counter() - started) * 1000:.2f}"
+        return response
+
     # -- sessions --------------------------------------------------------------------------------
     def session(request: Request) -> dict:
         raw = request.cookies.get(COOKIE)

@@ -65,6 +65,8 @@ ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/workers"): "auth",
     ("GET", "/projects/{project}/tables"): "viewer",
     ("GET", "/projects/{project}/runs"): "viewer",
+    ("GET", "/projects/{project}/plots"): "viewer",
+    ("GET", "/projects/{project}/serving"): "viewer",
 }
 DOCS = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
 
