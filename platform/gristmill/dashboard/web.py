@@ -23,6 +23,7 @@ SESSION_SECONDS = 8 * 3600
 SESSION_EXPIRES = "8h"
 PAGES = ("data", "features", "training", "models", "deployments", "monitoring", "jobs", "audit")
 MOVES = ("promote", "rollback", "challenge")
+CHART_RUNS = 1000   # runs the training page's charts and leaderboard read at most
 HERE = Path(__file__).parent
 CSP = ("default-src 'self'; script-src 'self' 'unsafe-eval'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
        "frame-src 'self'; frame-ancestors 'self'; form-action 'self'; base-uri 'none'; object-src 'none'")
@@ -338,8 +339,13 @@ def _features(ctx, invoke, get, project, **_):
 
 
 def _training(ctx, invoke, get, project, offset=0, limit=100, **_):
-    page = invoke(ctx, "models.runs", project=project, limit=limit, offset=offset)
-    chart = invoke(ctx, "models.runs", project=project, limit=1000)["runs"] if offset or limit < 1000 else page["runs"]
+    newest = invoke(ctx, "models.runs", project=project, limit=CHART_RUNS)   # charts: the newest 1,000
+    chart = newest["runs"]
+    if offset + limit <= CHART_RUNS:   # the table's page is inside them: one search, not two
+        page = {"runs": chart[offset:offset + limit], "experiment_id": newest["experiment_id"],
+                "more": len(chart) > offset + limit or newest["more"]}
+    else:
+        page = invoke(ctx, "models.runs", project=project, limit=limit, offset=offset)
     trials = [r for r in chart if r["trainer"]]
     metric = next((k for r in trials for k in r["metrics"] if k.startswith("cv_")), None)
     points = [{"t": r["start_time"], "trainer": r["trainer"], "score": r["metrics"].get(metric)}
