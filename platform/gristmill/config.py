@@ -247,6 +247,16 @@ def mlflow_tracking_uri(ws: Workspace) -> str:
     return sqlalchemy_url(tracking) if tracking else ws.mlflow_uri
 
 
+def mlflow_client(ws: Workspace):
+    """An ``MlflowClient`` on ``ws``'s tracking and registry store, named explicitly: never the
+    process-wide URI (``mlflow.set_tracking_uri`` and the ``MLFLOW_*_URI`` variables it sets), which
+    an earlier caller in the process may have pointed at another workspace."""
+    from mlflow import MlflowClient
+
+    uri = mlflow_tracking_uri(ws)
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
 def mlflow_artifacts_root(ws: Workspace):
     """The folder run artifacts and models are written to (``mlflow.artifacts``, else the
     workspace's ``mlflow/artifacts``)."""

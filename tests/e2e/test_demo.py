@@ -416,7 +416,7 @@ def test_second_project_in_the_same_workspace_leaves_the_first_alone(demo):
     owners = {v["view"]: v["project"] for v in views["feature_views"]}
     assert owners["churn_demo__billing"] == "churn_demo" and owners["churn_two__billing"] == "churn_two"
     code = ("import mlflow; from mlflow import MlflowClient; import os; "
-            f"mlflow.set_tracking_uri('sqlite:///{root / 'ws' / 'mlflow' / 'mlflow.db'}'); c = MlflowClient(); "
+            f"uri = 'sqlite:///{root / 'ws' / 'mlflow' / 'mlflow.db'}'; c = MlflowClient(uri, uri); "
             "print(c.get_model_version_by_alias('churn_demo', 'champion').version, "
             "c.get_model_version_by_alias('churn_two', 'champion').version)")
     assert _run([sys.executable, "-c", code], env).stdout.split() == ["1", "1"]

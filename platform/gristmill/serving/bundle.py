@@ -51,13 +51,13 @@ def import_versions(ws: Workspace, project: str, versions: list[str]) -> dict[st
     already there is kept). Returns ``{version: tag}``."""
     import bentoml
     import mlflow.pyfunc
-    from mlflow import MlflowClient
 
+    from gristmill.config import mlflow_client
     from gristmill.training.train import configure_mlflow
     from gristmill.training.train import model_name as registered
 
-    configure_mlflow(ws)
-    client = MlflowClient()
+    configure_mlflow(ws)  # models:/ and runs:/ sources resolve through the process-wide URI
+    client = mlflow_client(ws)
     tags = {}
     for version in versions:
         mv = client.get_model_version(registered(project), version)

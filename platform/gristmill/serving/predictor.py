@@ -72,15 +72,15 @@ class Predictor:
     def reload(self) -> dict:
         """Load the versions the ``champion`` (and, for A/B or shadow, ``challenger``) aliases name now,
         with the spec's traffic settings as they are now."""
-        from mlflow import MlflowClient
-
+        from gristmill.config import mlflow_client
         from gristmill.training.registry import alias_version
 
         self.spec = load_spec(self.ws.spec_path(self.project))  # traffic settings may have changed
         wants = self.spec.serving.challenger_share > 0 or self.spec.serving.shadow
         if self.pinned:
             return self._reload_bundled(wants)
-        client = MlflowClient()
+        configure_mlflow(self.ws)   # models:/ sources resolve through the process-wide URI: ours, now
+        client = mlflow_client(self.ws)
         name = model_name(self.project)
         champion = alias_version(client, name, CHAMPION)
         if champion is None:

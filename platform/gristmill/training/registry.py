@@ -81,12 +81,11 @@ def _append(ws: Workspace, project: str, entry: dict) -> dict:
 
 
 def _client(ws: Workspace):
-    from mlflow import MlflowClient
-
+    from gristmill.config import mlflow_client
     from gristmill.training.train import configure_mlflow
 
     configure_mlflow(ws)
-    return MlflowClient()
+    return mlflow_client(ws)
 
 
 def _give_champion(client, project: str, version: str) -> bool:

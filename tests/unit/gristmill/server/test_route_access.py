@@ -70,6 +70,8 @@ ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/templates"): "auth",
     ("GET", "/templates/{name}"): "auth",
     ("POST", "/projects/{project}/new"): "editor",   # past the check, refused: the server reads no path
+    ("GET", "/projects/{project}/plots"): "viewer",
+    ("GET", "/projects/{project}/serving"): "viewer",
 }
 DOCS = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
 
