@@ -367,8 +367,9 @@ def test_a_built_bento_carries_its_model_and_serves_from_an_empty_folder(demo, t
     assert tag.startswith("churn-demo:")
     bento = Path(_run([str(BIN / "bentoml"), "get", tag, "-o", "path"], env).stdout.strip())
     info = yaml.safe_load((bento / "bento.yaml").read_text())
-    assert [m["tag"].split(":")[0] for m in info["models"]] == ["gristmill-churn-demo"]
-    model = Path(_run([str(BIN / "bentoml"), "models", "get", info["models"][0]["tag"], "-o", "path"], env).stdout.strip())
+    carried = [m["tag"] for service in info["services"] for m in service["models"]]
+    assert [t.split(":")[0] for t in carried] == ["gristmill-churn-demo"]
+    model = Path(_run([str(BIN / "bentoml"), "models", "get", carried[0], "-o", "path"], env).stdout.strip())
     assert (model / "model" / "gristmill_model.json").is_file()
     machine = [str(demo["root"]), str(Path.home())]
     for file in (bento / "src").rglob("*"):
