@@ -646,6 +646,7 @@ def _evaluation_report(ws: Workspace, project: str, version: str, task: str, met
 
     from gristmill.training import evaluation
 
+    started = time.monotonic()
     try:
         report = evaluation.evaluate(task, metric, y_holdout, holdout_scores, holdout_df.reset_index(drop=True),
                                      cfg.gate, checked, champion.score, champion.predicted, champion.note,
@@ -654,6 +655,7 @@ def _evaluation_report(ws: Workspace, project: str, version: str, task: str, met
                                  f"{project} version {version}: evaluation on the holdout")
         for path in paths.values():
             mlflow.log_artifact(path, "evaluation")
+        mlflow.log_metric("seconds_evaluation", time.monotonic() - started)
         return paths
     except Exception as exc:  # the report is an account of the training, never a reason to fail it
         log.warning("evaluation report of %s version %s not written: %s", project, version, exc)

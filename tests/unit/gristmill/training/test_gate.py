@@ -134,3 +134,4 @@ def test_a_model_failing_its_gate_is_registered_with_the_reasons_and_never_becom
     assert first["champion"] is None and first["gate"]["status"] == "passed"  # no champion before it
     logged = {a.path for a in MlflowClient().list_artifacts(worse.run_id, "evaluation")}
     assert logged == {f"evaluation/v{worse.version}.json", f"evaluation/v{worse.version}.html"}
+    assert "seconds_evaluation" in MlflowClient().get_run(worse.run_id).data.metrics
