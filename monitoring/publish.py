@@ -14,11 +14,12 @@ if TYPE_CHECKING:
     from monitoring.jobs import JobSpec
 
 
-def log_to_mlflow(root: Path, info: dict, job: "JobSpec", row: dict) -> None:
+def log_to_mlflow(ws: "Workspace", info: dict, job: "JobSpec", row: dict) -> None:
     """The run's figures as metrics of the model's training run (``monitor.<job>.<figure>``)."""
-    from mlflow import MlflowClient
+    from gristmill.config import mlflow_client
 
-    client = MlflowClient()
+    root = ws.root
+    client = mlflow_client(ws)
     ts = int(time.time() * 1000)
     step = len(history.read(root, row["project"], job.name, limit=1_000_000))
     metrics = {"drift_share": row.get("drift_share"), "drifted_columns": len(row.get("drifted_columns") or []),

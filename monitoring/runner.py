@@ -60,9 +60,9 @@ def model_info(ws: Workspace, project: str, model: str) -> dict[str, Any] | None
     from gristmill.config import mlflow_tracking_uri
 
     uri = mlflow_tracking_uri(ws)
-    mlflow.set_tracking_uri(uri)
+    mlflow.set_tracking_uri(uri)   # models:/ URIs loaded later in this run resolve through it
     mlflow.set_registry_uri(uri)
-    client = MlflowClient()
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     try:
         if model.isdigit():
             mv = client.get_model_version(project, model)
@@ -479,7 +479,7 @@ def _finish(ws, spec, job: JobSpec, row: dict, summary: dict, started: float, *,
     notes = []
     if info and status in ("ok", "alert"):
         try:
-            log_to_mlflow(ws.root, info, job, row)
+            log_to_mlflow(ws, info, job, row)
         except Exception as exc:  # the run is recorded; say what did not reach MLflow
             notes.append(f"MLflow metrics not logged: {exc}")
     if snapshot is not None:

@@ -19,9 +19,44 @@ os.environ.setdefault("BENTOML_DO_NOT_TRACK", "True")
 # the CLI under test works locally unless a test points it at a server: no stored login of the
 # person running the tests, no server from their environment
 os.environ["GRISTMILL_CONFIG_DIR"] = tempfile.mkdtemp(prefix="gristmill-config-")
+# BentoML's model and bento stores (`gristmill deploy` copies models there): not the user's ~/bentoml
+os.environ["BENTOML_HOME"] = tempfile.mkdtemp(prefix="gristmill-bentoml-")
 for _name in ("GRISTMILL_URL", "GRISTMILL_TOKEN", "GRISTMILL_METADATA_URL", "GRISTMILL_BROKER_URL", "GRISTMILL_MLFLOW_TRACKING",
               "GRISTMILL_OPTUNA_STORAGE"):
     os.environ.pop(_name, None)
+# MLflow's process-wide state: set_tracking_uri / set_registry_uri / set_experiment also write these
+# variables (so that subprocesses inherit them); a test's subprocess env copied from os.environ would
+# carry an earlier test's workspace into the next one
+MLFLOW_GLOBALS = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME",
+                  "MLFLOW_RUN_ID")
+for _name in MLFLOW_GLOBALS:
+    os.environ.pop(_name, None)
+
+
+@pytest.fixture(autouse=True)
+def _mlflow_process_state():
+    """Undo what a test left in MLflow's process-wide state: the ``MLFLOW_*`` variables above and the
+    tracking URI, registry URI and active experiment held in MLflow's modules (in-process product
+    code calls ``configure_mlflow``, which sets them)."""
+    import sys
+
+    saved = {name: os.environ.get(name) for name in MLFLOW_GLOBALS}
+    yield
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    if "mlflow" not in sys.modules:
+        return
+    import mlflow
+    from mlflow.tracking import _model_registry, _tracking_service, fluent
+
+    while mlflow.active_run() is not None:
+        mlflow.end_run()
+    _tracking_service.utils._tracking_uri = None
+    _model_registry.utils._registry_uri = None
+    fluent._active_experiment_id = None
 
 
 @pytest.fixture
@@ -131,6 +166,12 @@ def _principal(ws, token: str):
 @pytest.fixture
 def team(workspace, add_tables) -> "Team":
     return make_team(workspace, add_tables)
+
+
+@pytest.fixture(scope="session")
+def team_maker():
+    """:func:`make_team` for fixtures of a wider scope than ``team`` (one server for a module)."""
+    return make_team
 
 
 

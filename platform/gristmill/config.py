@@ -82,6 +82,9 @@ class ServerConfig(_Strict):
     port: int = Field(8700, ge=1, le=65_535, description="Port of `gristmill server`.")
     sql_max_rows: int = Field(10_000, ge=1, description="Most rows a `gristmill sql` query returns.")
     sql_max_seconds: float = Field(30.0, gt=0, description="Longest a `gristmill sql` query may run.")
+    metrics_need_token: bool = Field(False, description="Whether `/metrics` asks for an API token (any "
+                                     "valid one). Off: Prometheus scrapes it like the probes; it holds "
+                                     "no project or user names (docs/security.md).")
 
     _postgres = field_validator("metadata")(classmethod(lambda cls, value: _postgres_url(value)))
 
@@ -242,6 +245,16 @@ def mlflow_tracking_uri(ws: Workspace) -> str:
     PostgreSQL store when ``mlflow.tracking`` is set, else SQLite in the workspace."""
     tracking = load_config(ws).mlflow.tracking
     return sqlalchemy_url(tracking) if tracking else ws.mlflow_uri
+
+
+def mlflow_client(ws: Workspace):
+    """An ``MlflowClient`` on ``ws``'s tracking and registry store, named explicitly: never the
+    process-wide URI (``mlflow.set_tracking_uri`` and the ``MLFLOW_*_URI`` variables it sets), which
+    an earlier caller in the process may have pointed at another workspace."""
+    from mlflow import MlflowClient
+
+    uri = mlflow_tracking_uri(ws)
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
 def mlflow_artifacts_root(ws: Workspace):

@@ -97,11 +97,19 @@ def train(ws: Workspace, spec: ProjectSpec, budget: int | None = None, dataset_i
                      report=report, workers=workers, spawn_helpers=spawn_helpers)
 
 
-def deploy(ws: Workspace, spec: ProjectSpec) -> Path:
+def deploy(ws: Workspace, spec: ProjectSpec) -> tuple[Path, dict[str, str]]:
+    """Write the project's bento for the versions its aliases name now (champion and challenger),
+    copied into BentoML's model store so ``bentoml build`` packs them; returns the folder and
+    ``{alias: BentoML model tag}``."""
     from gristmill.serving.bento import write_bento
+    from gristmill.serving.bundle import import_versions
+    from gristmill.training import registry
 
+    aliases = registry.aliases(ws, spec.project)
+    tags = import_versions(ws, spec.project, sorted(set(aliases.values())))
+    models = {alias: tags[version] for alias, version in aliases.items()}
     return write_bento(ws, spec.project, spec.entity.name, spec.entity.key, spec.serving.port,
-                       spec.serving.api_token_env, spec.serving.workers)
+                       spec.serving.api_token_env, spec.serving.workers, models), models
 
 
 def monitor(ws: Workspace, spec: ProjectSpec, current: Path | None = None):

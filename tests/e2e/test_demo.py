@@ -351,17 +351,46 @@ def test_sigkill_under_steady_traffic_loses_at_most_a_second_of_predictions(demo
     assert logged > 0
 
 
-def test_bentoml_build_works_offline(demo, tmp_path):
-    """`bentoml build` of the generated bento with no package index (lock_packages: false)."""
+def test_a_built_bento_carries_its_model_and_serves_from_an_empty_folder(demo, tmp_path, start_server, auth):
+    """`bentoml build` offline (no package index) packs the champion `gristmill deploy` copied into
+    BentoML's model store; the bento names no path of this machine; served by its tag from an empty
+    folder with the stores named by the environment, it answers with the version it carries; without
+    them it stops with one line."""
     import shutil
 
-    env = {**demo["env"], "BENTOML_HOME": str(tmp_path / "bentoml"), "PIP_NO_INDEX": "1",
-           "UV_OFFLINE": "1"}
+    env = {**demo["env"], "PIP_NO_INDEX": "1", "UV_OFFLINE": "1"}
     uv = shutil.which("uv")
     if uv:  # bentoml build runs uv; it is wherever the README's setup put it
         env["PATH"] = f"{Path(uv).parent}:{env.get('PATH', '')}"
-    out = _run([str(BIN / "bentoml"), "build", "--output", "tag"], env, cwd=Path(demo["summary"]["bento"]))
-    assert "churn-demo:" in out.stdout
+    tag = _run([str(BIN / "bentoml"), "build", "--output", "tag"], env,
+               cwd=Path(demo["summary"]["bento"])).stdout.strip().splitlines()[-1].split("__tag__:")[-1]
+    assert tag.startswith("churn-demo:")
+    bento = Path(_run([str(BIN / "bentoml"), "get", tag, "-o", "path"], env).stdout.strip())
+    info = yaml.safe_load((bento / "bento.yaml").read_text())
+    carried = [m["tag"] for service in info["services"] for m in service["models"]]
+    assert [t.split(":")[0] for t in carried] == ["gristmill-churn-demo"]
+    model = Path(_run([str(BIN / "bentoml"), "models", "get", carried[0], "-o", "path"], env).stdout.strip())
+    assert (model / "model" / "gristmill_model.json").is_file()
+    machine = [str(demo["root"]), str(Path.home())]
+    for file in (bento / "src").rglob("*"):
+        if file.is_file():
+            assert not any(m in file.read_text(errors="replace") for m in machine), file
+    dockerfile = (bento / "env" / "docker" / "Dockerfile").read_text()
+    assert "BENTOML_HOME" in dockerfile and "gristmill" in (bento / "env" / "python" / "requirements.txt").read_text()
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    bare = {k: v for k, v in env.items() if k not in ("GRISTMILL_WORKSPACE", "GRISTMILL_FEATURE_REPO")}
+    out = subprocess.run([str(BIN / "bentoml"), "serve", tag, "--port", "1"], cwd=empty, env=bare,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode != 0 and "set GRISTMILL_WORKSPACE and GRISTMILL_FEATURE_REPO" in out.stderr
+    with start_server([str(BIN / "bentoml"), "serve", tag], empty, env, tmp_path / "bento.log") as base:
+        entity = _sample_id(demo)
+        reply = httpx.post(f"{base}/predict_entity", json={"customer_id": entity}, headers=auth["viewer"], timeout=60)
+        assert reply.status_code == 200, reply.text
+        assert reply.json()["model_version"] == "1"
+        described = httpx.post(f"{base}/model", json={}, headers=auth["viewer"], timeout=60).json()
+        assert (described["source"], described["model_version"]) == ("bento", "1")
 
 
 def test_service_turns_non_json_bodies_away(service, auth):
@@ -388,7 +417,7 @@ def test_second_project_in_the_same_workspace_leaves_the_first_alone(demo):
     owners = {v["view"]: v["project"] for v in views["feature_views"]}
     assert owners["churn_demo__billing"] == "churn_demo" and owners["churn_two__billing"] == "churn_two"
     code = ("import mlflow; from mlflow import MlflowClient; import os; "
-            f"mlflow.set_tracking_uri('sqlite:///{root / 'ws' / 'mlflow' / 'mlflow.db'}'); c = MlflowClient(); "
+            f"uri = 'sqlite:///{root / 'ws' / 'mlflow' / 'mlflow.db'}'; c = MlflowClient(uri, uri); "
             "print(c.get_model_version_by_alias('churn_demo', 'champion').version, "
             "c.get_model_version_by_alias('churn_two', 'champion').version)")
     assert _run([sys.executable, "-c", code], env).stdout.split() == ["1", "1"]

@@ -182,7 +182,7 @@ def test_scheduled_job_reports_drift_of_served_traffic_and_calls_the_webhook(tmp
     assert alerted["prediction_drift"] in (0, 1)
     # metrics on the model version's MLflow run
     code = ("import mlflow; from mlflow import MlflowClient; "
-            f"mlflow.set_tracking_uri('sqlite:///{root / 'ws' / 'mlflow' / 'mlflow.db'}'); c = MlflowClient(); "
+            f"uri = 'sqlite:///{root / 'ws' / 'mlflow' / 'mlflow.db'}'; c = MlflowClient(uri, uri); "
             "run = c.get_run(c.get_model_version('churn_demo', '1').run_id); "
             "print(run.data.metrics.get('monitor.traffic.drift_share'), run.data.metrics.get('monitor.traffic.alert'))")
     assert _run([sys.executable, "-c", code], env).stdout.split()[-2:] == ["1.0", "1.0"]

@@ -31,5 +31,8 @@ def server(
                       "  gristmill users add <name> --admin\n"
                       f"then log in from anywhere: gristmill login http://{host}:{port} --token <token>",
                       soft_wrap=True)
+    import os
+
+    os.environ["GRISTMILL_LOG_JSON"] = "1"   # each server process logs JSON lines on stderr, with request ids
     uvicorn.run("gristmill.server.app:create_app", factory=True, host=host, port=port, workers=workers,
-                log_level="info", access_log=False)
+                log_level="info", access_log=False, log_config=None)

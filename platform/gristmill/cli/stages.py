@@ -261,21 +261,34 @@ def deploy(
     every: bool = ALL,
     port: int = typer.Option(3000, "--port", help="With --all: the gateway's port."),
     token_env: str = TOKEN_ENV,
+    as_json: bool = JSON,
 ) -> None:
-    """Write bentos/<project>/ (service.py + bentofile.yaml), or bentos/_gateway/ with --all."""
+    """Write bentos/<project>/ (service.py + bentofile.yaml) with its champion (and challenger)
+    copied into BentoML's model store, so `bentoml build` packs them; or bentos/_gateway/ with --all."""
     from gristmill.serving.bento import write_gateway
+    from gristmill.serving.bundle import command_prefix
 
     _one_or_all(project, every)
+    ws = _ws()
     if every:
-        folder = write_gateway(_ws().ensure(), port, token_env)
-        console.print(f"wrote {folder}\nstart it: cd {folder} && bentoml serve service:Gateway "
-                      f"--host 127.0.0.1 --port {port}")
+        folder = write_gateway(ws.ensure(), port, token_env)
+        if as_json:
+            emit_json({"bento": str(folder), "service": "service:Gateway", "port": port})
+            return
+        console.print(f"wrote {folder}\nstart it: cd {folder} && {command_prefix(ws)} bentoml serve "
+                      f"service:Gateway --host 127.0.0.1 --port {port}")
         return
     from gristmill.client import call
 
     done = call("serving.deploy", project=project_name(project))
-    console.print(f"wrote {done['bento']}\nstart it: cd {done['bento']} && bentoml serve "
-                  f"{done['service']} --host 127.0.0.1 --port {done['port']}")
+    if as_json:
+        emit_json(done)
+        return
+    models = ", ".join(f"{alias} {tag}" for alias, tag in done.get("models", {}).items()) or "none yet"
+    console.print(f"wrote {done['bento']} (models in BentoML's store: {models})\n"
+                  f"start it: cd {done['bento']} && {command_prefix(ws)} bentoml serve "
+                  f"{done['service']} --host 127.0.0.1 --port {done['port']}\n"
+                  f"or build a bento that carries them: cd {done['bento']} && bentoml build")
 
 
 def serve(
@@ -303,7 +316,10 @@ def serve(
         with local_only():  # the service runs here, on this workspace
             done = call("serving.deploy", project=project_name(project))
         folder, service, port = done["bento"], done["service"], port or done["port"]
+    from gristmill.serving.bundle import environment
+
     bentoml = shutil.which("bentoml", path=str(Path(sys.executable).parent)) or "bentoml"
+    os.environ.update(environment(ws))  # the service reads its stores from these
     os.chdir(folder)
     os.execv(bentoml, [bentoml, "serve", service, "--host", host, "--port", str(port)])
 
@@ -378,6 +394,7 @@ def next_steps(ws, spec, summary: dict) -> None:
     with local_only():
         token = call("tokens.create", project=spec.project, role="viewer", label="demo curl")["token"]
     from gristmill.config import mlflow_tracking_uri
+    from gristmill.serving.bundle import command_prefix
 
     console.print(f"""
 [bold green]Done.[/] Project [bold]{spec.project}[/] is trained, registered and ready to serve.
@@ -385,8 +402,8 @@ def next_steps(ws, spec, summary: dict) -> None:
 Next steps:
   1. Browse runs and the registered model:
        uv run mlflow ui --backend-store-uri {mlflow_tracking_uri(ws)} --port 5000
-  2. Serve predictions:
-       cd {summary['bento']} && uv run bentoml serve service:{class_name(spec.project)} --port {port}
+  2. Serve predictions (or `uv run gristmill serve {spec.project}`; `bentoml build` packs the model into a bento):
+       cd {summary['bento']} && {command_prefix(ws)} uv run bentoml serve service:{class_name(spec.project)} --port {port}
   3. Ask for one (in another terminal) with this viewer token of {spec.project}, shown once:
        curl -s -X POST http://127.0.0.1:{port}/predict_entity -H 'Content-Type: application/json' -H "Authorization: Bearer {token}" -d '{{"{key}": "{sample}"}}'
      More tokens: uv run gristmill tokens create --project {spec.project} --role viewer (see also `gristmill tokens list`, `revoke`)

@@ -23,6 +23,7 @@ SESSION_SECONDS = 8 * 3600
 SESSION_EXPIRES = "8h"
 PAGES = ("data", "features", "training", "models", "deployments", "monitoring", "jobs", "audit")
 MOVES = ("promote", "rollback", "challenge")
+CHART_RUNS = 1000   # runs the training page's charts and leaderboard read at most
 HERE = Path(__file__).parent
 CSP = ("default-src 'self'; script-src 'self' 'unsafe-eval'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
        "frame-src 'self'; frame-ancestors 'self'; form-action 'self'; base-uri 'none'; object-src 'none'")
@@ -79,10 +80,20 @@ def create_dashboard(ws: Workspace) -> FastAPI:
 
     signer = URLSafeTimedSerializer(secret(ws), salt="gristmill-dashboard-session")
     env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]))
-    env.filters["tojson_safe"] = lambda v: json.dumps(v, default=str).replace("<", "\\u003c").replace(
-        ">", "\\u003e").replace("&", "\\u0026")
+    env.filters["json_script"] = _json_script   # data for app.js inside <script type=application/json>
+    env.filters["as_json"] = lambda v: json.dumps(v, default=str)   # shown text (autoescaped as usual)
     env.filters["when"] = _when
     app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
+
+    @app.middleware("http")
+    async def _server_timing(request: Request, call_next):
+        """``Server-Timing: page;dur=<ms>``: the server's own time for each page (bench/ reads it)."""
+        import time
+
+        started = time.perf_counter()
+        response = await call_next(request)
+        response.headers["Server-Timing"] = f"page;dur={(time.perf_counter() - started) * 1000:.2f}"
+        return response
 
     # -- sessions --------------------------------------------------------------------------------
     def session(request: Request) -> dict:
@@ -267,6 +278,16 @@ def _local(target: str) -> str:
     return target if target.startswith("/ui/") and "//" not in target and "\\" not in target else "/ui/"
 
 
+def _json_script(value: Any):
+    """JSON for a ``<script type="application/json">`` block: not HTML-escaped (a script element's
+    text is raw, so ``&#34;`` would reach ``JSON.parse``), with ``<``, ``>`` and ``&`` as unicode
+    escapes so no value can close the element."""
+    from markupsafe import Markup
+
+    text = json.dumps(value, default=str).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    return Markup(text)
+
+
 def _when(value: Any) -> str:
     if value is None or value == "":
         return ""
@@ -318,17 +339,24 @@ def _features(ctx, invoke, get, project, **_):
 
 
 def _training(ctx, invoke, get, project, offset=0, limit=100, **_):
-    page = invoke(ctx, "models.runs", project=project, limit=limit, offset=offset)
-    chart = invoke(ctx, "models.runs", project=project, limit=1000)["runs"] if offset or limit < 1000 else page["runs"]
+    newest = invoke(ctx, "models.runs", project=project, limit=CHART_RUNS)   # charts: the newest 1,000
+    chart = newest["runs"]
+    if offset + limit <= CHART_RUNS:   # the table's page is inside them: one search, not two
+        page = {"runs": chart[offset:offset + limit], "experiment_id": newest["experiment_id"],
+                "more": len(chart) > offset + limit or newest["more"]}
+    else:
+        page = invoke(ctx, "models.runs", project=project, limit=limit, offset=offset)
     trials = [r for r in chart if r["trainer"]]
     metric = next((k for r in trials for k in r["metrics"] if k.startswith("cv_")), None)
     points = [{"t": r["start_time"], "trainer": r["trainer"], "score": r["metrics"].get(metric)}
               for r in trials if metric and metric in r["metrics"]]
     leaderboard = sorted(points, key=lambda p: p["score"], reverse=not (metric or "").endswith(("rmse", "mae", "logloss")))[:20]
     tops = [r for r in chart if not r["parent"]]
+    shown = _try(lambda: invoke(ctx, "models.plots", project=project), {}) or {}
     return {"runs": page["runs"], "more": page["more"], "offset": offset, "limit": limit, "metric": metric,
             "points": points, "leaderboard": leaderboard, "parents": tops[:10],
-            "experiment_id": page["experiment_id"]}
+            "experiment_id": page["experiment_id"], "plots": shown.get("plots", []),
+            "plots_run": shown.get("run_id"), "plots_skipped": shown.get("skipped", {})}
 
 
 def _models(ctx, invoke, get, project, offset=0, limit=50, **_):
@@ -342,7 +370,8 @@ def _deployments(ctx, invoke, get, project, **_):
     versions = _try(lambda: invoke(ctx, "models.list", project=project)["versions"], []) or []
     spec = invoke(ctx, "projects.spec", project=project)["spec"]
     records = invoke(ctx, "audit.list", project=project, action="serving.deploy", limit=20)["records"]
-    return {"aliased": [v for v in versions if v["aliases"]], "spec": spec, "deploys": records[::-1]}
+    live = invoke(ctx, "serving.status", project=project)
+    return {"aliased": [v for v in versions if v["aliases"]], "spec": spec, "deploys": records[::-1], "live": live}
 
 
 def _monitoring(ctx, invoke, get, project, **_):

@@ -10,7 +10,7 @@ from gristmill.identity.principal import Principal
 from gristmill.identity.roles import PROJECT_ACTIONS, Action, Role
 from gristmill.metadata import Metadata
 
-ADMIN_ACTIONS = {Action.manage_users, Action.read_audit_all}
+ADMIN_ACTIONS = {Action.manage_users, Action.read_audit_all, Action.probe_jobs}
 
 
 def role_on(md: Metadata, principal: Principal, project: str) -> Role | None:

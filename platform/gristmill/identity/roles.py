@@ -43,6 +43,7 @@ class Action(str, Enum):
     create_project = "create_project"   # any authenticated user
     manage_users = "manage_users"       # admins
     read_audit_all = "read_audit_all"   # admins: the whole trail
+    probe_jobs = "probe_jobs"           # admins: no-op jobs that check and measure the queue
 
 
 PROJECT_ACTIONS: dict[Action, Role] = {

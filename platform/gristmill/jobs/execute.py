@@ -13,30 +13,11 @@ import json
 import logging
 import sys
 import time
-from typing import Any
+
+from gristmill.logs import REQUEST_ID, JsonLines  # noqa: F401 - JsonLines: its old home
 
 TRANSIENT_NAMES = ("OperationalError", "InterfaceError", "ConnectionError", "ConnectionRefusedError",
                    "ConnectionResetError", "TimeoutError", "BrokenPipeError", "BusyLoadingError")
-
-
-class JsonLines(logging.Formatter):
-    """One JSON object per record: time, level, logger, message, job (and request, when known)."""
-
-    def __init__(self, job_id: str | None = None) -> None:
-        super().__init__()
-        self.job_id = job_id
-
-    def format(self, record: logging.LogRecord) -> str:
-        out: dict[str, Any] = {"ts": round(record.created, 3), "level": record.levelname,
-                               "logger": record.name, "message": record.getMessage()}
-        if self.job_id:
-            out["job"] = self.job_id
-        for key in ("request_id", "project", "user"):
-            if hasattr(record, key):
-                out[key] = getattr(record, key)
-        if record.exc_info:
-            out["exception"] = self.formatException(record.exc_info)[-2000:]
-        return json.dumps(out, default=str)
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -106,11 +87,13 @@ def run(job_id: str, attempt: int) -> int:
         logging.getLogger("gristmill.jobs").warning("attempt %d is not current: not run", attempt)
         return 0
     params = json.loads(job.params)
-    logging.getLogger("gristmill.jobs").info("%s %s: attempt %d of %d on %s", job.kind, job.project or "",
-                                             attempt, job.max_attempts, job.worker)
+    REQUEST_ID.set(job.request_id)   # every log line of the job names the request that submitted it
+    logging.getLogger("gristmill.jobs").info("%s %s: attempt %d of %d on %s%s", job.kind, job.project or "",
+                                             attempt, job.max_attempts, job.worker,
+                                             f" (request {job.request_id})" if job.request_id else "")
     try:
         ctx = Context(ws, principal_of(md, json.loads(job.principal)), job_id=job_id,
-                      report=Reporter(md, job_id))
+                      report=Reporter(md, job_id), request_id=job.request_id)
         ctx.step("start", f"{job.kind} started")
         result = invoke(ctx, job.kind, **params)
     except GristmillError as exc:
@@ -133,13 +116,9 @@ def run(job_id: str, attempt: int) -> int:
 
 def main(argv: list[str]) -> int:
     job_id, attempt = argv[0], int(argv[1])
-    handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(JsonLines(job_id))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(logging.INFO)
-    for noisy in ("mlflow", "alembic", "urllib3", "httpx", "feast", "bentoml", "numexpr"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    from gristmill.logs import log_json
+
+    log_json(stream=sys.stdout, job_id=job_id)
     return run(job_id, attempt)
 
 

@@ -9,7 +9,8 @@ submit, every worker on its heartbeat and after each job):
 2. queued jobs go to live workers with free slots. The next job is always taken from the user with
    the fewest jobs running (then the one waiting longest), so one user's 200 queued trainings do
    not starve another user's one; per-user and per-project limits hold; a job waits until some
-   worker has as many free slots as it asks.
+   worker has as many free slots as it asks. Why each job still waits is recorded on it
+   (``gm_jobs.waiting_for``), so reading a job never needs a pass of its own.
 """
 
 from __future__ import annotations
@@ -97,8 +98,13 @@ def dispatch(ws: Workspace, send: bool = True) -> Pass:
                 by_project[chosen.project] = by_project.get(chosen.project, 0) + 1
             attempt = chosen.attempt + 1
             conn.execute(jobs.update().where(jobs.c.id == chosen.id).values(
-                state=store.DISPATCHED, attempt=attempt, worker=worker, dispatched_at=now))
+                state=store.DISPATCHED, attempt=attempt, worker=worker, dispatched_at=now, waiting_for=None))
             sent.append((chosen.id, attempt, worker))
+        changed = [{"job": j.id, "why": waiting[j.id][:300]} for j in queued
+                   if j.id in waiting and j.waiting_for != waiting[j.id][:300]]
+        if changed:  # what `GET /jobs/{id}` says, without running a pass of its own
+            conn.execute(jobs.update().where(jobs.c.id == sa.bindparam("job"))
+                         .values(waiting_for=sa.bindparam("why")), changed)
     for job_id, attempt, kind, reason in lost:
         state = store.retry_later(md, job_id, attempt, reason, cfg.retry_backoff_seconds)
         log.warning("job %s attempt %d: %s; now %s", job_id, attempt, reason, state)

@@ -46,10 +46,21 @@ def public(row, with_params: bool = True) -> dict:
            "created_at": _iso(row.created_at), "started_at": _iso(started),
            "finished_at": _iso(row.finished_at),
            "queue_wait_seconds": None if waited is None else round(waited, 3),
-           "run_seconds": None if not started else round((row.finished_at or now) - started, 3)}
+           "run_seconds": None if not started else round((row.finished_at or now) - started, 3),
+           "waiting_for": _waiting_for(row, now), "request_id": row.request_id}
     if with_params:
         out["params"] = _load(row.params)
     return out
+
+
+def _waiting_for(row, now: float) -> str | None:
+    """Why a queued job still waits: the reason the scheduler's last pass recorded (a read, never
+    a scheduling pass), or its retry backoff."""
+    if row.state != QUEUED:
+        return None
+    if row.not_before and row.not_before > now:
+        return f"a retry after backoff, in {row.not_before - now:.0f} s ({row.error or 'earlier attempt failed'})"
+    return row.waiting_for or "not yet seen by the scheduler"
 
 
 def _iso(epoch: float | None) -> str | None:
@@ -66,7 +77,7 @@ def new_id() -> str:
 
 def submit(md: Metadata, kind: str, project: str | None, principal: dict, params: dict, *,
            slots: int = 1, memory_mb: int | None = None, max_attempts: int = 3,
-           parent: str | None = None) -> dict:
+           parent: str | None = None, request_id: str | None = None) -> dict:
     """Record a new job as queued; the dispatcher sends it to a worker when it fits."""
     job_id = new_id()
     with md.write() as conn:
@@ -74,7 +85,7 @@ def submit(md: Metadata, kind: str, project: str | None, principal: dict, params
             id=job_id, kind=kind, project=project, user_name=principal["name"],
             principal=_json(principal), params=_json(params), state=QUEUED, slots=slots,
             memory_mb=memory_mb, attempt=0, max_attempts=max_attempts, not_before=0.0,
-            created_at=time.time(), cancel_requested=False, parent=parent))
+            created_at=time.time(), cancel_requested=False, parent=parent, request_id=request_id))
     return get(md, job_id)
 
 
@@ -129,6 +140,19 @@ def counts(md: Metadata) -> dict[tuple[str, str], int]:
         rows = conn.execute(sa.select(jobs.c.kind, jobs.c.state, sa.func.count())
                             .group_by(jobs.c.kind, jobs.c.state)).all()
     return {(k, s): n for k, s, n in rows}
+
+
+def queue_figures(md: Metadata) -> dict:
+    """The whole queue for the metrics, from the database: jobs by (kind, state), jobs that needed
+    more than one attempt by kind, and by kind the age of the oldest job not yet started."""
+    now = time.time()
+    retried = sa.or_(jobs.c.attempt > 1, sa.and_(jobs.c.state == QUEUED, jobs.c.attempt >= 1))
+    with md.engine.connect() as conn:
+        again = conn.execute(sa.select(jobs.c.kind, sa.func.count()).where(retried).group_by(jobs.c.kind)).all()
+        oldest = conn.execute(sa.select(jobs.c.kind, sa.func.min(jobs.c.created_at))
+                              .where(jobs.c.state.in_((QUEUED, DISPATCHED))).group_by(jobs.c.kind)).all()
+    return {"counts": counts(md), "retried": dict(again),
+            "oldest_waiting": {kind: max(0.0, now - at) for kind, at in oldest}}
 
 
 # -- the worker's side ---------------------------------------------------------------------------

@@ -80,17 +80,14 @@ class Heart(threading.Thread):
 
 
 def serve_probes(heart: Heart, port: int, host: str = "127.0.0.1") -> ThreadingHTTPServer:
-    from prometheus_client import REGISTRY, generate_latest
-    from prometheus_client.exposition import CONTENT_TYPE_LATEST
+    from gristmill.jobs.metrics import exposition, workspace_registry
 
-    from gristmill.jobs.metrics import register_queue
-
-    register_queue(heart.ws)
+    registry = workspace_registry(heart.ws)
 
     class Probes(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 - the http.server interface
             if self.path == "/metrics":
-                body, kind, status = generate_latest(REGISTRY), CONTENT_TYPE_LATEST, 200
+                (body, kind), status = exposition(registry), 200
             elif self.path in ("/healthz", "/readyz"):
                 fresh = time.time() - heart.last_beat < 3 * heart.every + 1
                 ok = fresh if self.path == "/healthz" else fresh and _db_ready(heart.ws)

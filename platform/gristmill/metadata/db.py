@@ -104,6 +104,8 @@ jobs = sa.Table(   # the job queue's record of every job (Celery carries only it
     sa.Column("started_at", sa.Float, nullable=True),
     sa.Column("finished_at", sa.Float, nullable=True),
     sa.Column("parent", sa.String(32), nullable=True, index=True),
+    sa.Column("request_id", sa.String(64), nullable=True),     # the API request that submitted it
+    sa.Column("waiting_for", sa.String(300), nullable=True),   # why it is still queued (last pass)
 )
 
 job_logs = sa.Table(
@@ -184,6 +186,18 @@ def _sqlite_engine(path: Path) -> sa.Engine:
     return engine
 
 
+def _add_missing_columns(conn: sa.Connection) -> None:
+    """Add the nullable columns a newer Gristmill declares to tables an older one made (``create_all``
+    makes missing tables only): an old workspace opens without a migration step."""
+    inspector = sa.inspect(conn)
+    for table in meta.sorted_tables:
+        have = {c["name"] for c in inspector.get_columns(table.name)}
+        for column in table.columns:
+            if column.name not in have and column.nullable:
+                kind = column.type.compile(dialect=conn.dialect)
+                conn.execute(sa.text(f'ALTER TABLE "{table.name}" ADD COLUMN "{column.name}" {kind}'))
+
+
 def open_metadata(url: str | None, sqlite_path: Path) -> Metadata:
     """The metadata database at ``url`` (PostgreSQL), else the SQLite file; tables made on first use."""
     key = url or f"sqlite:{sqlite_path}"
@@ -201,5 +215,6 @@ def open_metadata(url: str | None, sqlite_path: Path) -> Metadata:
             if url:
                 conn.execute(sa.text("SELECT pg_advisory_xact_lock(727000)"))  # one creator at a time
             meta.create_all(conn)
+            _add_missing_columns(conn)
         found = _engines[key] = Metadata(engine, key)
         return found

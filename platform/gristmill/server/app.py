@@ -9,7 +9,7 @@ from typing import Any
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from fastapi import Body, Depends, FastAPI, File, Path, Query, Request, Security, UploadFile
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, create_model
 
@@ -18,7 +18,7 @@ from gristmill.identity.principal import Principal
 from gristmill.workspace import Workspace
 
 log = logging.getLogger("gristmill.server")
-OPEN_ROUTES = {"/healthz", "/readyz", "/auth/token", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
+OPEN_ROUTES = {"/healthz", "/readyz", "/metrics", "/auth/token", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
 
 
 class ErrorBody(BaseModel):
@@ -37,6 +37,12 @@ def create_app(ws: Workspace | None = None) -> FastAPI:
     from gristmill.services import Context, invoke, load_all
 
     ws = (ws or Workspace.resolve()).ensure()
+    import os
+
+    if os.environ.get("GRISTMILL_LOG_JSON") == "1":   # `gristmill server`, in each of its processes
+        from gristmill.logs import log_json
+
+        log_json()
     app = FastAPI(title="Gristmill", version=__version__,
                   description="Users, projects, data, features, models, serving and monitoring of a "
                               "Gristmill workspace. Authenticate with `Authorization: Bearer <token>`.")
@@ -79,11 +85,27 @@ def create_app(ws: Workspace | None = None) -> FastAPI:
             return JSONResponse({"error": f"metadata database: {type(exc).__name__}", "code": "NotReady"}, 503)
         return {"status": "ready"}
 
+    from gristmill.config import load_config
+    from gristmill.jobs.metrics import exposition, workspace_registry
+
+    registry = workspace_registry(ws)
+    metrics_guard = [Depends(principal)] if load_config(ws).server.metrics_need_token else []
+
+    @app.get("/metrics", tags=["probes"], summary="Prometheus metrics: the job queue, this process's "
+             "HTTP requests by route template. No project or user names.", response_class=Response,
+             dependencies=metrics_guard)
+    def prometheus_metrics() -> Response:
+        body, kind = exposition(registry)
+        return Response(body, media_type=kind)
+
     for op in load_all().values():
         _add_route(app, op, ws, principal, Context, invoke)
     from gristmill.dashboard import mount
 
     mount(app, ws)   # the web dashboard under /ui (its own sessions; the same operations)
+    from gristmill.server.observe import Observe
+
+    app.add_middleware(Observe)   # request ids, a JSON log line and the HTTP metrics of every request
     return app
 
 
@@ -126,7 +148,9 @@ def _add_route(app: FastAPI, op, ws: Workspace, principal, Context, invoke) -> N
         if op.upload:
             kwargs["files"] = [(f.filename or "upload", f.file) for f in kwargs["files"]]
         who = caller or Principal(name="anonymous", kind="anonymous")
-        return invoke(Context(ws, who, submit_jobs=True), op.name, **kwargs)
+        from gristmill.logs import REQUEST_ID
+
+        return invoke(Context(ws, who, submit_jobs=True, request_id=REQUEST_ID.get()), op.name, **kwargs)
 
     endpoint.__signature__ = inspect.Signature(signature)
     endpoint.__name__ = op.name.replace(".", "_")

@@ -29,6 +29,8 @@ class Context:
     report: Callable[[dict], None] | None = None
     #: what a queued job asks of its worker (``slots``, ``memory_mb``)
     job_options: dict[str, Any] = field(default_factory=dict)
+    #: the API request this call serves (``X-Request-ID``), kept on the jobs it submits
+    request_id: str | None = None
 
     @property
     def md(self):

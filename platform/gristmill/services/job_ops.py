@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from gristmill.errors import GristmillError
+from gristmill.identity.roles import Action
 from gristmill.services.context import Context
 from gristmill.services.registry import Operation, operation
 
@@ -34,7 +35,7 @@ def queue(ctx: Context, op: Operation, params: dict, slots: int | None = None,
     cfg = load_config(ctx.ws).jobs
     job = store.submit(ctx.md, op.name, params.get("project"), _principal_record(ctx), params,
                        slots=slots or DEFAULT_SLOTS.get(op.name, 1), memory_mb=memory_mb,
-                       max_attempts=cfg.max_attempts)
+                       max_attempts=cfg.max_attempts, request_id=ctx.request_id)
     try:
         scheduler.dispatch(ctx.ws)
     except Exception as exc:  # the workers' own passes will send it; the job is recorded
@@ -59,9 +60,24 @@ def submit(ctx: Context, kind: str, params: dict[str, Any] | None = None, slots:
         raise GristmillError(f"slots must be between 1 and 256, not {slots}")
     if memory_mb is not None and memory_mb < 64:
         raise GristmillError(f"memory_mb must be at least 64, not {memory_mb}")
-    sub = Context(ctx.ws, ctx.principal, submit_jobs=True,
+    sub = Context(ctx.ws, ctx.principal, submit_jobs=True, request_id=ctx.request_id,
                   job_options={"slots": slots, "memory_mb": memory_mb})
     return invoke(sub, kind, **(params or {}))["job"]
+
+
+@operation("jobs.noop", "POST", "/jobs/noop", Action.probe_jobs, job=True)
+def noop(ctx: Context, seconds: float = 0.0) -> dict:
+    """A job that does nothing but sleep ``seconds`` (at most 60): admins check that the workers
+    take jobs, and measure the queue with it (bench/queue_bench.py). Returns where it ran."""
+    import os
+    import socket
+    import time
+
+    if not 0 <= seconds <= 60:
+        raise GristmillError(f"seconds must be between 0 and 60, not {seconds}")
+    if seconds:
+        time.sleep(seconds)
+    return {"slept": seconds, "worker": os.environ.get("GRISTMILL_WORKER_NAME"), "host": socket.gethostname()}
 
 
 def job_kinds() -> list[str]:
@@ -118,19 +134,7 @@ def show(ctx: Context, job: str) -> dict:
     from gristmill.jobs import store
 
     _visible_job(ctx, job)
-    out = store.get(ctx.md, job)
-    if out["state"] == store.QUEUED:
-        out["waiting_for"] = _waiting_reason(ctx, job)
-    return out
-
-
-def _waiting_reason(ctx: Context, job: str) -> str | None:
-    from gristmill.jobs.scheduler import dispatch
-
-    try:
-        return dispatch(ctx.ws).waiting.get(job)
-    except Exception as exc:
-        return f"the scheduler could not run: {type(exc).__name__}"
+    return store.get(ctx.md, job)   # a queued job's waiting_for: the scheduler's last pass recorded it
 
 
 @operation("jobs.logs", "GET", "/jobs/{job}/logs", None)

@@ -28,7 +28,7 @@ def train(ctx: Context, project: str, budget: int | None = None, dataset: str | 
             from gristmill.services.registry import invoke
             from gristmill.training.distributed import helper_refs
 
-            sub = Context(ctx.ws, ctx.principal, submit_jobs=True)
+            sub = Context(ctx.ws, ctx.principal, submit_jobs=True, request_id=ctx.request_id)
             return [invoke(sub, "models.trials", project=project, ref=one)["job"]["id"]
                     for one in helper_refs(ref, n)]
     result = pipeline.train(ctx.ws, project_spec(ctx, project), budget=budget, dataset_id=dataset,
@@ -61,7 +61,7 @@ def trials(ctx: Context, project: str, ref: dict) -> dict:
     if not data.is_relative_to(ctx.ws.datasets(project).resolve()) or \
             not oof.is_relative_to(ctx.ws.optuna_journal(project).parent.resolve()):
         raise GristmillError("the study reference points outside the project's training sets and study folder")
-    if ref.get("storage_url") != optuna_storage_url(ctx.ws):
+    if _storage_identity(ref.get("storage_url")) != _storage_identity(optuna_storage_url(ctx.ws)):
         raise GristmillError("the study reference names another study storage than this workspace's")
     done = run_trials(ctx.ws, {**ref, "workspace": str(ctx.ws.root), "job_id": ctx.job_id or ref.get("job_id")},
                       report=ctx.report)
@@ -118,12 +118,11 @@ def rollback(ctx: Context, project: str, to: str | None = None) -> dict:
 def runs(ctx: Context, project: str, limit: int = 100, offset: int = 0) -> dict:
     """The project's MLflow runs, newest first (a page of at most 1000; ``more`` says whether
     another page follows): name, trainer, status, start and end (ms), metrics, parent run."""
-    from mlflow import MlflowClient
-
+    from gristmill.config import mlflow_client
     from gristmill.training.train import configure_mlflow, experiment_name
 
     configure_mlflow(ctx.ws)
-    client = MlflowClient(ctx.ws.mlflow_uri, ctx.ws.mlflow_uri)
+    client = mlflow_client(ctx.ws)
     found = client.get_experiment_by_name(experiment_name(project))
     if found is None:
         return {"project": project, "experiment_id": None, "runs": [], "more": False}
@@ -136,3 +135,72 @@ def runs(ctx: Context, project: str, limit: int = 100, offset: int = 0) -> dict:
              "metrics": dict(run.data.metrics)} for run in list(page)[offset:offset + limit]]
     return {"project": project, "experiment_id": found.experiment_id, "runs": rows,
             "more": len(page) > offset + limit}
+
+
+def _storage_identity(url: str | None):
+    """A study storage as every host names it: its kind, user and database, not the address a host
+    reaches it by (two worker hosts may name one PostgreSQL by different addresses)."""
+    if not url:
+        return None
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(str(url))
+    return parts.scheme, parts.username, parts.path
+
+
+#: What models.plots hands back at most: a training logs three or four plots of ~50 kB
+PLOTS_MAX, PLOT_BYTES_MAX = 8, 2_000_000
+
+
+@operation("models.plots", "GET", "/projects/{project}/plots", Action.read)
+def plots(ctx: Context, project: str, run_id: str | None = None) -> dict:
+    """The holdout plots a training logged as MLflow artifacts under ``plots/`` (ROC or confusion,
+    residuals, feature importance) as base64 PNG: of ``run_id`` (a run of this project's experiment)
+    or of the newest top-level run that has any. ``skipped`` counts plots left out, by reason."""
+    import base64
+    import tempfile
+    from pathlib import Path
+
+    from gristmill.config import mlflow_client, mlflow_in_use
+    from gristmill.errors import NotFound
+    from gristmill.training.train import configure_mlflow, experiment_name
+
+    empty = {"project": project, "run_id": None, "plots": [], "skipped": {}}
+    if not mlflow_in_use(ctx.ws):
+        return empty
+    configure_mlflow(ctx.ws)
+    client = mlflow_client(ctx.ws)
+    found = client.get_experiment_by_name(experiment_name(project))
+    if found is None:
+        return empty
+    if run_id:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            run = client.get_run(run_id)
+        except MlflowException:
+            run = None
+        if run is None or run.info.experiment_id != found.experiment_id:
+            raise NotFound(f"project {project!r} has no MLflow run {run_id!r}")
+        candidates = [run]
+    else:
+        candidates = [r for r in client.search_runs([found.experiment_id], order_by=["attributes.start_time DESC"],
+                                                    max_results=50)
+                      if "mlflow.parentRunId" not in r.data.tags]
+    for run in candidates:
+        files = [f for f in client.list_artifacts(run.info.run_id, "plots") if f.path.endswith(".png")]
+        if not files:
+            continue
+        shown, skipped = [], {}
+        with tempfile.TemporaryDirectory() as tmp:
+            for f in sorted(files, key=lambda f: f.path):
+                if len(shown) >= PLOTS_MAX:
+                    skipped["more than %d plots" % PLOTS_MAX] = skipped.get("more than %d plots" % PLOTS_MAX, 0) + 1
+                    continue
+                if f.file_size and f.file_size > PLOT_BYTES_MAX:
+                    skipped["larger than 2 MB"] = skipped.get("larger than 2 MB", 0) + 1
+                    continue
+                local = Path(client.download_artifacts(run.info.run_id, f.path, tmp))
+                shown.append({"name": Path(f.path).stem, "png_base64": base64.b64encode(local.read_bytes()).decode()})
+        return {"project": project, "run_id": run.info.run_id, "plots": shown, "skipped": skipped}
+    return empty

@@ -138,17 +138,16 @@ def delete(ctx: Context, project: str, confirm: str) -> dict:
 def _delete_model(ws, project: str) -> list[str]:
     """The registered model and the MLflow experiment (MLflow keeps a deleted experiment restorable
     until `mlflow gc`)."""
-    from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
     from gristmill.training.train import configure_mlflow, experiment_name, model_name
 
-    from gristmill.config import mlflow_in_use
+    from gristmill.config import mlflow_client, mlflow_in_use
 
     if not mlflow_in_use(ws):
         return []
     configure_mlflow(ws)
-    client, removed = MlflowClient(), []
+    client, removed = mlflow_client(ws), []
     try:
         client.delete_registered_model(model_name(project))
         removed.append(f"registered model {model_name(project)}")

@@ -31,14 +31,14 @@ READERS = {".parquet": "read_parquet", ".csv": "read_csv", ".tsv": "read_csv", "
 def champion(ws: Workspace, project: str):
     """``(version, TabularModel)`` of the project's champion."""
     import mlflow
-    from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
+    from gristmill.config import mlflow_client
     from gristmill.training.train import CHAMPION, configure_mlflow, model_name
 
     configure_mlflow(ws)
     try:
-        version = MlflowClient().get_model_version_by_alias(model_name(project), CHAMPION)
+        version = mlflow_client(ws).get_model_version_by_alias(model_name(project), CHAMPION)
     except MlflowException:
         raise ModelNotFound(f"project {project!r} has no '{CHAMPION}' model: run `gristmill train "
                             f"{project}` first") from None

@@ -11,6 +11,7 @@ from typing import Any
 from gristmill.errors import EntityNotFound, InvalidRequest, ModelNotFound, shown
 from gristmill.features.naming import REQUEST_TIME, service_name
 from gristmill.serving import traffic
+from gristmill.serving.bundle import Bundled
 from gristmill.serving.schema import check_numbers
 from gristmill.spec import load_spec
 from gristmill.training.model import TabularModel
@@ -26,7 +27,11 @@ class Predictor:
     With ``serving.challenger_share`` or ``serving.shadow`` in the spec it also loads
     ``@challenger`` and routes or shadows traffic to it (:mod:`gristmill.serving.traffic`)."""
 
-    def __init__(self, ws: Workspace, project: str, log: bool = True, store=None) -> None:
+    def __init__(self, ws: Workspace, project: str, log: bool = True, store=None,
+                 bundled: dict[str, Bundled] | None = None, pinned: bool = False) -> None:
+        """``bundled`` maps ``champion`` / ``challenger`` to model versions a bento carries
+        (:mod:`gristmill.serving.bundle`); ``pinned`` (a built bento) serves just those, with no
+        MLflow; otherwise the registry's aliases decide and a bundled version is read from its folder."""
         from feast.errors import FeatureServiceNotFoundException
 
         from gristmill.features.store import open_store
@@ -34,9 +39,12 @@ class Predictor:
 
         ws.require_project(project)
         self.ws, self.project = ws, project
+        self.bundled = {k: v for k, v in (bundled or {}).items() if v is not None}
+        self.pinned = pinned
         self.spec = load_spec(ws.spec_path(project))
         self.entity_key = self.spec.entity.key
-        configure_mlflow(ws)
+        if not pinned:
+            configure_mlflow(ws)
         self.reload()
         self.store = store or open_store(ws)  # the gateway shares one store across projects
         try:
@@ -64,18 +72,20 @@ class Predictor:
     def reload(self) -> dict:
         """Load the versions the ``champion`` (and, for A/B or shadow, ``challenger``) aliases name now,
         with the spec's traffic settings as they are now."""
-        from mlflow import MlflowClient
-
+        from gristmill.config import mlflow_client
         from gristmill.training.registry import alias_version
 
         self.spec = load_spec(self.ws.spec_path(self.project))  # traffic settings may have changed
-        client = MlflowClient()
+        wants = self.spec.serving.challenger_share > 0 or self.spec.serving.shadow
+        if self.pinned:
+            return self._reload_bundled(wants)
+        configure_mlflow(self.ws)   # models:/ sources resolve through the process-wide URI: ours, now
+        client = mlflow_client(self.ws)
         name = model_name(self.project)
         champion = alias_version(client, name, CHAMPION)
         if champion is None:
             raise ModelNotFound(f"project {self.project!r} has no '{CHAMPION}' model: "
                                 f"run `gristmill train {self.project}` first")
-        wants = self.spec.serving.challenger_share > 0 or self.spec.serving.shadow
         challenger = alias_version(client, name, CHALLENGER) if wants else None
         held = (getattr(self, "served", None), getattr(self, "challenger", None))
         loaded = {pair[0]: pair[1] for pair in held if pair}
@@ -88,10 +98,27 @@ class Predictor:
         self.served, self.challenger = served, other
         return self.describe()
 
-    @staticmethod
-    def _load_model(client, name: str, version: str) -> TabularModel:
+    def _reload_bundled(self, wants_challenger: bool) -> dict:
+        """A built bento: the versions it carries, whatever the registry says now."""
+        from gristmill.serving import bundle
+
+        champion = self.bundled.get(CHAMPION)
+        if champion is None:
+            raise ModelNotFound(f"this bento of {self.project!r} was built without a model: run "
+                                f"`gristmill deploy {self.project}` after training, then `bentoml build`")
+        challenger = self.bundled.get(CHALLENGER) if wants_challenger else None
+        self.served = (champion.version, bundle.load(champion))
+        self.challenger = (challenger.version, bundle.load(challenger)) if challenger else None
+        return self.describe()
+
+    def _load_model(self, client, name: str, version: str) -> TabularModel:
         import mlflow.pyfunc
 
+        from gristmill.serving import bundle
+
+        for item in self.bundled.values():  # the same version, already in BentoML's model store
+            if item.version == version and item.path.is_dir():
+                return bundle.load(item)
         source = client.get_model_version(name, version).source
         return mlflow.pyfunc.load_model(source).unwrap_python_model().model
 
@@ -197,7 +224,8 @@ class Predictor:
                 "classes": [str(c) for c in model.classes],
                 "challenger_version": self.challenger[0] if self.challenger else None,
                 "challenger_share": serving.challenger_share if self.challenger else 0.0,
-                "shadow": bool(self.challenger and serving.shadow)}
+                "shadow": bool(self.challenger and serving.shadow),
+                "source": "bento" if self.pinned else "registry"}
 
     @staticmethod
     def _check_fields(model: TabularModel, row: dict, where: str = "request") -> None:

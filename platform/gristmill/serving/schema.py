@@ -69,11 +69,17 @@ VALUE = str | int | float | bool | None
 _SHOWN_LEVELS = 12
 
 
-def row_model(ws: Workspace, project: str, class_name: str = "Row") -> type:
-    """The pydantic model of one row of raw feature values for ``project``'s champion."""
-    from gristmill.serving.batch import champion
+def row_model(ws: Workspace, project: str, class_name: str = "Row", bundled=None) -> type:
+    """The pydantic model of one row of raw feature values for ``project``'s champion (the
+    registry's, or the one a built bento carries: a :class:`gristmill.serving.bundle.Bundled`)."""
+    if bundled is not None:
+        from gristmill.serving.bundle import load
 
-    _, model = champion(ws, project)
+        model = load(bundled)
+    else:
+        from gristmill.serving.batch import champion
+
+        _, model = champion(ws, project)
     return model_for(model.features, model.numeric, model.categories, class_name)
 
 

@@ -2,7 +2,7 @@
 
 Every training tags its MLflow runs (the parent and each nested trial run) and its Optuna trials
 with the process that runs them (``gristmill_host``, ``gristmill_pid``) and, when a job queue runs it,
-the job (``gristmill_job``). Two ways back:
+the job (``gristmill_job``) and the worker (``gristmill_worker``). Two ways back:
 
 - :func:`fail_stale` (called by every training at its start): runs and trials of the project whose
   process is gone from this host are marked failed, with a log line each;
@@ -19,7 +19,7 @@ import socket
 from gristmill.workspace import Workspace
 
 log = logging.getLogger(__name__)
-JOB, HOST, PID = "gristmill_job", "gristmill_host", "gristmill_pid"
+JOB, HOST, PID, WORKER = "gristmill_job", "gristmill_host", "gristmill_pid", "gristmill_worker"
 
 
 def check_job_id(job_id: str | None) -> str | None:
@@ -38,6 +38,8 @@ def check_job_id(job_id: str | None) -> str | None:
 def process_tags(job_id: str | None = None) -> dict[str, str]:
     """The tags naming this process (and the job) on a run or trial."""
     tags = {HOST: socket.gethostname(), PID: str(os.getpid())}
+    if os.environ.get("GRISTMILL_WORKER_NAME"):   # run by a job on a `gristmill worker`
+        tags[WORKER] = os.environ["GRISTMILL_WORKER_NAME"][:128]
     if job_id:
         tags[JOB] = check_job_id(job_id)
     return tags

@@ -81,12 +81,11 @@ def _append(ws: Workspace, project: str, entry: dict) -> dict:
 
 
 def _client(ws: Workspace):
-    from mlflow import MlflowClient
-
+    from gristmill.config import mlflow_client
     from gristmill.training.train import configure_mlflow
 
     configure_mlflow(ws)
-    return MlflowClient()
+    return mlflow_client(ws)
 
 
 def _give_champion(client, project: str, version: str) -> bool:
@@ -111,6 +110,13 @@ def alias_version(client, project: str, alias: str) -> str | None:
 def champion_version(ws: Workspace, project: str) -> str | None:
     """The version the ``champion`` alias names now, or None."""
     return alias_version(_client(ws), project, CHAMPION)
+
+
+def aliases(ws: Workspace, project: str) -> dict[str, str]:
+    """The versions ``champion`` and ``challenger`` name now (an unset alias is left out)."""
+    client = _client(ws)
+    found = {alias: alias_version(client, project, alias) for alias in (CHAMPION, CHALLENGER)}
+    return {alias: version for alias, version in found.items() if version}
 
 
 def judge(has_champion: bool, metric: str, greater_is_better: bool, score: float,

@@ -40,8 +40,17 @@
     ], { title: "Drift share and alerts over time", margin: { t: 40 }, yaxis: { range: [0, 1], title: "share" },
          yaxis2: { overlaying: "y", side: "right", title: "alerts" } }, cfg).then(function () { done("drift"); });
   }
+  function latency() {
+    var s = data("latency-data"); if (!s || !s.length) return;
+    var names = s.map(function (r) { return "v" + r.model_version + " " + r.endpoint; });
+    var ms = function (v) { return v === null ? null : v * 1000; };
+    Plotly.newPlot("latency", [
+      { x: names, y: s.map(function (r) { return ms(r.p50_seconds); }), name: "p50 ms", type: "bar" },
+      { x: names, y: s.map(function (r) { return ms(r.p99_seconds); }), name: "p99 ms", type: "bar" }
+    ], { title: "Request latency by model version (from /metrics)", margin: { t: 40 }, barmode: "group" }, cfg).then(function () { done("latency"); });
+  }
   window.addEventListener("DOMContentLoaded", function () {
     if (typeof Plotly === "undefined") return;
-    lineage(); training(); drift();
+    lineage(); training(); drift(); latency();
   });
 })();

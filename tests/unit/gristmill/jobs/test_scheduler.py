@@ -144,3 +144,38 @@ def test_a_job_sent_but_never_started_goes_back_to_the_queue(workspace):
     dispatch(workspace, send=False)
     with md.engine.connect() as conn:
         assert conn.execute(sa.select(jobs.c.state, jobs.c.attempt).where(jobs.c.id == job)).one() == ("dispatched", 2)
+
+
+def test_reading_a_queued_job_runs_no_pass_it_says_what_the_last_one_recorded(workspace):
+    from gristmill.identity.principal import Principal
+    from gristmill.services import Context, invoke
+
+    job = _submit(workspace, "alice")
+    local = Context(workspace, Principal.local())
+    assert invoke(local, "jobs.show", job=job)["waiting_for"] == "not yet seen by the scheduler"
+    dispatch(workspace, send=False)
+    assert store.row(metadata(workspace), job).waiting_for.startswith("no worker is running")
+    _worker(workspace, "w1", 1)            # a worker came: only a pass (not a read) sends the job
+    shown = invoke(local, "jobs.show", job=job)
+    assert shown["state"] == "queued" and shown["waiting_for"].startswith("no worker is running")
+    assert [j for j, _, _ in dispatch(workspace, send=False).sent] == [job]
+    assert invoke(local, "jobs.show", job=job)["waiting_for"] is None
+    assert store.row(metadata(workspace), job).waiting_for is None
+
+
+def test_an_older_jobs_table_gets_the_new_columns(tmp_path):
+    import sqlalchemy as sa
+
+    from gristmill.metadata.db import open_metadata
+
+    path = tmp_path / "old.db"
+    engine = sa.create_engine(f"sqlite:///{path}")
+    with engine.begin() as conn:   # gm_jobs as an older Gristmill made it: no request_id, waiting_for
+        conn.execute(sa.text("CREATE TABLE gm_jobs (id VARCHAR(32) PRIMARY KEY, kind VARCHAR(64) NOT NULL)"))
+        conn.execute(sa.text("INSERT INTO gm_jobs (id, kind) VALUES ('j1', 'models.train')"))
+    engine.dispose()
+    md = open_metadata(None, path)
+    columns = {c["name"] for c in sa.inspect(md.engine).get_columns("gm_jobs")}
+    assert {"request_id", "waiting_for", "kind"} <= columns
+    with md.engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT id, request_id FROM gm_jobs")).all() == [("j1", None)]

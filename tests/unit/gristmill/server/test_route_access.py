@@ -16,6 +16,7 @@ from fastapi.routing import APIRoute
 ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/healthz"): "open",
     ("GET", "/readyz"): "open",
+    ("GET", "/metrics"): "open",                  # no names in it; server.metrics_need_token asks for one
     ("POST", "/auth/token"): "open",
     ("GET", "/whoami"): "auth",
     ("POST", "/users"): "admin",
@@ -57,6 +58,7 @@ ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/audit"): "auth",
     ("GET", "/audit/verify"): "admin",
     ("GET", "/projects/{project}/lineage"): "viewer",
+    ("POST", "/jobs/noop"): "admin",              # a no-op job, queued (bench/queue_bench.py)
     ("POST", "/jobs"): "editor",                  # a training of shop, queued
     ("GET", "/jobs"): "auth",                     # filtered to what the caller may see
     ("GET", "/jobs/{job}"): "auth",               # (a job's own rules: tests/unit/gristmill/jobs)
@@ -68,6 +70,8 @@ ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/templates"): "auth",
     ("GET", "/templates/{name}"): "auth",
     ("POST", "/projects/{project}/new"): "editor",   # past the check, refused: the server reads no path
+    ("GET", "/projects/{project}/plots"): "viewer",
+    ("GET", "/projects/{project}/serving"): "viewer",
 }
 DOCS = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
 
