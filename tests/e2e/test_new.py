@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -49,6 +50,10 @@ def test_new_from_a_sentence_trains_and_deploys(tmp_path):
     train = out["run"]["train"]
     assert train["gate"]["status"] in ("passed", "failed") and train["version"] == "1"
     assert out["run"]["bento"] or train["alias"] == "rejected"
+    # the training's evaluation report: its paths in the JSON, the gate's checks inside
+    report = json.loads(Path(train["evaluation"]["json"]).read_text())
+    assert report["metric"] == "roc_auc" and report["metrics"]["roc_auc"]["interval"]
+    assert report["gate"]["status"] == train["gate"]["status"] and Path(train["evaluation"]["html"]).is_file()
 
 
 def test_yes_with_an_open_question_exits_with_one_line(tmp_path):

@@ -286,7 +286,7 @@ class RulesAndEmbeddings(Understander):
         words = list(template.target_words) + list(template.keywords)
         sims = self.emb.similarity(text, [c.describe() for c in fits]) or [0.0] * len(fits)
         by_table = {t.name: t for t in tables}
-        cands = []
+        cands, summed = [], set()
         for col, sim in zip(fits, sims):
             lex = lexical(words, col.name)
             table = by_table[col.table]
@@ -295,6 +295,11 @@ class RulesAndEmbeddings(Understander):
             score = 0.6 * lex + 0.15 * max(0.0, sim) / 0.6 + 0.1 * dated + 0.15 * tname
             kind = "a yes/no column" if col.binary else "a numeric column"
             why = f"{kind} in table {col.table!r}"
+            if self._summed(col, table, template, lexical(LABEL_TABLE_WORDS, col.table)):
+                score *= 0.5
+                summed.add(f"{col.table}.{col.name}")
+                why += (f"; an amount on an event table ({table.rows} rows, several per entity): the "
+                        f"{template.label.recipe} recipe sums it")
             if lex:
                 why += f"; its name matches the {template.name} template's words"
             if tname:
@@ -305,16 +310,29 @@ class RulesAndEmbeddings(Understander):
         ranked = _ranked(cands)
         best = ranked[0]
         # a label table exists when a column's name says so; else the template builds the label
-        if best.score < 0.45 and template.label.recipe not in ("given", "flag"):
+        if (best.score < 0.45 or best.value in summed) and template.label.recipe not in ("given", "flag"):
+            why = (f"the best column, {best.value}, is an amount on an event table" if best.value in summed else
+                   f"no column named like a {template.name} label (best: {best.value}, {best.score:.2f})")
             choices["label_source"] = Choice(
-                "label_source", "recipe", f"no column named like a {template.name} label (best: "
-                f"{best.value}, {best.score:.2f}): the {template.label.recipe} recipe builds it from events",
+                "label_source", "recipe", f"{why}: the {template.label.recipe} recipe builds it from events",
                 0.8, ranked[:3])
             return None
         choices["label_source"] = Choice("label_source", "table", f"column {best.value} holds the label", 0.9)
         choices["target"] = Choice("target", best.value, best.evidence, _confidence(ranked, 0.2), ranked[:4])
         table, _, name = best.value.partition(".")
         return next(c for c in columns if c.table == table and c.name == name)
+
+    @staticmethod
+    def _summed(col: ColumnProfile, table: TableProfile, template: Template, labels_named: float) -> bool:
+        """An amount (``units``, ``revenue``) on an event table, several rows per entity and dated, in
+        a table not named like labels: what a ``sum_within`` recipe adds up, not a label itself."""
+        if template.label.recipe != "sum_within" or labels_named or not lexical(template.label.amount_words, col.name):
+            return False
+        if not any(c.temporal for c in table.columns):
+            return False
+        keys = [c for c in table.columns if c is not col and not c.temporal and c.type.startswith(KEYISH)
+                and c.distinct > 1 and (idlike(c.name) or lexical(template.entity_words, c.name))]
+        return any(table.rows >= 2 * c.distinct for c in keys)
 
     @staticmethod
     def _fits(col: ColumnProfile, template: Template) -> bool:

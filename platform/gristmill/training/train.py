@@ -62,6 +62,8 @@ class TrainResult:
     feature_notices: list | None = None
     #: the quality gate's checks (``training.gate``): status, failures, skipped checks, slice scores
     gate: dict | None = None
+    #: the evaluation report (:mod:`gristmill.training.evaluation`): its JSON and HTML paths
+    evaluation: dict | None = None
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -533,6 +535,8 @@ def train(ws: Workspace, spec: ProjectSpec, dataset_id: str, dataset_path: Path,
                                    holdout, champion_score, cfg.promotion_margin, note,
                                    flags=[n.line() for n in leaks], gate_failures=checked.failures)
         mlflow.set_tags({"alias": decision.alias, "promotion": decision.reason})
+        evaluation = _evaluation_report(ws, spec.project, version, task, metric, y_holdout, holdout_scores,
+                                        holdout_df, cfg, checked, champion)
         mlflow.log_metric("seconds_register", time.monotonic() - registered_started)
         best = found[0]
         result = TrainResult(spec.project, model_name(spec.project), version, parent.info.run_id,
@@ -540,7 +544,7 @@ def train(ws: Workspace, spec: ProjectSpec, dataset_id: str, dataset_path: Path,
                              {"trainer": best.trainer, **best.params},
                              round(time.monotonic() - started, 1), decision.alias, decision.as_dict(),
                              [{"trainer": m.trainer, "weight": round(m.weight, 4)} for m in members],
-                             left_out, notices, checked.as_dict())
+                             left_out, notices, checked.as_dict(), evaluation)
     progress_of("register", len(found), found[0].score, f"registered version {version} as {decision.alias}",
                 force=True)
     return result
@@ -632,6 +636,30 @@ def _log_reports(model: TabularModel, holdout_scores, y_holdout, leaderboard) ->
         mlflow.log_artifact(str(folder / "leaderboard.html"))
     for name, figure in holdout_figures(model, holdout_scores, y_holdout).items():
         mlflow.log_figure(figure, f"plots/{name}.png")
+
+
+def _evaluation_report(ws: Workspace, project: str, version: str, task: str, metric, y_holdout,
+                       holdout_scores, holdout_df, cfg, checked, champion) -> dict:
+    """Write the evaluation report and log it to the training run. It reads the training's results
+    and never changes them: a failure here is logged and reported as ``error``, the model stands."""
+    import mlflow
+
+    from gristmill.training import evaluation
+
+    started = time.monotonic()
+    try:
+        report = evaluation.evaluate(task, metric, y_holdout, holdout_scores, holdout_df.reset_index(drop=True),
+                                     cfg.gate, checked, champion.score, champion.predicted, champion.note,
+                                     champion.slices, seed=cfg.seed)
+        paths = evaluation.write(report, ws.reports(project) / "evaluation", f"v{version}",
+                                 f"{project} version {version}: evaluation on the holdout")
+        for path in paths.values():
+            mlflow.log_artifact(path, "evaluation")
+        mlflow.log_metric("seconds_evaluation", time.monotonic() - started)
+        return paths
+    except Exception as exc:  # the report is an account of the training, never a reason to fail it
+        log.warning("evaluation report of %s version %s not written: %s", project, version, exc)
+        return {"error": f"{type(exc).__name__}: {exc}"[:300]}
 
 
 def _holdout_rows(holdout_df, key: str, target: str) -> str:

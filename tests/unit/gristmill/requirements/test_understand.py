@@ -128,3 +128,26 @@ def test_label_recipes_are_point_in_time(ws):
     churn = LabelPlan("inactivity", "crm_activities", "lead_ref", "happened_at", "churned", 30, 30)
     before = build_labels(ws, "crm_u", churn)
     assert len(before) and set(before.columns) == {"lead_ref", "as_of", "churned"}
+
+
+def test_an_amount_on_an_event_table_is_summed_by_the_recipe_not_taken_as_the_label():
+    from gristmill.requirements.profile import ColumnProfile, TableProfile
+
+    ids = [f"P{i}" for i in range(8)]
+    sales = TableProfile("sales", 600, [ColumnProfile("sales", "product_id", "VARCHAR", 600, 40, 0, ids),
+                                        ColumnProfile("sales", "sale_date", "DATE", 600, 200, 0, []),
+                                        ColumnProfile("sales", "units", "DOUBLE", 600, 150, 0, ["1.0", "2.0"])])
+    products = TableProfile("products", 40, [ColumnProfile("products", "product_id", "VARCHAR", 40, 40, 0, ids),
+                                             ColumnProfile("products", "segment", "VARCHAR", 40, 3, 0, ["a"])])
+    u = RulesAndEmbeddings(embeddings=False).understand(
+        Request("forecast units sold per product for the next 7 days"), [sales, products], load_templates())
+    assert u.value("template") == "demand_forecast" and u.value("label_source") == "recipe"
+    assert "amount on an event table" in u.choices["label_source"].evidence
+    assert u.value("events") == "sales" and u.value("amount") == "units" and u.value("horizon_days") == 7
+    # the same column in a table named like labels, one row per product and date, is the label
+    labels = TableProfile("demand_labels", 40, [ColumnProfile("demand_labels", "product_id", "VARCHAR", 40, 40, 0, ids),
+                                                ColumnProfile("demand_labels", "as_of", "DATE", 40, 1, 0, []),
+                                                ColumnProfile("demand_labels", "units", "DOUBLE", 40, 35, 0, ["3.0"])])
+    given = RulesAndEmbeddings(embeddings=False).understand(
+        Request("forecast units sold per product for the next 7 days"), [labels, sales, products], load_templates())
+    assert given.value("label_source") == "table" and given.value("target") == "demand_labels.units"

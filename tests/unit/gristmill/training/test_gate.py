@@ -117,3 +117,21 @@ def test_a_model_failing_its_gate_is_registered_with_the_reasons_and_never_becom
     assert any(f.startswith("regression roc_auc vs champion") for f in worse.gate["failures"])
     assert any(f.startswith("slice plan=") for f in worse.gate["failures"])
     assert registry.champion_version(ws, "gated") == passed.version
+
+    # each training wrote its evaluation report (JSON + HTML) and logged it to its MLflow run
+    import json
+
+    from mlflow.tracking import MlflowClient
+
+    report = json.loads(open(worse.evaluation["json"]).read())
+    assert report["gate"]["status"] == "failed" and set(report["slices"]["plan"]) == {"basic", "pro"}
+    low, high = report["metrics"]["roc_auc"]["interval"]
+    assert low <= worse.holdout_score <= high
+    # the champion kept its recorded score on these same rows (not rescored: no paired interval)
+    assert report["champion"]["difference"] < 0 and report["champion"]["difference_interval"] is None
+    assert all(r["champion"] is not None for r in report["slices"]["plan"].values())
+    first = json.loads(open(passed.evaluation["json"]).read())
+    assert first["champion"] is None and first["gate"]["status"] == "passed"  # no champion before it
+    logged = {a.path for a in MlflowClient().list_artifacts(worse.run_id, "evaluation")}
+    assert logged == {f"evaluation/v{worse.version}.json", f"evaluation/v{worse.version}.html"}
+    assert "seconds_evaluation" in MlflowClient().get_run(worse.run_id).data.metrics
