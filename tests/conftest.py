@@ -76,6 +76,30 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="session")
+def end_team_database():
+    """``end(db, saved)``: put back the environment variables in ``saved`` (None: unset), drop the
+    metadata engines on ``db`` and the PostgreSQL database itself (a team-mode test's teardown)."""
+    def end(db: str, saved: dict) -> None:
+        import psycopg
+
+        from gristmill.metadata import db as mdb
+
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        for key, found in list(mdb._engines.items()):
+            if db in key:
+                found.engine.dispose()
+                del mdb._engines[key]
+        with psycopg.connect("host=127.0.0.1 user=root dbname=postgres", autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+
+    return end
+
+
+@pytest.fixture(scope="session")
 def add_tables():
     """Register pandas frames as a project's tables, the way ingestion leaves them (Parquet + view)."""
 

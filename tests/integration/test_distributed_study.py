@@ -231,7 +231,7 @@ def drop_hosts(hosts: list[dict]) -> None:
 
 
 @pytest.fixture
-def team_db(workspace):
+def team_db(workspace, end_team_database):
     """The workspace in team mode: a fresh PostgreSQL database (metadata and Optuna) and a Redis db."""
     import psycopg
     import redis
@@ -249,19 +249,8 @@ def team_db(workspace):
     try:
         yield workspace, db, redis_db
     finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        from gristmill.metadata import db as mdb
-
-        for key, found in list(mdb._engines.items()):
-            if db in key:
-                found.engine.dispose()
-                del mdb._engines[key]
-        admin.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
         admin.close()
+        end_team_database(db, saved)
 
 
 def test_one_study_spreads_over_two_worker_hosts(team_db, add_tables, tmp_path):

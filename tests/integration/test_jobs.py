@@ -46,7 +46,7 @@ def _tables(seed: int) -> dict:
 
 
 @pytest.fixture(scope="module")
-def team_queue(tmp_path_factory, add_tables):
+def team_queue(tmp_path_factory, add_tables, end_team_database):
     """A team-mode workspace (PostgreSQL + Redis) with three users' projects ready to train."""
     import psycopg
 
@@ -87,19 +87,7 @@ def team_queue(tmp_path_factory, add_tables):
             pipeline.features_dataset(ws, spec)
         yield {"ws": ws, "env": env, "tokens": tokens, "root": root}
     finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        from gristmill.metadata import db as mdb
-
-        for key, found in list(mdb._engines.items()):
-            if db in key:
-                found.engine.dispose()
-                del mdb._engines[key]
-        with psycopg.connect("host=127.0.0.1 user=root dbname=postgres", autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+        end_team_database(db, saved)
 
 
 @pytest.fixture(scope="module")
