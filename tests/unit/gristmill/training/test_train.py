@@ -59,6 +59,10 @@ def test_every_task_trains_registers_and_predicts_consistently(workspace, task, 
     version = MlflowClient().get_model_version_by_alias(project, CHAMPION)
     assert str(version.version) == result.version
     assert version.tags["training_set_id"] == dataset_id
+    plots = {a.path for a in MlflowClient().list_artifacts(result.run_id, "plots")}
+    assert plots == ({"plots/residuals.png"} if task == "regression" else
+                     {"plots/confusion.png"} | ({"plots/roc.png"} if task == "binary" else set())) | \
+        ({"plots/feature_importance.png"} if "plots/feature_importance.png" in plots else set())
     pyfunc = mlflow.pyfunc.load_model(f"models:/{project}@{CHAMPION}")
     rows = pd.read_parquet(path).drop(columns=["thing_id", "event_timestamp", "y"]).head(20)
     via_mlflow = pyfunc.predict(rows)
