@@ -208,10 +208,13 @@ class TrainingSpec(_Strict):
     holdout_fraction: float = Field(
         0.2, gt=0.0, lt=0.5, description="Share of labelled rows kept apart to score the winner."
     )
-    refit: Literal["all", "train"] = Field(
-        "all", description="Rows the registered model is refitted on: 'all' labelled rows (the "
-        "holdout is then scored by the cross-validation fold models, which never saw it), or only "
-        "the 'train' rows (the holdout is scored by the registered model itself).")
+    refit: Literal["all", "train", "bag"] = Field(
+        "all", description="How the registered model's members are made: 'all' refits each on every "
+        "labelled row (the holdout is then scored by the cross-validation fold models, which never "
+        "saw it) and keeps a member's fold models instead when its refit would not end within the "
+        "budget; 'bag' keeps every member's fold models (no time kept for refits: more search, "
+        "K models per member at prediction); 'train' refits on the train rows only (the holdout is "
+        "scored by the registered model itself).")
     seed: int = Field(42, description="Seed for splits and the search.")
     promotion_margin: float = Field(
         0.0, ge=0.0,

@@ -126,13 +126,18 @@ def make_splits(strategy: str, task: str, y, groups, times, k: int, seed: int) -
 def run_search(X, y, weight, task: Task, metric, names: list[str], splits: list[tuple], pace: Pace,
                study, oof_dir: Path, max_trials: int, progress: bool,
                on_trial: Callable[[object, str, dict, float, float], None], X_holdout=None,
-               ensemble: bool = True, trial_attrs: dict | None = None) -> list[Candidate]:
+               ensemble: bool = True, trial_attrs: dict | None = None,
+               refit_reserve: bool = True) -> list[Candidate]:
     """Optimize ``study`` until the deadline ``pace`` sets or ``max_trials`` trials of the study
     completed (pruned ones do not count); return every finished trial, best first.
 
     The search always ends with at least one model: the first trial is never cut short, whatever
     the budget (a tiny budget is overrun rather than answered with a model of a few rounds).
-    ``trial_attrs`` are set as user attributes of every trial (the process and job running it)."""
+    ``trial_attrs`` are set as user attributes of every trial (the process and job running it).
+    With ``X_holdout`` (the holdout is scored by the fold models) each finished trial's fold models
+    are kept beside its predictions (:func:`save_folds`), so a member whose refit does not fit the
+    time left can be served as its bag of fold models; ``refit_reserve=False`` (``training.refit:
+    bag``) keeps no time for refits at all."""
     import numpy as np
     import optuna
 
@@ -150,6 +155,8 @@ def run_search(X, y, weight, task: Task, metric, names: list[str], splits: list[
                 if t.user_attrs.get("seconds") is not None]
 
     def search_end(done: list) -> float:
+        if not refit_reserve:  # members are served as their fold models: nothing to refit
+            return pace.end - pace.after_search
         """When the search must stop so the refit of the likely ensemble still fits the budget: its
         members' refits (a fold's fit, scaled) laid out longest first on the parallel lanes."""
         best = sorted(done, key=lambda t: t.value, reverse=study.direction.name == "MAXIMIZE")
@@ -192,6 +199,7 @@ def run_search(X, y, weight, task: Task, metric, names: list[str], splits: list[
         holdout = None
         seen = np.zeros(len(y), dtype=bool)
         rounds, history = [], []
+        fitted_folds: list = [None] * k
         with ThreadPoolExecutor(pace.workers) as pool:
             pending = {pool.submit(folds.fit, i) for i in range(k)}
             try:
@@ -199,7 +207,8 @@ def run_search(X, y, weight, task: Task, metric, names: list[str], splits: list[
                 while pending:
                     complete, pending = wait(pending, return_when=FIRST_COMPLETED)
                     for future in complete:
-                        i, fitted_rounds, fold_history, valid_pred, holdout_pred = future.result()
+                        i, fitted, fold_history, valid_pred, holdout_pred = future.result()
+                        fitted_folds[i], fitted_rounds = fitted, fitted.rounds
                         oof[splits[i][1]] = valid_pred
                         seen[splits[i][1]] = True
                         if holdout_pred is not None:
@@ -224,6 +233,7 @@ def run_search(X, y, weight, task: Task, metric, names: list[str], splits: list[
         np.save(oof_dir / f"{trial.number}.npy", oof)
         if holdout is not None:
             np.save(oof_dir / f"{trial.number}.holdout.npy", holdout)
+            save_folds(trainer, fitted_folds, folds_dir(oof_dir, trial.number))
         on_trial(trial, name, params, score, time.monotonic() - started)
         return score
 
@@ -273,7 +283,7 @@ class _Folds:
         fitted = self.trainer.fit(self.params, task, self.data.iloc[tr], self.y[tr], w, *valid)
         valid_pred = self.trainer.predict(fitted, task, self.data.iloc[va])
         holdout_pred = None if self.holdout is None else self.trainer.predict(fitted, task, self.holdout)
-        return i, fitted.rounds, fitted.extra.get("history", []), valid_pred, holdout_pred
+        return i, fitted, fitted.extra.pop("history", []), valid_pred, holdout_pred
 
     def cancel(self, pending) -> None:
         self.cancelled.set()
@@ -301,3 +311,85 @@ def candidates(study, oof_dir: Path, with_holdout: bool = False) -> list[Candida
                              np.load(holdout) if with_holdout else None))
     reverse = study.direction == optuna.study.StudyDirection.MAXIMIZE
     return sorted(out, key=lambda c: c.score, reverse=reverse)
+
+
+def folds_dir(oof_dir: Path, number: int) -> Path:
+    return oof_dir / f"{number}.folds"
+
+
+def save_folds(trainer, fitted: list, folder: Path) -> bool:
+    """Write a trial's fold models (one subfolder each, and ``index.json`` last, so a folder without
+    it is incomplete); False, logged, when the trainer cannot save one (the member is then refitted)."""
+    import json
+    import logging
+    import shutil
+
+    partial = folder.with_name(folder.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    try:
+        files = []
+        for i, one in enumerate(fitted):
+            sub = partial / str(i)
+            sub.mkdir(parents=True)
+            files.append(f"{i}/{trainer.save(one, sub)}")
+        (partial / "index.json").write_text(json.dumps({"trainer": trainer.name, "files": files}))
+        shutil.rmtree(folder, ignore_errors=True)
+        partial.rename(folder)
+        return True
+    except Exception as exc:  # a full disk, a trainer that cannot save: no bag for this trial
+        logging.getLogger(__name__).warning("fold models of %s not kept (%s): it can only be refitted",
+                                            folder.name, exc)
+        shutil.rmtree(partial, ignore_errors=True)
+        return False
+
+
+def load_folds(oof_dir: Path, number: int) -> list | None:
+    """A trial's fold models as its trainer's ``Fitted``, or None when they were not kept."""
+    import json
+
+    folder = folds_dir(oof_dir, number)
+    index = folder / "index.json"
+    if not index.is_file():
+        return None
+    meta = json.loads(index.read_text())
+    trainer = trainers.get(meta["trainer"])
+    return [trainer.load(folder / f) for f in meta["files"]]
+
+
+def remove_folds(oof_dir: Path) -> None:
+    """Delete every trial's kept fold models (after the registered model was built from them)."""
+    import shutil
+
+    for folder in oof_dir.glob("*.folds*"):
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def has_folds(oof_dir: Path, number: int) -> bool:
+    return (folds_dir(oof_dir, number) / "index.json").is_file()
+
+
+def plan_bags(refits: dict[int, float], lanes: int, time_left: float, bag_all: bool,
+              baggable: set[int]) -> set[int]:
+    """The members (trial numbers) to serve as their fold models instead of refitting them.
+
+    ``refits`` holds each member's estimated refit seconds; they run longest first on ``lanes``
+    parallel lanes. Every baggable member with ``bag_all``; otherwise the longest baggable refits
+    are bagged until the rest end within ``time_left``, each only if that ends them sooner."""
+    if bag_all:
+        return set(baggable) & set(refits)
+    bagged: set[int] = set()
+
+    def makespan(numbers) -> float:
+        slots = [0.0] * max(1, lanes)
+        for seconds in sorted((refits[n] for n in numbers), reverse=True):
+            slots[slots.index(min(slots))] += seconds
+        return max(slots)
+
+    for number in sorted(refits, key=refits.get, reverse=True):
+        rest = [n for n in refits if n not in bagged]
+        if makespan(rest) <= time_left:
+            break
+        # bagged only if that shortens the refits (a refit that cannot be bagged may set the pace)
+        if number in baggable and makespan([n for n in rest if n != number]) < makespan(rest):
+            bagged.add(number)
+    return bagged

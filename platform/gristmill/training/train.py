@@ -5,7 +5,8 @@ The holdout (cut by entity or by time when the spec says so) is kept apart. The 
 deadline that leaves room for the refit; the ensemble (:mod:`gristmill.training.ensemble`) is
 chosen greedily on the out-of-fold predictions. Its members are refitted on every labelled row
 (``training.refit: all``; the holdout is then scored by each member's fold models, which never saw
-it) or on the training rows only (``train``), and registered as one MLflow model; the promotion gate
+it, and a member whose refit would not end in time is kept as those fold models), kept as their
+fold models (``bag``), or refitted on the training rows only (``train``), and registered as one MLflow model; the promotion gate
 (:mod:`gristmill.training.registry`) makes it ``champion`` or ``challenger``. The whole call keeps
 to ``budget_seconds``. One parent MLflow run per training (with the seconds of each phase), a
 nested run per trial, a leaderboard (CSV + HTML) and holdout plots as artifacts. The study lives in
@@ -377,7 +378,8 @@ def train(ws: Workspace, spec: ProjectSpec, dataset_id: str, dataset_path: Path,
     from gristmill.training import recovery, trainers
     from gristmill.training.ensemble import greedy_weights
     from gristmill.training.model import Member
-    from gristmill.training.search import Pace, run_search
+    from gristmill.training.search import (REFIT_FACTOR, Pace, has_folds, load_folds, plan_bags, remove_folds,
+                                           run_search)
 
     cfg = spec.training
     budget = budget_seconds or cfg.budget_seconds
@@ -461,15 +463,15 @@ def train(ws: Workspace, spec: ProjectSpec, dataset_id: str, dataset_path: Path,
             helpers = (spawn_helpers or distributed.spawn_local)(ref, n_workers - 1)
             mlflow.log_param("workers", n_workers)
         found = run_search(X, y, weight, fit_task, metric, cfg.trainers, splits, pace, study, oof_dir,
-                           cfg.max_trials, progress, on_trial, X_holdout if cfg.refit == "all" else None,
-                           cfg.ensemble, trial_attrs=tags)
+                           cfg.max_trials, progress, on_trial, X_holdout if cfg.refit != "train" else None,
+                           cfg.ensemble, trial_attrs=tags, refit_reserve=cfg.refit != "bag")
         if n_workers > 1:
             from gristmill.training.search import candidates
 
             progress_of("search", len(found), found[0].score if found else None, "waiting for the helpers",
                         force=True)
             distributed.wait_for_helpers(study, deadline - AFTER_SEARCH, helpers)
-            found = candidates(study, oof_dir, with_holdout=cfg.refit == "all")
+            found = candidates(study, oof_dir, with_holdout=cfg.refit != "train")
             hosts = {t.user_attrs.get("gristmill_host", "") + ":" + str(t.user_attrs.get("gristmill_pid", ""))
                      for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))}
             log.info("study %s: %d complete trial(s) from %d process(es)", study_name, len(found), len(hosts))
@@ -485,7 +487,7 @@ def train(ws: Workspace, spec: ProjectSpec, dataset_id: str, dataset_path: Path,
         # the ensemble's probabilities recalibrated on its out-of-fold rows (None: left as they are)
         calibrated = calibration.fit(task, sum(weights[c.number] * c.oof for c in chosen)[mask], y[mask],
                                      metric.name, cfg.seed)
-        if cfg.refit == "all":  # every labelled row; the fold models scored the holdout
+        if cfg.refit != "train":  # every labelled row, or the fold models; they scored the holdout
             X_fit, y_fit = pd.concat([X, X_holdout], ignore_index=True), np.concatenate([y, y_holdout])
             w_fit = _weights(y_fit, task, cfg.class_weight)
             holdout_scores = calibration.apply(calibrated, task, sum(weights[c.number] * c.holdout for c in chosen))
@@ -494,7 +496,20 @@ def train(ws: Workspace, spec: ProjectSpec, dataset_id: str, dataset_path: Path,
         grow = (len(y_fit) / np.mean([len(tr) for tr, _ in splits])) ** 0.5  # rounds for more rows
 
         chosen.sort(key=lambda c: c.seconds, reverse=True)  # the longest refit starts first
-        threads = max(pace.threads, (pace.workers * pace.threads) // len(chosen))
+        # a member whose refit would not end in time (or every one, with refit: bag) is served as
+        # its fold models, which scored the holdout already
+        bagged = set() if cfg.refit == "train" else plan_bags(
+            {c.number: REFIT_FACTOR * c.seconds * pace.workers / len(splits) for c in chosen}, pace.workers,
+            pace.end - pace.after_search - time.monotonic(), cfg.refit == "bag",
+            {c.number for c in chosen if has_folds(oof_dir, c.number)})
+        bags = {}
+        for cand in chosen:
+            try:
+                bags.update({cand.number: load_folds(oof_dir, cand.number)} if cand.number in bagged else {})
+            except Exception as exc:  # unreadable fold models: refit this member after all
+                log.warning("fold models of trial %s unreadable (%s): refitting it", cand.number, exc)
+        to_refit = [c for c in chosen if not bags.get(c.number)]
+        threads = max(pace.threads, (pace.workers * pace.threads) // max(1, len(to_refit)))
 
         def refit(cand):
             trainer = trainers.get(cand.trainer)
@@ -502,23 +517,32 @@ def train(ws: Workspace, spec: ProjectSpec, dataset_id: str, dataset_path: Path,
             fit = replace(fit_task, threads=threads)  # never stopped: its rounds were validated
             return trainer.fit(cand.params, fit, trainer.inputs(X_fit), y_fit, w_fit, rounds=rounds)
 
-        progress_of("refit", len(found), found[0].score, f"refitting {len(chosen)} member(s)")
+        progress_of("refit", len(found), found[0].score, f"refitting {len(to_refit)} member(s)"
+                    + (f", {len(bags)} kept as their fold models" if bags else ""))
         members = []
-        for cand, fitted in zip(chosen, pace.map(refit, chosen)):
+        for cand, fitted in zip(to_refit, pace.map(refit, to_refit) if to_refit else []):
             _log_history(fitted.extra.get("history", []), f"refit_{cand.trainer}_")
             fitted.extra.pop("history", None)
             members.append(Member(cand.trainer, weights[cand.number], fitted, cand.params))
+        for cand in chosen:
+            for fitted in bags.get(cand.number) or []:
+                members.append(Member(cand.trainer, weights[cand.number] / len(bags[cand.number]), fitted,
+                                      {**cand.params, "bagged_trial": cand.number}))
         model = TabularModel(**{**template.__dict__, "members": members, "calibration": calibrated})
+        remove_folds(oof_dir)  # the members are in memory; the fold models of every trial are not needed
         if cfg.refit == "train":
             holdout_scores = model.scores(X_holdout)
         holdout = metric.score(y_holdout, holdout_scores)
         registered_started = time.monotonic()
         mlflow.log_metrics({f"holdout_{metric.name}": holdout, f"cv_{metric.name}": found[0].score,
                             "trials": len(found), "ensemble_members": len(members),
+                            "ensemble_bagged": len(bags),
                             "seconds_before_search": search_started - started,
                             "seconds_search": refit_started - search_started,
                             "seconds_refit": registered_started - refit_started})
-        mlflow.log_params({"ensemble": " + ".join(f"{m.weight:.2f} {m.trainer}" for m in members),
+        ensemble = _ensemble_summary(chosen, weights, bags)
+        mlflow.log_params({"ensemble": " + ".join(f"{e['weight']:.2f} {e['trainer']}"
+                                                  + (f" (bag of {e['bag']})" if e.get("bag") else "") for e in ensemble),
                            "calibration": _calibration_label(calibrated)})
         leaderboard = _leaderboard(study, weights, metric.name)
         _log_reports(model, holdout_scores, y_holdout, leaderboard)
@@ -551,7 +575,7 @@ def train(ws: Workspace, spec: ProjectSpec, dataset_id: str, dataset_path: Path,
                              dataset_id, task, metric.name, holdout, len(found),
                              {"trainer": best.trainer, **best.params},
                              round(time.monotonic() - started, 1), decision.alias, decision.as_dict(),
-                             [{"trainer": m.trainer, "weight": round(m.weight, 4)} for m in members],
+                             ensemble,
                              left_out, notices, checked.as_dict(), evaluation)
     progress_of("register", len(found), found[0].score, f"registered version {version} as {decision.alias}",
                 force=True)
@@ -590,6 +614,13 @@ def registered_for_job(ws: Workspace, project: str, job_id: str) -> TrainResult 
                        int(run.data.metrics.get("trials", 0)), {}, 0.0,
                        aliases[0] if aliases else run.data.tags.get("alias", ""),
                        {"reason": "already registered by this job", "job_id": job_id})
+
+
+def _ensemble_summary(chosen, weights: dict[int, float], bags: dict[int, list]) -> list[dict]:
+    """One entry per chosen trial: trainer, weight and, for a member kept as its fold models, how many."""
+    return [{"trainer": c.trainer, "weight": round(weights[c.number], 4),
+             **({"bag": len(bags[c.number])} if bags.get(c.number) else {})}
+            for c in sorted(chosen, key=lambda c: weights[c.number], reverse=True)]
 
 
 def _calibration_label(calibrated: dict | None) -> str:

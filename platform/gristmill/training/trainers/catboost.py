@@ -78,6 +78,9 @@ class _Loaded:
     def __init__(self, model) -> None:
         self.model = model
 
+    def save_model(self, path: str) -> None:
+        self.model.save_model(path)
+
     def predict(self, data, thread_count=1):
         return self.model.predict(data, thread_count=thread_count)
 

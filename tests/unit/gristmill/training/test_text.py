@@ -154,8 +154,10 @@ def test_text_finetune_from_the_spec_alone_registers_a_served_model(workspace):
 
     project = "toy_finetune"
     dataset_id, path = _dataset(workspace, project, 64)
+    # a budget the refit fits in (else the member is kept as its fold models: test_bagging.py)
     result = train(workspace, _spec(project, trainers=["text_finetune"], text_columns=["review"],
-                                    text_model="all-minilm-l6-v2", epochs=2), dataset_id, path)
+                                    text_model="all-minilm-l6-v2", epochs=2, budget_seconds=120, max_trials=1),
+                   dataset_id, path)
     pyfunc, rows = _served(workspace, project, path)
     model = pyfunc.unwrap_python_model().model
     assert model.encoders == {} and [m.trainer for m in model.members] == ["text_finetune"]

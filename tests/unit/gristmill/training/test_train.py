@@ -127,5 +127,7 @@ def test_a_tiny_budget_still_gets_a_whole_first_model(workspace):
                    budget_seconds=1)
     configure_mlflow(workspace)
     model = mlflow.pyfunc.load_model(f"models:/toy_tiny/{result.version}").unwrap_python_model().model
-    assert [m.trainer for m in model.members] == ["lightgbm"]
-    assert model.members[0].fitted.native.num_trees() > 10
+    # one refitted model, or (the refit does not fit a budget this small) its fold models
+    assert {m.trainer for m in model.members} == {"lightgbm"}
+    assert len(model.members) == 1 or {m.params.get("bagged_trial") for m in model.members} == {0}
+    assert all(m.fitted.native.num_trees() > 10 for m in model.members)

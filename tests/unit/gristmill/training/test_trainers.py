@@ -58,8 +58,13 @@ def test_every_trainer_keeps_the_contract(name, kind, tmp_path):
     folder = tmp_path / name
     folder.mkdir()
     file = trainer.save(fitted, folder)
-    again = trainer.predict(trainer.load(folder / file), task, X.iloc[valid])
+    loaded = trainer.load(folder / file)
+    again = trainer.predict(loaded, task, X.iloc[valid])
     assert np.allclose(again, scores, atol=1e-6)
+    # a loaded model saves again (a bagged member's fold models are loaded, then registered)
+    (tmp_path / "again").mkdir()
+    twice = trainer.load(tmp_path / "again" / trainer.save(loaded, tmp_path / "again"))
+    assert np.allclose(trainer.predict(twice, task, X.iloc[valid]), scores, atol=1e-6)
 
 
 def test_the_registry_fails_loudly():
