@@ -233,7 +233,8 @@ def run_search(X, y, weight, task: Task, metric, names: list[str], splits: list[
         np.save(oof_dir / f"{trial.number}.npy", oof)
         if holdout is not None:
             np.save(oof_dir / f"{trial.number}.holdout.npy", holdout)
-            save_folds(trainer, fitted_folds, folds_dir(oof_dir, trial.number))
+            if may_join(score, name, finished(), study.direction.name == "MAXIMIZE"):
+                save_folds(trainer, fitted_folds, folds_dir(oof_dir, trial.number))
         on_trial(trial, name, params, score, time.monotonic() - started)
         return score
 
@@ -311,6 +312,19 @@ def candidates(study, oof_dir: Path, with_holdout: bool = False) -> list[Candida
                              np.load(holdout) if with_holdout else None))
     reverse = study.direction == optuna.study.StudyDirection.MAXIMIZE
     return sorted(out, key=lambda c: c.score, reverse=reverse)
+
+
+def may_join(score: float, trainer: str, done: list, maximize: bool) -> bool:
+    """Whether a trial scoring ``score`` may still end up in the ensemble, so its fold models are
+    worth keeping: among the :data:`~gristmill.training.ensemble.POOL` best so far, or the best of
+    its family (the ensemble's pool takes both)."""
+    from gristmill.training.ensemble import POOL
+
+    def better(t) -> bool:
+        return t.value > score if maximize else t.value < score
+
+    ahead = [t for t in done if better(t)]
+    return len(ahead) < POOL or not any(t.params.get("trainer") == trainer for t in ahead)
 
 
 def folds_dir(oof_dir: Path, number: int) -> Path:

@@ -44,3 +44,17 @@ def test_refit_bag_registers_every_fold_model_and_scores_the_holdout_with_them(w
     assert np.allclose(model.scores(frame), calibration.apply(model.calibration, model.task, by_hand))
     oof_dirs = list((workspace.root / "optuna" / "bagged").glob("oof-*"))
     assert oof_dirs and not list(oof_dirs[0].glob("*.folds*"))   # the kept fold models were cleaned up
+
+
+def test_fold_models_are_kept_only_for_trials_that_may_join_the_ensemble():
+    from types import SimpleNamespace
+
+    from gristmill.training.search import may_join
+
+    done = [SimpleNamespace(value=0.9 - i * 0.01, params={"trainer": "lightgbm"}) for i in range(12)]
+    assert may_join(0.95, "lightgbm", done, maximize=True)          # the best so far
+    assert not may_join(0.5, "lightgbm", done, maximize=True)       # 12 better ones of its family
+    assert may_join(0.5, "knn", done, maximize=True)                # the best of its family
+    assert may_join(0.5, "lightgbm", done[:5], maximize=True)       # fewer than the pool so far
+    assert not may_join(2.0, "lightgbm", [SimpleNamespace(value=0.1 * i, params={"trainer": "lightgbm"})
+                                          for i in range(12)], maximize=False)   # minimizing: all better
