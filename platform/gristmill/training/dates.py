@@ -111,15 +111,13 @@ def _instant(value, column: str) -> int | None:
                                  f"got {value!r}") from None
     elif isinstance(value, np.datetime64):
         return None if np.isnat(value) else int(value.astype("datetime64[us]").astype("int64"))
-    elif isinstance(value, float) and value != value:
-        return None
+    elif (isinstance(value, float) and value != value) or type(value).__name__ == "NaTType":
+        return None  # (pandas' NaT is a datetime subclass: tested first)
     if isinstance(value, datetime):  # pandas Timestamps too
         moment = value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
         return (moment - _EPOCH) // _ONE_US
     if isinstance(value, date):
         return (value - date(1970, 1, 1)).days * _DAY_US
-    if type(value).__name__ == "NaTType":
-        return None
     raise InvalidRequest(f"feature {column!r} must be a date or timestamp ({EXAMPLE}), got {value!r}")
 
 

@@ -483,6 +483,9 @@ def train(ws: Workspace, spec: ProjectSpec, dataset_id: str, dataset_path: Path,
             mlflow.log_params({"text_columns": ",".join(text_columns),
                                "text_encoder": ",".join(sorted({e.kind for e in encoders.values()})) or "none"})
 
+        if template.dates:
+            mlflow.log_param("date_columns", ",".join(template.dates))
+
         def on_trial(trial, name, params, score, seconds):
             with mlflow.start_run(experiment_id=exp_id, run_name=f"trial {trial.number} {name}", nested=True):
                 mlflow.set_tags({"trainer": name, "optuna_trial": trial.number, **tags})
