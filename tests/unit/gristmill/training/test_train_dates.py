@@ -48,9 +48,10 @@ def test_a_weekly_pattern_is_learnt_from_the_calendar_parts(workspace):
     category = train(workspace, _spec("daily_text"), as_text, text_path)
     assert expanded.metric == "rmse"
     # a real margin: the noise is 0.3, the weekly pattern's spread about 3
-    assert expanded.holdout_score < 0.6, expanded.holdout_score
-    assert category.holdout_score > 2.5 * expanded.holdout_score, (category.holdout_score,
-                                                                   expanded.holdout_score)
+    # (seen at load 5 on 2 cores: 0.54 against 3.53)
+    assert expanded.holdout_score < 0.8, expanded.holdout_score
+    assert category.holdout_score > 3 * expanded.holdout_score, (category.holdout_score,
+                                                                 expanded.holdout_score)
     notices = [n["message"] for n in expanded.feature_notices]
     assert any("date column t__date: 1 of 1095 values are not ISO dates (e.g. '2021-02-30')" in m
                for m in notices), notices
