@@ -7,12 +7,17 @@ Needs ``wrk`` (Debian: ``apt-get install wrk``); Redis on 127.0.0.1:6379 for the
 (db 13, flushed before use).
 
 1. Builds a project through Gristmill's own stages: 5,000 entities x 50 numeric features (one CSV),
-   binary labels, LightGBM for a few seconds; `gristmill deploy`; one workspace per online store
-   (SQLite embedded, Redis as in team mode via GRISTMILL_ONLINE_STORE).
+   binary labels, LightGBM for a few seconds; `gristmill deploy` with ``--workers`` service workers;
+   one workspace per online store (SQLite embedded, Redis as in team mode via GRISTMILL_ONLINE_STORE);
+   a project-scoped viewer token (`gristmill tokens create`) that every request carries.
 2. Starts `bentoml serve` of the project's bento and drives it with wrk (one thread, ``--clients``
-   connections, ``--seconds`` each after a warm-up), every request a single random entity:
-   ``/predict_entity`` (no batching) and ``/predict_batched`` (BentoML adaptive batching, one id per
-   request). Throughput, p50 and p99 as wrk measures them; any non-2xx answer is counted.
+   connections, ``--seconds`` each after a warm-up), every request a random entity:
+   ``/predict_entity`` (no batching), ``/predict_batched`` (BentoML adaptive batching, one id per
+   request) and ``/predict_entities`` with ``--batch`` ids per request (predictions/s = that many
+   times req/s). Throughput, p50 and p99 as wrk measures them; any non-2xx answer is counted.
+   Peers in the same run, same wrk settings: the HTTP floor (a BentoML service of the same shape,
+   same workers, that answers a constant without looking anything up) and Feast's own `feast serve`
+   of the same 50 features (``/get-online-features``, same workers).
 3. Gateway: ``--gateway-projects`` more projects in one workspace (each its own labels and model,
    features shared from the first project), `gristmill serve --all`; memory per loaded model, cold
    (first request of a project) and warm latency, measured by a Python client.
@@ -39,6 +44,7 @@ from pathlib import Path
 
 BIN = Path(sys.executable).parent
 ENTITIES, FEATURES = 5000, 50
+WORKERS = 2  # --workers
 REDIS_URL = "redis://127.0.0.1:6379/13"
 
 LUA = """
@@ -46,10 +52,25 @@ local ids = {}
 for line in io.lines("%(ids)s") do ids[#ids + 1] = line end
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer %(token)s"
 request = function()
-  local id = ids[math.random(#ids)]
-  return wrk.format(nil, nil, nil, string.format(%(body)s, id))
+  local picked = {}
+  for i = 1, %(count)d do picked[i] = '"' .. ids[math.random(#ids)] .. '"' end
+  return wrk.format(nil, nil, nil, string.format(%(body)s, table.concat(picked, ",")))
 end
+"""
+
+#: The HTTP floor: the bento's shape (one id in, the same answer's fields out), no lookup, no model.
+FLOOR = """import bentoml
+from typing import Any
+
+
+@bentoml.service(name="floor", workers=%(workers)d, http={"host": "127.0.0.1"})
+class Floor:
+    @bentoml.api
+    def predict_entity(self, customer_id: str) -> dict[str, Any]:
+        return {"customer_id": customer_id, "prediction": "no", "probabilities": {"no": 0.5, "yes": 0.5},
+                "model_version": "1", "variant": "champion"}
 """
 
 
@@ -79,7 +100,8 @@ def spec(project: str, data: Path, reuse_from: str | None = None, labels: str = 
         sources.insert(0, {"path": str(data / "profiles.csv"), "name": "profiles"})
     return {"project": project, "sources": sources, "entity": {"name": "customer", "key": "customer_id"},
             "features": features, "label": {"table": "labels", "target": "churned", "timestamp": "as_of"},
-            "training": {"budget_seconds": 8, "trainers": ["lightgbm"], "folds": 2}}
+            "training": {"budget_seconds": 8, "trainers": ["lightgbm"], "folds": 2},
+            "serving": {"workers": WORKERS}}
 
 
 def build(env: dict, root: Path, project: str, body: dict, budget: int) -> dict:
@@ -111,7 +133,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start(args: list[str], cwd: Path | None, env: dict, port: int) -> subprocess.Popen:
+def token(env: dict, project: str | None) -> str:
+    """A viewer token on ``project`` (None: a token of the workspace's local user, for the gateway)."""
+    scope = ["--project", project, "--role", "viewer"] if project else []
+    out = subprocess.run([str(BIN / "gristmill"), "tokens", "create", *scope, "--label", "bench", "--expires", "1d",
+                          "--json"], env=env, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise SystemExit(f"gristmill tokens create failed: {out.stderr[-500:]}")
+    return json.loads(out.stdout)["token"]
+
+
+def start(args: list[str], cwd: Path | None, env: dict, port: int, probe: str = "/readyz") -> subprocess.Popen:
     import httpx
 
     proc = subprocess.Popen(args, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
@@ -119,7 +151,7 @@ def start(args: list[str], cwd: Path | None, env: dict, port: int) -> subprocess
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
+            if httpx.get(f"http://127.0.0.1:{port}{probe}", timeout=2).status_code == 200:
                 return proc
         except httpx.HTTPError:
             pass
@@ -157,29 +189,59 @@ def wrk(url: str, script: Path, clients: int, seconds: int) -> dict:
             "socket_errors": errors.group(0) if errors else None}
 
 
+def load(args, root: Path, name: str, url: str, body: str, secret: str, count: int = 1,
+         clients: list[int] | None = None) -> list[dict]:
+    """wrk against ``url`` at each client count; ``body`` is a Lua format string of the ids."""
+    script = root / f"{name}.lua"
+    script.write_text(LUA % {"ids": root / "ids.txt", "body": body, "token": secret, "count": count})
+    wrk(url, script, 4, 3)  # warm-up
+    rows = []
+    for c in clients or args.clients:
+        row = wrk(url, script, c, args.seconds) | {"endpoint": name, "ids_per_request": count}
+        row["predictions_per_s"] = row["rps"] and round(row["rps"] * count)
+        rows.append(row)
+        print(json.dumps(row), file=sys.stderr)
+    return rows
+
+
 def bench_service(args, root: Path, store: str, online: str | None) -> dict:
     env = workspace_env(root, online)
     summary = build(env, root, "sbench", spec("sbench", root.parent / "data"), args.budget)
-    ids = root / "ids.txt"
-    ids.write_text("\n".join(f"c{i:06d}" for i in range(ENTITIES)) + "\n")
+    (root / "ids.txt").write_text("\n".join(f"c{i:06d}" for i in range(ENTITIES)) + "\n")
+    secret = token(env, "sbench")
+    rows = []
     port = free_port()
     proc = start([str(BIN / "bentoml"), "serve", "service:Sbench", "--port", str(port)], Path(summary["bento"]),
                  env, port)
-    rows = []
     try:
-        for endpoint, body in (("predict_entity", '\'{"customer_id": "%s"}\''),
-                               ("predict_batched", '\'{"ids": ["%s"]}\'')):
-            script = root / f"{endpoint}.lua"
-            script.write_text(LUA % {"ids": ids, "body": body})
-            url = f"http://127.0.0.1:{port}/{endpoint}"
-            wrk(url, script, 4, 3)  # warm-up
-            for clients in args.clients:
-                row = wrk(url, script, clients, args.seconds)
-                row |= {"store": store, "endpoint": endpoint, "batching": endpoint == "predict_batched"}
-                rows.append(row)
-                print(json.dumps(row), file=sys.stderr)
+        base = f"http://127.0.0.1:{port}"
+        rows += load(args, root, "predict_entity", f"{base}/predict_entity", "'{\"customer_id\": %s}'", secret)
+        rows += load(args, root, "predict_batched", f"{base}/predict_batched", "'{\"ids\": [%s]}'", secret)
+        rows += load(args, root, "predict_entities", f"{base}/predict_entities", "'{\"ids\": [%s]}'", secret,
+                     count=args.batch, clients=[max(args.clients[-1] // 4, 1)])
     finally:
         stop(proc)
+    # the peers, one at a time on the same cores
+    floor = root / "floor"
+    floor.mkdir(exist_ok=True)
+    (floor / "floor_service.py").write_text(FLOOR % {"workers": WORKERS})
+    port = free_port()
+    proc = start([str(BIN / "bentoml"), "serve", "floor_service:Floor", "--port", str(port)], floor, env, port)
+    try:
+        rows += load(args, root, "floor (constant)", f"http://127.0.0.1:{port}/predict_entity",
+                     "'{\"customer_id\": %s}'", secret)
+    finally:
+        stop(proc)
+    port = free_port()
+    proc = start([str(BIN / "feast"), "serve", "-p", str(port), "-w", str(WORKERS), "--no-access-log"],
+                 root / "feature_repo", env, port, probe="/health")
+    try:
+        rows += load(args, root, "feast serve", f"http://127.0.0.1:{port}/get-online-features",
+                     "'{\"feature_service\": \"sbench\", \"entities\": {\"customer_id\": [%s]}}'", secret)
+    finally:
+        stop(proc)
+    for row in rows:
+        row["store"] = store
     return {"store": store, "rows": rows, "holdout": summary["train"].get("holdout_score")}
 
 
@@ -219,6 +281,7 @@ def measure_gateway(env: dict, projects: list[str], build_seconds: float | None)
     port = free_port()
     proc = start([str(BIN / "gristmill"), "serve", "--all", "--port", str(port)], None, env, port)
     base = f"http://127.0.0.1:{port}"
+    headers = {"Authorization": f"Bearer {token(env, None)}"}
     try:
         import psutil
 
@@ -226,7 +289,7 @@ def measure_gateway(env: dict, projects: list[str], build_seconds: float | None)
             procs = [psutil.Process(proc.pid)] + psutil.Process(proc.pid).children(recursive=True)
             return sum(p.memory_info().rss for p in procs) / 2**20
 
-        with httpx.Client(timeout=120) as client:
+        with httpx.Client(timeout=120, headers=headers) as client:
             before = rss()
             cold, warm = [], []
             for project in projects:
@@ -293,6 +356,8 @@ def main() -> None:
     parser.add_argument("--stores", default="sqlite,redis")
     parser.add_argument("--clients", default="1,16,64")
     parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--batch", type=int, default=100, help="Ids per /predict_entities request.")
+    parser.add_argument("--workers", type=int, default=2, help="Service workers (bento, floor, feast serve).")
     parser.add_argument("--budget", type=int, default=8)
     parser.add_argument("--gateway-projects", type=int, default=100)
     parser.add_argument("--reuse", action="store_true",
@@ -300,6 +365,8 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     args.clients = [int(c) for c in args.clients.split(",")]
+    global WORKERS
+    WORKERS = args.workers
     if not shutil.which("wrk"):
         raise SystemExit("wrk is needed for the load: apt-get install wrk")
     root = Path(args.dir)
@@ -319,11 +386,14 @@ def main() -> None:
         print(json.dumps(results, indent=2))
         return
     print(f"machine: {results['machine']}")
-    print(f"{'store':7} {'endpoint':16} {'clients':>7} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8}")
+    print(f"workers: {WORKERS}")
+    print(f"{'store':7} {'endpoint':18} {'ids':>4} {'clients':>7} {'req/s':>8} {'pred/s':>8} {'p50 ms':>8} "
+          f"{'p99 ms':>8} {'non-2xx':>8}")
     for service in results["services"]:
         for r in service["rows"]:
-            print(f"{r['store']:7} {r['endpoint']:16} {r['clients']:>7} {r['rps'] or 0:>8.0f} "
-                  f"{r['p50_ms'] or 0:>8.2f} {r['p99_ms'] or 0:>8.2f} {r['non_2xx']:>8}")
+            print(f"{r['store']:7} {r['endpoint']:18} {r['ids_per_request']:>4} {r['clients']:>7} {r['rps'] or 0:>8.0f} "
+                  f"{r['predictions_per_s'] or 0:>8} {r['p50_ms'] or 0:>8.2f} {r['p99_ms'] or 0:>8.2f} "
+                  f"{r['non_2xx']:>8}")
     if results["gateway"]:
         print("gateway:", json.dumps(results["gateway"]))
 

@@ -50,6 +50,8 @@ class TabularModel:
     members: list[Member] = field(default_factory=list)
     text_columns: list[str] = field(default_factory=list)
     encoders: dict[str, Any] = field(default_factory=dict)
+    #: how the ensemble's probabilities are recalibrated (:mod:`gristmill.training.calibration`)
+    calibration: dict[str, Any] | None = None
     dates: dict[str, list[str]] = field(default_factory=dict)
     dates_required: list[str] = field(default_factory=list)
 
@@ -167,8 +169,10 @@ class TabularModel:
     # -- prediction ----------------------------------------------------------------------------
     def scores(self, frame):
         """The members' weighted scores of a prepared frame, in the trainers' shape (binary:
-        P(positive class); multiclass: a rows x classes matrix; regression: values)."""
+        P(positive class); multiclass: a rows x classes matrix; regression: values), calibrated
+        as training chose (:mod:`gristmill.training.calibration`)."""
         from gristmill.training import trainers
+        from gristmill.training.calibration import apply
 
         task = self.trainer_task()
         total = None
@@ -176,7 +180,7 @@ class TabularModel:
             trainer = trainers.get(member.trainer)
             part = member.weight * trainer.predict(member.fitted, task, trainer.inputs(frame))
             total = part if total is None else total + part
-        return total / sum(m.weight for m in self.members)
+        return apply(self.calibration, self.task, total / sum(m.weight for m in self.members))
 
     def trainer_task(self):
         from gristmill.training.trainers import Task

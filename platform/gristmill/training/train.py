@@ -26,7 +26,7 @@ from typing import Any, Callable
 from gristmill.errors import DataError
 from gristmill.features.naming import TIMESTAMP
 from gristmill.spec import ProjectSpec
-from gristmill.training import registry
+from gristmill.training import calibration, registry
 from gristmill.training.leaks import identifier_columns, likely_leaks
 from gristmill.training.model import TabularModel
 from gristmill.training.task import class_order, detect_task, get_metric
@@ -537,10 +537,13 @@ def train(ws: Workspace, spec: ProjectSpec, dataset_id: str, dataset_path: Path,
             mask[va] = True
         weights = greedy_weights(found, y, metric, mask) if cfg.ensemble else {found[0].number: 1.0}
         chosen = [c for c in found if c.number in weights]
+        # the ensemble's probabilities recalibrated on its out-of-fold rows (None: left as they are)
+        calibrated = calibration.fit(task, sum(weights[c.number] * c.oof for c in chosen)[mask], y[mask],
+                                     metric.name, cfg.seed)
         if cfg.refit == "all":  # every labelled row; the fold models scored the holdout
             X_fit, y_fit = pd.concat([X, X_holdout], ignore_index=True), np.concatenate([y, y_holdout])
             w_fit = _weights(y_fit, task, cfg.class_weight)
-            holdout_scores = sum(weights[c.number] * c.holdout for c in chosen)
+            holdout_scores = calibration.apply(calibrated, task, sum(weights[c.number] * c.holdout for c in chosen))
         else:
             X_fit, y_fit, w_fit = X, y, weight
         grow = (len(y_fit) / np.mean([len(tr) for tr, _ in splits])) ** 0.5  # rounds for more rows
@@ -560,7 +563,7 @@ def train(ws: Workspace, spec: ProjectSpec, dataset_id: str, dataset_path: Path,
             _log_history(fitted.extra.get("history", []), f"refit_{cand.trainer}_")
             fitted.extra.pop("history", None)
             members.append(Member(cand.trainer, weights[cand.number], fitted, cand.params))
-        model = TabularModel(**{**template.__dict__, "members": members})
+        model = TabularModel(**{**template.__dict__, "members": members, "calibration": calibrated})
         if cfg.refit == "train":
             holdout_scores = model.scores(X_holdout)
         holdout = metric.score(y_holdout, holdout_scores)
@@ -570,7 +573,8 @@ def train(ws: Workspace, spec: ProjectSpec, dataset_id: str, dataset_path: Path,
                             "seconds_before_search": search_started - started,
                             "seconds_search": refit_started - search_started,
                             "seconds_refit": registered_started - refit_started})
-        mlflow.log_params({"ensemble": " + ".join(f"{m.weight:.2f} {m.trainer}" for m in members)})
+        mlflow.log_params({"ensemble": " + ".join(f"{m.weight:.2f} {m.trainer}" for m in members),
+                           "calibration": _calibration_label(calibrated)})
         leaderboard = _leaderboard(study, weights, metric.name)
         _log_reports(model, holdout_scores, y_holdout, leaderboard)
         from gristmill.training.publish import register_model
@@ -641,6 +645,14 @@ def registered_for_job(ws: Workspace, project: str, job_id: str) -> TrainResult 
                        int(run.data.metrics.get("trials", 0)), {}, 0.0,
                        aliases[0] if aliases else run.data.tags.get("alias", ""),
                        {"reason": "already registered by this job", "job_id": job_id})
+
+
+def _calibration_label(calibrated: dict | None) -> str:
+    if not calibrated:
+        return "none"
+    if calibrated["method"] == "temperature":
+        return f"temperature {calibrated['temperature']:.3f}"
+    return calibrated["method"]
 
 
 def _pending(series):

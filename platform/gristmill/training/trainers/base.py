@@ -105,14 +105,14 @@ def tabular_view(X):
     """``X`` without its raw text columns (pandas ``string`` dtype)."""
     import pandas as pd
 
-    text = [c for c in X.columns if isinstance(X[c].dtype, pd.StringDtype)]
+    text = [c for c, dtype in X.dtypes.items() if isinstance(dtype, pd.StringDtype)]
     return X.drop(columns=text) if text else X
 
 
 def text_columns(X) -> list[str]:
     import pandas as pd
 
-    return [c for c in X.columns if isinstance(X[c].dtype, pd.StringDtype)]
+    return [c for c, dtype in X.dtypes.items() if isinstance(dtype, pd.StringDtype)]
 
 
 def as_strings(X, categories: list[str]):
@@ -126,7 +126,7 @@ def as_strings(X, categories: list[str]):
 def categorical_columns(X) -> list[str]:
     import pandas as pd
 
-    return [c for c in X.columns if isinstance(X[c].dtype, pd.CategoricalDtype)]
+    return [c for c, dtype in X.dtypes.items() if isinstance(dtype, pd.CategoricalDtype)]
 
 
 def as_ranks(X, columns):
@@ -145,4 +145,7 @@ def as_ranks(X, columns):
 
 def many_levels(X) -> list[str]:
     """The categorical columns of ``X`` with more than :data:`MAX_NATIVE_LEVELS` levels."""
-    return [c for c in categorical_columns(X) if len(X[c].cat.categories) > MAX_NATIVE_LEVELS]
+    import pandas as pd
+
+    return [c for c, dtype in X.dtypes.items()
+            if isinstance(dtype, pd.CategoricalDtype) and len(dtype.categories) > MAX_NATIVE_LEVELS]

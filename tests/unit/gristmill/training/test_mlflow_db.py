@@ -18,8 +18,11 @@ def cache(tmp_path, monkeypatch):
 
 
 def _schema(path) -> dict:
+    """Each table's definition as a set of lines: MLflow's own migrations write a table's
+    constraints in an order that changes from one process to the next (hash seeds)."""
     with sqlite3.connect(path) as conn:
-        tables = {name: sql for name, sql in conn.execute("SELECT name, sql FROM sqlite_master WHERE type='table'")}
+        tables = {name: sorted(line.strip().rstrip(",") for line in sql.splitlines())
+                  for name, sql in conn.execute("SELECT name, sql FROM sqlite_master WHERE type='table'")}
         tables["alembic_version"] = conn.execute("SELECT version_num FROM alembic_version").fetchall()
     return tables
 
