@@ -59,7 +59,7 @@ def definitions_source(manifest: Manifest) -> str:
         "",
         "from feast import Entity, FeatureService, FeatureView, Field, FileSource, RequestSource, ValueType",
         "from feast.on_demand_feature_view import on_demand_feature_view",
-        "from feast.types import Bool, Float64, Int64, String",
+        "from feast.types import Bool, Float64, Int64, String, UnixTimestamp",
         "",
         f"TAGS = {{{PROJECT_TAG!r}: {project!r}}}",
         "",

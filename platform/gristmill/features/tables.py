@@ -3,7 +3,8 @@
 Each ``features:`` entry of the spec becomes ``lake/<project>/_features/<table>.parquet`` with the
 entity key (as text), ``event_timestamp`` (UTC) and feature columns named ``<table>__<column>``:
 
-- ``snapshot`` tables keep their columns as they are (dates become days since 1970-01-01); with
+- ``snapshot`` tables keep their columns as they are (dates and timestamps as UTC timestamps, Feast's
+  ``UnixTimestamp``, which the model expands into calendar parts); with
   ``created``, a ``created_timestamp`` column lets a later-written row correct an earlier one;
 - ``events`` tables become aggregates per entity as step functions of time: all-time count, sum,
   mean and last value of each numeric column and a count per value of each low-cardinality text
@@ -41,7 +42,7 @@ INTERNAL_COLUMNS = {"_source_file", "_row_number", "_ingest_run"}
 @dataclass
 class FeatureColumn:
     name: str
-    dtype: str  # Feast type name: Float64, Int64, String, Bool
+    dtype: str  # Feast type name: Float64, Int64, String, Bool, UnixTimestamp
 
 
 @dataclass
@@ -128,8 +129,9 @@ def _snapshot_select(spec: FeatureTableSpec, columns: dict[str, str], key: str, 
     for col in spec.columns or [c for c in columns if c not in skip]:
         name, dtype = feature_name(spec.table, col), columns[col]
         if any(dtype.startswith(t) for t in TEMPORAL):
-            picks.append(f"CAST(epoch(CAST({ident(col)} AS TIMESTAMP)) / 86400.0 AS DOUBLE) AS {ident(name)}")
-            features.append(FeatureColumn(name, "Float64"))
+            # a date stays a date (UTC, microseconds): the model expands it (training.dates)
+            picks.append(f"CAST(CAST({ident(col)} AS TIMESTAMP) AS TIMESTAMPTZ) AS {ident(name)}")
+            features.append(FeatureColumn(name, "UnixTimestamp"))
         elif dtype in NUMERIC or dtype.startswith("DECIMAL"):
             feast = _feast_type(dtype)
             cast = "DOUBLE" if feast == "Float64" else "BIGINT"

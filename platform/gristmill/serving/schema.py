@@ -2,7 +2,8 @@
 
 ``row_model`` builds the pydantic model of one raw row of ``/predict``: one optional field per
 feature the model reads, numbers as numbers, categories as text (their training levels in the
-description), unknown keys refused. BentoML publishes it in the service's OpenAPI document, so
+description), dates as ISO 8601 strings (required when training never saw one missing), unknown
+keys refused. BentoML publishes it in the service's OpenAPI document, so
 clients (and property-based testers) see every feature with its type, and a mistake gets a
 field-level 400 before it reaches the model. The schema is the one of the champion at start-up: a
 model with other features needs a restart (``/reload`` alone keeps checking fields by hand).
@@ -80,15 +81,46 @@ def row_model(ws: Workspace, project: str, class_name: str = "Row", bundled=None
         from gristmill.serving.batch import champion
 
         _, model = champion(ws, project)
-    return model_for(model.features, model.numeric, model.categories, class_name)
+    return model_for(model.features, model.numeric, model.categories, class_name, model.dates,
+                     model.dates_required)
 
 
-def model_for(features: list[str], numeric: list[str], categories: dict[str, list], class_name: str) -> type:
+def _date_type(feature: str):
+    """An ISO 8601 string (or null), checked by the model's own date reader."""
+    from pydantic import AfterValidator, Strict
+
+    from gristmill.errors import InvalidRequest
+    from gristmill.training.dates import parse
+
+    def check(value):
+        if value is not None:
+            try:
+                parse([value], feature)
+            except InvalidRequest as exc:
+                raise ValueError(str(exc)) from None
+        return value
+
+    return Annotated[Annotated[str, Strict()] | None, AfterValidator(check)]
+
+
+def model_for(features: list[str], numeric: list[str], categories: dict[str, list], class_name: str,
+              dates: dict[str, list] | None = None, required: list[str] | None = None) -> type:
+    """The row model: ``dates`` (the model's date columns) take ISO 8601 strings; those in
+    ``required`` (never missing at training) must be given."""
     from pydantic import ConfigDict, Field, create_model
 
-    numbers = set(numeric)
+    from gristmill.training.dates import EXAMPLE
+
+    numbers, dates, required = set(numeric), dates or {}, set(required or [])
     fields: dict[str, Any] = {}
     for n, feature in enumerate(features):
+        if feature in dates:
+            need = feature in required
+            fields[f"f{n}"] = (_date_type(feature), Field(
+                ... if need else None, alias=feature,
+                description=f"{feature}: a date or timestamp, {EXAMPLE} (UTC unless it has an offset); "
+                            + ("required." if need else "missing if absent.")))
+            continue
         if feature in numbers:
             kind, note = _number_type(), f"a number, at most {NUMBER_LIMIT:.8g} in magnitude"
         else:

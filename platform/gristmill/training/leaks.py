@@ -31,7 +31,7 @@ TOO_FEW_ENTITIES = 20
 
 @dataclass
 class Notice:
-    kind: str  # "identifier" (kept out) | "leak" (flagged)
+    kind: str  # "identifier" (kept out) | "leak" (flagged) | "date" (training.dates)
     column: str
     why: str
     score: float | None = None
@@ -40,6 +40,8 @@ class Notice:
         return {**asdict(self), "message": self.line()}
 
     def line(self) -> str:
+        if self.kind == "date":  # training.dates: values read as missing, a date left out
+            return self.why
         if self.kind == "identifier":
             return (f"kept out identifier-like column {self.column}: {self.why} "
                     f"(training.keep_identifiers: [{_bare(self.column)}] keeps it)")

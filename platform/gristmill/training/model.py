@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from gristmill.errors import InvalidRequest
+from gristmill.features.naming import TIMESTAMP
+from gristmill.training.dates import output
 
 META_FILE = "gristmill_model.json"
 TEXT_FILE = "text_encoders.joblib"
@@ -33,7 +35,9 @@ class Member:
 class TabularModel:
     """Feature schema + members. ``categories`` maps each categorical column to its training
     levels; ``text_columns`` hold free text, each turned into numbers by its fitted encoder in
-    ``encoders`` (:mod:`gristmill.training.text`) and also passed on raw for trainers that read text."""
+    ``encoders`` (:mod:`gristmill.training.text`) and also passed on raw for trainers that read text;
+    ``dates`` maps each date column to the parts it becomes (:mod:`gristmill.training.dates`),
+    ``dates_required`` lists those never missing at training (a row without one is refused)."""
 
     project: str
     task: str
@@ -48,15 +52,23 @@ class TabularModel:
     encoders: dict[str, Any] = field(default_factory=dict)
     #: how the ensemble's probabilities are recalibrated (:mod:`gristmill.training.calibration`)
     calibration: dict[str, Any] | None = None
+    dates: dict[str, list[str]] = field(default_factory=dict)
+    dates_required: list[str] = field(default_factory=list)
 
     # -- preprocessing -------------------------------------------------------------------------
-    def frame(self, rows):
-        """A model-ready DataFrame from a DataFrame or a list of dicts (missing features -> NaN)."""
+    def frame(self, rows, as_of=None):
+        """A model-ready DataFrame from a DataFrame or a list of dicts (missing features -> NaN).
+
+        ``as_of`` is the time date features are measured to (``elapsed_days``): one time or one
+        per row (datetimes, ISO strings); by default a frame's ``event_timestamp`` column (a
+        training set's label time) when it has one, else now (the request time)."""
         import pandas as pd
 
         if isinstance(rows, pd.DataFrame):
             df, index = rows, rows.index
             out = self._columns_of_frame(df)
+            if as_of is None and TIMESTAMP in df:
+                as_of = df[TIMESTAMP]
 
             def column(col):
                 return df[col] if col in df else pd.Series(None, index=index, dtype="object")
@@ -67,7 +79,14 @@ class TabularModel:
 
             def column(col):
                 return [row.get(col) for row in rows]
-        order = [c for c in self.features if c not in self.text_columns]
+        if self.dates:
+            out.update(self._date_columns(column, len(index), as_of))
+        order = []
+        for c in self.features:
+            if c in self.dates:
+                order += [output(c, part) for part in self.dates[c]]
+            elif c not in self.text_columns:
+                order.append(c)
         raw = {}
         for col in self.text_columns:
             raw[col] = pd.array(text_strings(column(col)), dtype="string")
@@ -79,6 +98,33 @@ class TabularModel:
                 order += encoder.outputs
         out.update(raw)
         return pd.DataFrame(out, index=index)[order + self.text_columns]
+
+    def _date_columns(self, column, n: int, as_of) -> dict:
+        """Each date column's parts (:func:`gristmill.training.dates.expand`); a date the model
+        never saw missing, missing here, is an :class:`InvalidRequest`."""
+        import numpy as np
+
+        from gristmill.training import dates
+
+        if as_of is None:
+            at = dates.now_us()
+        elif isinstance(as_of, (str, int, float)) or not hasattr(as_of, "__len__"):
+            at = dates.parse([as_of], "as_of")[0][0]
+        else:
+            at, missing, _ = dates.parse(as_of, "as_of")
+            at = np.where(missing, dates.now_us(), at)
+        out = {}
+        for col, parts in self.dates.items():
+            values = column(col)
+            found = dates.expand(values, col, parts, at)
+            if col in self.dates_required and n and parts:
+                gone = np.isnan(found[output(col, parts[0])])
+                if gone.any():
+                    raise InvalidRequest(f"feature {col!r} is required: a date or timestamp "
+                                         f"({dates.EXAMPLE}); the model never saw it missing "
+                                         f"(row {int(gone.argmax())} has none)")
+            out.update(found)
+        return out
 
     def _columns_of_frame(self, df) -> dict:
         import numpy as np

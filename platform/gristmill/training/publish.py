@@ -28,6 +28,8 @@ def register_model(project: str, model: "TabularModel", example_rows, tags: dict
             example[col] = example[col].astype("object").where(example[col].notna(), None)
         for col in model.numeric:
             example[col] = example[col].astype("float64")
+        for col in model.dates:  # as the service takes them: ISO 8601 text (training.dates)
+            example[col] = _iso(example[col])
         signature = infer_signature(example, model.predict_table(example))
         info = mlflow.pyfunc.log_model(
             name="model",
@@ -47,6 +49,16 @@ def register_model(project: str, model: "TabularModel", example_rows, tags: dict
         client.set_model_version_tag(model_name(project), version, key, str(value))
     mlflow.set_tag("registered_version", version)
     return version
+
+
+def _iso(values):
+    """A date column as ISO 8601 strings in UTC (missing stays missing)."""
+    import pandas as pd
+
+    from gristmill.training.dates import as_datetimes
+
+    moments = as_datetimes(values, str(values.name))
+    return pd.Series([None if pd.isna(v) else v.isoformat() for v in moments], index=values.index, dtype="object")
 
 
 LIBRARIES = {"lightgbm": ["lightgbm"], "xgboost": ["xgboost-cpu"], "catboost": ["catboost"],

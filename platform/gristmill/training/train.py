@@ -198,12 +198,58 @@ def _schema(frame, features: list[str]) -> tuple[list[str], dict[str, list[str]]
     numeric, categories = [], {}
     for col in features:
         series = frame[col]
+        if pd.api.types.is_datetime64_any_dtype(series):
+            continue  # a date: the model expands it (training.dates)
         if pd.api.types.is_bool_dtype(series) or pd.api.types.is_numeric_dtype(series):
             numeric.append(col)
         else:  # most frequent first (ties by name): the boosted trees read many levels as ranks
             counts = series.dropna().astype(str).value_counts()
             categories[col] = sorted(counts.index, key=lambda v: (-counts[v], v))
     return numeric, categories
+
+
+def _read_dates(frame, features: list[str]):
+    """The frame with its date columns (datetimes, ISO strings: :func:`training.dates.recognise`)
+    as UTC datetimes, and a notice for each whose unparsable values are read as missing."""
+    from gristmill.training import dates
+    from gristmill.training.leaks import Notice
+
+    notices = []
+    found = dates.recognise(frame, features)
+    if found:
+        frame = frame.copy()
+    for item in found:
+        frame[item.column] = dates.as_datetimes(frame[item.column], item.column)
+        if item.failed:
+            notices.append(Notice("date", item.column, item.line()))
+    return frame, notices
+
+
+def _fit_dates(frame, train_df, features: list[str]):
+    """Per date column, the parts that vary on the training rows (as-of: each row's label time);
+    the features without the date columns where none varies, and a notice for each of those."""
+    from gristmill.training import dates
+    from gristmill.training.leaks import Notice
+
+    parts, dropped, notices = {}, set(), []
+    for col in features:
+        if not dates.is_datetime(frame[col]):
+            continue
+        as_of, _, _ = dates.parse(train_df[TIMESTAMP], TIMESTAMP)
+        kept = dates.varying_parts(train_df[col], col, as_of)
+        if not kept:
+            dropped.add(col)
+            notices.append(Notice("date", col, f"date column {col}: the same on every training row "
+                                               "(or always missing): left out"))
+            continue
+        parts[col] = kept
+    taken = set(features)
+    for col, kept in parts.items():
+        clash = sorted(taken & {dates.output(col, p) for p in kept})
+        if clash:
+            raise DataError(f"feature {clash[0]!r} is both a column and a part of the date column {col!r}: "
+                            "rename the column")
+    return parts, [c for c in features if c not in dropped], notices
 
 
 def _text_columns(frame, features: list[str], categories: dict, wanted: list[str] | None) -> list[str]:
@@ -307,7 +353,8 @@ def prepare(ws: Workspace, spec: ProjectSpec, dataset_id: str, dataset_path: Pat
         raise DataError(f"the training set {dataset_id!r} has {len(frame)} labelled rows; need at least 20")
     if not features:
         raise DataError("the training set has no feature columns: check `features:` in the spec")
-    types = _dataset_meta(dataset_path).get("feature_types")  # dates reach here as whole-day floats
+    frame, date_notices = _read_dates(frame, features)
+    types = _dataset_meta(dataset_path).get("feature_types")
     whole = [c for c, t in types.items() if t == "Int64"] if types else None
     identifiers = identifier_columns(frame, features, key, TIMESTAMP, cfg.keep_identifiers, whole)
     features = [c for c in features if c not in {n.column for n in identifiers}]
@@ -334,10 +381,15 @@ def prepare(ws: Workspace, spec: ProjectSpec, dataset_id: str, dataset_path: Pat
     strategy = _strategy(cfg.cv, frame, key)
     train_df, holdout_df = _split(frame, target, task, cfg.holdout_fraction, cfg.seed, strategy, key)
     train_df = train_df.reset_index(drop=True)
+    date_parts, features, constant = _fit_dates(frame, train_df, features)
+    date_notices += constant
+    for notice in date_notices:
+        log.info("%s", notice.line())
     with cache_at(ws.root / "cache" / "text"):
         encoders = _fit_encoders(cfg, text_columns, train_df, cfg.seed)
         template = TabularModel(spec.project, task, features, numeric, categories, classes, dataset_id,
-                                metric.name, text_columns=text_columns, encoders=encoders)
+                                metric.name, text_columns=text_columns, encoders=encoders, dates=date_parts,
+                                dates_required=[c for c in date_parts if frame[c].notna().all()])
         X = template.frame(train_df)
         X_holdout = template.frame(holdout_df)
     y = encode_target(train_df[target])
@@ -347,7 +399,7 @@ def prepare(ws: Workspace, spec: ProjectSpec, dataset_id: str, dataset_path: Pat
                          y, y_holdout, task)
     for notice in leaks:
         log.info("%s", notice.line())  # shown by the CLI from the result: not twice
-    notices = [n.as_dict() for n in identifiers + leaks]
+    notices = [n.as_dict() for n in identifiers + date_notices + leaks]
     folds = cfg.folds or default_folds()
     splits = make_splits("stratified" if strategy == "shuffle" else strategy, task, y, train_df[key],
                          train_df[TIMESTAMP], folds, cfg.seed)
@@ -432,6 +484,9 @@ def train(ws: Workspace, spec: ProjectSpec, dataset_id: str, dataset_path: Path,
         if text_columns:
             mlflow.log_params({"text_columns": ",".join(text_columns),
                                "text_encoder": ",".join(sorted({e.kind for e in encoders.values()})) or "none"})
+
+        if template.dates:
+            mlflow.log_param("date_columns", ",".join(template.dates))
 
         def on_trial(trial, name, params, score, seconds):
             with mlflow.start_run(experiment_id=exp_id, run_name=f"trial {trial.number} {name}", nested=True):
