@@ -97,6 +97,12 @@ class TabularModel:
                     out[name] = matrix[:, i]
                 order += encoder.outputs
         out.update(raw)
+        if not raw and not self.categories:  # numbers only: one float block, built at once
+            import numpy as np
+
+            block = (np.column_stack([np.asarray(out[c], dtype="float64") for c in order]) if order
+                     else np.empty((len(index), 0)))
+            return pd.DataFrame(block, index=index, columns=order)
         return pd.DataFrame(out, index=index)[order + self.text_columns]
 
     def _date_columns(self, column, n: int, as_of) -> dict:

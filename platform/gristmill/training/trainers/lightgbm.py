@@ -44,8 +44,11 @@ class LightGBMTrainer(Trainer):
 
         booster = fitted.native
         native = len(getattr(booster, "pandas_categorical", None) or [])
-        if native != len(categorical_columns(X)):  # not a model from before ranks: rank as in fit
+        categorical = categorical_columns(X)
+        if native != len(categorical):  # not a model from before ranks: rank as in fit
             X = as_ranks(X, many_levels(X))
+        elif not categorical and list(X.columns) == booster.feature_name():
+            X = X.to_numpy(dtype="float64")  # numbers only, the training columns in order: no pandas pass
         return np.asarray(booster.predict(X, num_threads=1))
 
     def save(self, fitted, folder):
