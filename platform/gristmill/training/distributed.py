@@ -106,7 +106,8 @@ def run_trials(ws: Workspace, ref: dict, report: Callable[[dict], None] | None =
     from gristmill.training import recovery
     from gristmill.training.search import Pace, run_search
     from gristmill.training.text import cache_at
-    from gristmill.training.train import AFTER_SEARCH, Reporter, configure_mlflow, prepare, study_storage
+    from gristmill.training.prepare import prepare
+    from gristmill.training.train import AFTER_SEARCH, Reporter, configure_mlflow, study_storage
 
     spec = parse_spec(ref["spec"], "study reference")
     cfg = spec.training

@@ -17,7 +17,6 @@ resumes every finished trial.
 from __future__ import annotations
 
 import contextlib
-
 import logging
 import time
 from dataclasses import dataclass, replace
@@ -25,12 +24,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 from gristmill.errors import DataError
-from gristmill.features.naming import TIMESTAMP
 from gristmill.spec import ProjectSpec
-from gristmill.training import calibration, registry
-from gristmill.training.leaks import identifier_columns, likely_leaks
+from gristmill.training import calibration, registry, reports
 from gristmill.training.model import TabularModel
-from gristmill.training.task import class_order, detect_task, get_metric
+from gristmill.training.prepare import prepare, sample_weights
 from gristmill.training.text import cache_at
 from gristmill.workspace import Workspace
 
@@ -167,121 +164,6 @@ class Reporter:
                      "eta_seconds": max(0.0, round(self.end - now, 1)), "message": message})
 
 
-def _strategy(cv: str, frame, key: str) -> str:
-    if cv != "auto":
-        return cv
-    return "group" if frame[key].duplicated().any() else "shuffle"
-
-
-def _split(frame, target: str, task: str, fraction: float, seed: int, strategy: str, key: str):
-    """The holdout, cut like the folds: by entity (group), by time (the latest rows) or at random."""
-    from sklearn.model_selection import GroupShuffleSplit, train_test_split
-
-    if strategy == "time":
-        ordered = frame.sort_values(TIMESTAMP, kind="stable")
-        cut = int(len(ordered) * (1 - fraction))
-        return ordered.iloc[:cut], ordered.iloc[cut:]
-    if strategy == "group":
-        tr, te = next(GroupShuffleSplit(n_splits=1, test_size=fraction, random_state=seed)
-                      .split(frame, groups=frame[key]))
-        return frame.iloc[tr], frame.iloc[te]
-    stratify = frame[target] if task != "regression" else None
-    try:
-        return train_test_split(frame, test_size=fraction, random_state=seed, stratify=stratify)
-    except ValueError:  # a class too rare to stratify
-        return train_test_split(frame, test_size=fraction, random_state=seed)
-
-
-def _schema(frame, features: list[str]) -> tuple[list[str], dict[str, list[str]]]:
-    import pandas as pd
-
-    numeric, categories = [], {}
-    for col in features:
-        series = frame[col]
-        if pd.api.types.is_datetime64_any_dtype(series):
-            continue  # a date: the model expands it (training.dates)
-        if pd.api.types.is_bool_dtype(series) or pd.api.types.is_numeric_dtype(series):
-            numeric.append(col)
-        else:  # most frequent first (ties by name): the boosted trees read many levels as ranks
-            counts = series.dropna().astype(str).value_counts()
-            categories[col] = sorted(counts.index, key=lambda v: (-counts[v], v))
-    return numeric, categories
-
-
-def _read_dates(frame, features: list[str]):
-    """The frame with its date columns (datetimes, ISO strings: :func:`training.dates.recognise`)
-    as UTC datetimes, and a notice for each whose unparsable values are read as missing."""
-    from gristmill.training import dates
-    from gristmill.training.leaks import Notice
-
-    notices = []
-    found = dates.recognise(frame, features)
-    if found:
-        frame = frame.copy()
-    for item in found:
-        frame[item.column] = dates.as_datetimes(frame[item.column], item.column)
-        if item.failed:
-            notices.append(Notice("date", item.column, item.line()))
-    return frame, notices
-
-
-def _fit_dates(frame, train_df, features: list[str]):
-    """Per date column, the parts that vary on the training rows (as-of: each row's label time);
-    the features without the date columns where none varies, and a notice for each of those."""
-    from gristmill.training import dates
-    from gristmill.training.leaks import Notice
-
-    parts, dropped, notices = {}, set(), []
-    for col in features:
-        if not dates.is_datetime(frame[col]):
-            continue
-        as_of, _, _ = dates.parse(train_df[TIMESTAMP], TIMESTAMP)
-        kept = dates.varying_parts(train_df[col], col, as_of)
-        if not kept:
-            dropped.add(col)
-            notices.append(Notice("date", col, f"date column {col}: the same on every training row "
-                                               "(or always missing): left out"))
-            continue
-        parts[col] = kept
-    taken = set(features)
-    for col, kept in parts.items():
-        clash = sorted(taken & {dates.output(col, p) for p in kept})
-        if clash:
-            raise DataError(f"feature {clash[0]!r} is both a column and a part of the date column {col!r}: "
-                            "rename the column")
-    return parts, [c for c in features if c not in dropped], notices
-
-
-def _text_columns(frame, features: list[str], categories: dict, wanted: list[str] | None) -> list[str]:
-    """The text feature columns: those the spec names (``review`` matches ``reviews__review``), or
-    the detected ones among the non-numeric columns."""
-    from gristmill.training.text import detect_text_columns
-
-    if wanted is None:
-        return detect_text_columns(frame, list(categories))
-    found = []
-    for name in wanted:
-        match = [c for c in features if c == name or c.endswith(f"__{name}")]
-        if len(match) != 1:
-            raise DataError(f"training.text_columns: {name!r} is "
-                            f"{'ambiguous' if match else 'not a feature'} (features: "
-                            f"{', '.join(features[:12])}{', ...' if len(features) > 12 else ''})")
-        found.append(match[0])
-    return found
-
-
-def _fit_encoders(cfg, text_columns: list[str], train_df, seed: int) -> dict:
-    """One fitted text encoder per text column (none when no trainer reads the encodings)."""
-    from gristmill.training.text import TextEncoder, resolve_encoder
-
-    readers = [t for t in cfg.trainers if t != "text_finetune"]
-    mode = cfg.text_encoder
-    if not text_columns or mode == "none" or (mode == "auto" and not readers):
-        return {}
-    kind = resolve_encoder(mode)
-    return {col: TextEncoder(col, kind, cfg.text_dims).fit(train_df[col], seed=seed) for col in text_columns}
-
-
 def _log_history(history: list[dict], prefix: str) -> None:
     """Per-epoch metrics of a neural trainer (``<prefix>train_loss`` ... at step = epoch)."""
     import mlflow
@@ -289,122 +171,6 @@ def _log_history(history: list[dict], prefix: str) -> None:
     for row in history:
         values = {f"{prefix}{k}": float(v) for k, v in row.items() if k not in ("epoch", "fold")}
         mlflow.log_metrics(values, step=int(row["epoch"]))
-
-
-def _weights(y, task: str, mode: str):
-    """Per-row weights making every class weigh the same in total ('balanced'), or None."""
-    import numpy as np
-
-    if mode != "balanced" or task == "regression":
-        return None
-    counts = np.bincount(y.astype(int))
-    return (len(y) / (len(counts) * counts))[y.astype(int)]
-
-
-@dataclass
-class Prepared:
-    """What a training and its helper processes rebuild alike from the training set (deterministic)."""
-
-    key: object
-    target: object
-    frame: object
-    left_out: object
-    features: object
-    identifiers: object
-    task: object
-    metric: object
-    classes: object
-    numeric: object
-    categories: object
-    text_columns: object
-    fit_task: object
-    strategy: object
-    train_df: object
-    holdout_df: object
-    encoders: object
-    template: object
-    X: object
-    X_holdout: object
-    y: object
-    y_holdout: object
-    weight: object
-    leaks: object
-    notices: object
-    folds: object
-    splits: object
-
-
-def prepare(ws: Workspace, spec: ProjectSpec, dataset_id: str, dataset_path: Path) -> Prepared:
-    """The rows, features, task, holdout, encoded matrices and folds of a training."""
-    import pandas as pd
-
-    from gristmill.training.search import default_folds, make_splits
-    from gristmill.training.trainers import Task
-
-    cfg = spec.training
-    key, target = spec.entity.key, spec.label.target
-    frame = pd.read_parquet(dataset_path)
-    left_out = _labels_left_out(dataset_path, frame, target)
-    frame = frame[~_pending(frame[target])].reset_index(drop=True)
-    if left_out["pending"]:
-        log.info("%d labels have no target yet (pending) and are left out of training", left_out["pending"])
-    features = [c for c in frame.columns if c not in (key, TIMESTAMP, target)]
-    if len(frame) < 20:
-        raise DataError(f"the training set {dataset_id!r} has {len(frame)} labelled rows; need at least 20")
-    if not features:
-        raise DataError("the training set has no feature columns: check `features:` in the spec")
-    frame, date_notices = _read_dates(frame, features)
-    types = _dataset_meta(dataset_path).get("feature_types")
-    whole = [c for c, t in types.items() if t == "Int64"] if types else None
-    identifiers = identifier_columns(frame, features, key, TIMESTAMP, cfg.keep_identifiers, whole)
-    features = [c for c in features if c not in {n.column for n in identifiers}]
-    for notice in identifiers:
-        log.info("%s", notice.line())
-    if not features:
-        raise DataError("every feature column is identifier-like: name the ones to train on in "
-                        "training.keep_identifiers")
-    task = detect_task(frame[target], cfg.task)
-    metric = get_metric(cfg.metric, task)
-    classes = class_order(frame[target]) if task != "regression" else []
-    numeric, categories = _schema(frame, features)
-    text_columns = _text_columns(frame, features, categories, cfg.text_columns)
-    categories = {c: v for c, v in categories.items() if c not in text_columns}
-    numeric = [c for c in numeric if c not in text_columns]
-    fit_task = Task(task, len(classes), seed=cfg.seed, epochs=cfg.epochs)
-
-    def encode_target(series):
-        if task == "regression":
-            return series.astype("float64").to_numpy()
-        lookup = {c: i for i, c in enumerate(classes)}
-        return series.map(lookup).to_numpy()
-
-    strategy = _strategy(cfg.cv, frame, key)
-    train_df, holdout_df = _split(frame, target, task, cfg.holdout_fraction, cfg.seed, strategy, key)
-    train_df = train_df.reset_index(drop=True)
-    date_parts, features, constant = _fit_dates(frame, train_df, features)
-    date_notices += constant
-    for notice in date_notices:
-        log.info("%s", notice.line())
-    with cache_at(ws.root / "cache" / "text"):
-        encoders = _fit_encoders(cfg, text_columns, train_df, cfg.seed)
-        template = TabularModel(spec.project, task, features, numeric, categories, classes, dataset_id,
-                                metric.name, text_columns=text_columns, encoders=encoders, dates=date_parts,
-                                dates_required=[c for c in date_parts if frame[c].notna().all()])
-        X = template.frame(train_df)
-        X_holdout = template.frame(holdout_df)
-    y = encode_target(train_df[target])
-    y_holdout = encode_target(holdout_df[target])
-    weight = _weights(y, task, cfg.class_weight)
-    leaks = likely_leaks(train_df, holdout_df, [c for c in features if c not in text_columns], numeric,
-                         y, y_holdout, task)
-    for notice in leaks:
-        log.info("%s", notice.line())  # shown by the CLI from the result: not twice
-    notices = [n.as_dict() for n in identifiers + date_notices + leaks]
-    folds = cfg.folds or default_folds()
-    splits = make_splits("stratified" if strategy == "shuffle" else strategy, task, y, train_df[key],
-                         train_df[TIMESTAMP], folds, cfg.seed)
-
-    return Prepared(key=key, target=target, frame=frame, left_out=left_out, features=features, identifiers=identifiers, task=task, metric=metric, classes=classes, numeric=numeric, categories=categories, text_columns=text_columns, fit_task=fit_task, strategy=strategy, train_df=train_df, holdout_df=holdout_df, encoders=encoders, template=template, X=X, X_holdout=X_holdout, y=y, y_holdout=y_holdout, weight=weight, leaks=leaks, notices=notices, folds=folds, splits=splits)
 
 
 def train(ws: Workspace, spec: ProjectSpec, dataset_id: str, dataset_path: Path,
@@ -544,7 +310,7 @@ def train(ws: Workspace, spec: ProjectSpec, dataset_id: str, dataset_path: Path,
                                      metric.name, cfg.seed)
         if cfg.refit != "train":  # every labelled row, or the fold models; they scored the holdout
             X_fit, y_fit = pd.concat([X, X_holdout], ignore_index=True), np.concatenate([y, y_holdout])
-            w_fit = _weights(y_fit, task, cfg.class_weight)
+            w_fit = sample_weights(y_fit, task, cfg.class_weight)
             holdout_scores = calibration.apply(calibrated, task, sum(weights[c.number] * c.holdout for c in chosen))
         else:
             X_fit, y_fit, w_fit = X, y, weight
@@ -595,19 +361,19 @@ def train(ws: Workspace, spec: ProjectSpec, dataset_id: str, dataset_path: Path,
                             "seconds_before_search": search_started - started,
                             "seconds_search": refit_started - search_started,
                             "seconds_refit": registered_started - refit_started})
-        ensemble = _ensemble_summary(chosen, weights, bags)
+        ensemble = reports.ensemble_summary(chosen, weights, bags)
         mlflow.log_params({"ensemble": " + ".join(f"{e['weight']:.2f} {e['trainer']}"
                                                   + (f" (bag of {e['bag']})" if e.get("bag") else "") for e in ensemble),
-                           "calibration": _calibration_label(calibrated)})
-        leaderboard = _leaderboard(study, weights, metric.name)
-        _log_reports(model, holdout_scores, y_holdout, leaderboard)
+                           "calibration": reports.calibration_label(calibrated)})
+        leaderboard = reports.leaderboard(study, weights, metric.name)
+        reports.log_reports(model, holdout_scores, y_holdout, leaderboard)
         from gristmill.training.publish import register_model
 
         progress_of("register", len(found), found[0].score, f"registering ({metric.name} {holdout:.4f})")
         version = register_model(spec.project, model, holdout_df[features], {"gristmill_job": job_id}
                                  if job_id else None)
-        rows = _holdout_rows(holdout_df, key, target)
-        champion = _champion_score(spec.project, model, metric, holdout_df, y_holdout, rows)
+        rows = reports.holdout_rows(holdout_df, key, target)
+        champion = reports.champion_score(spec.project, model, metric, holdout_df, y_holdout, rows)
         champion_score, note = champion.score, champion.note
         checked = quality_gate.check(cfg.gate, task, metric, y_holdout, holdout_scores,
                                      holdout_df.reset_index(drop=True), champion_score,
@@ -622,7 +388,7 @@ def train(ws: Workspace, spec: ProjectSpec, dataset_id: str, dataset_path: Path,
                                    holdout, champion_score, cfg.promotion_margin, note,
                                    flags=[n.line() for n in leaks], gate_failures=checked.failures)
         mlflow.set_tags({"alias": decision.alias, "promotion": decision.reason})
-        evaluation = _evaluation_report(ws, spec.project, version, task, metric, y_holdout, holdout_scores,
+        evaluation = reports.evaluation_report(ws, spec.project, version, task, metric, y_holdout, holdout_scores,
                                         holdout_df, cfg, checked, champion)
         mlflow.log_metric("seconds_register", time.monotonic() - registered_started)
         best = found[0]
@@ -669,154 +435,3 @@ def registered_for_job(ws: Workspace, project: str, job_id: str) -> TrainResult 
                        int(run.data.metrics.get("trials", 0)), {}, 0.0,
                        aliases[0] if aliases else run.data.tags.get("alias", ""),
                        {"reason": "already registered by this job", "job_id": job_id})
-
-
-def _ensemble_summary(chosen, weights: dict[int, float], bags: dict[int, list]) -> list[dict]:
-    """One entry per chosen trial: trainer, weight and, for a member kept as its fold models, how many."""
-    return [{"trainer": c.trainer, "weight": round(weights[c.number], 4),
-             **({"bag": len(bags[c.number])} if bags.get(c.number) else {})}
-            for c in sorted(chosen, key=lambda c: weights[c.number], reverse=True)]
-
-
-def _calibration_label(calibrated: dict | None) -> str:
-    if not calibrated:
-        return "none"
-    if calibrated["method"] == "temperature":
-        return f"temperature {calibrated['temperature']:.3f}"
-    return calibrated["method"]
-
-
-def _pending(series):
-    """Rows whose target is not known yet: missing, NaN, or blank text."""
-    blank = series.astype("string").str.strip().str.lower().isin(["", "nan"]).fillna(False)
-    return (series.isna() | blank).to_numpy(dtype=bool)
-
-
-def _dataset_meta(dataset_path: Path) -> dict:
-    """The training set's description written beside it (``.json``), or {}."""
-    import json
-
-    meta = Path(dataset_path).with_suffix(".json")
-    return json.loads(meta.read_text()) if meta.is_file() else {}
-
-
-def _labels_left_out(dataset_path: Path, frame, target: str) -> dict[str, int]:
-    """Label rows this training cannot use, by reason: those the training set's build left out (its
-    ``.json`` beside it) plus rows of the set itself whose target is pending."""
-    found = {"pending": 0, "no_key": 0, "no_timestamp": 0}
-    for reason, n in (_dataset_meta(dataset_path).get("labels_left_out") or {}).items():
-        found[reason] = found.get(reason, 0) + int(n)
-    found["pending"] += int(_pending(frame[target]).sum())
-    return found
-
-
-def _leaderboard(study, weights: dict[int, float], metric: str):
-    import pandas as pd
-
-    rows = []
-    for t in study.trials:
-        rows.append({"trial": t.number, "trainer": t.params.get("trainer"), "state": t.state.name.lower(),
-                     f"cv_{metric}": t.value, "seconds": t.user_attrs.get("seconds"),
-                     "rounds": t.user_attrs.get("rounds"), "ensemble_weight": weights.get(t.number, 0.0)})
-    board = pd.DataFrame(rows)
-    return board.sort_values(f"cv_{metric}", ascending=False, na_position="last") if len(board) else board
-
-
-def _log_reports(model: TabularModel, holdout_scores, y_holdout, leaderboard) -> None:
-    """Leaderboard (CSV + HTML) and holdout plots as MLflow artifacts of the training run."""
-    import tempfile
-
-    import mlflow
-
-    from gristmill.training.plots import holdout_figures
-
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        leaderboard.to_csv(folder / "leaderboard.csv", index=False)
-        (folder / "leaderboard.html").write_text(leaderboard.to_html(index=False, float_format="%.5f"))
-        mlflow.log_artifact(str(folder / "leaderboard.csv"))
-        mlflow.log_artifact(str(folder / "leaderboard.html"))
-    for name, figure in holdout_figures(model, holdout_scores, y_holdout).items():
-        mlflow.log_figure(figure, f"plots/{name}.png")
-
-
-def _evaluation_report(ws: Workspace, project: str, version: str, task: str, metric, y_holdout,
-                       holdout_scores, holdout_df, cfg, checked, champion) -> dict:
-    """Write the evaluation report and log it to the training run. It reads the training's results
-    and never changes them: a failure here is logged and reported as ``error``, the model stands."""
-    import mlflow
-
-    from gristmill.training import evaluation
-
-    started = time.monotonic()
-    try:
-        report = evaluation.evaluate(task, metric, y_holdout, holdout_scores, holdout_df.reset_index(drop=True),
-                                     cfg.gate, checked, champion.score, champion.predicted, champion.note,
-                                     champion.slices, seed=cfg.seed)
-        paths = evaluation.write(report, ws.reports(project) / "evaluation", f"v{version}",
-                                 f"{project} version {version}: evaluation on the holdout")
-        for path in paths.values():
-            mlflow.log_artifact(path, "evaluation")
-        mlflow.log_metric("seconds_evaluation", time.monotonic() - started)
-        return paths
-    except Exception as exc:  # the report is an account of the training, never a reason to fail it
-        log.warning("evaluation report of %s version %s not written: %s", project, version, exc)
-        return {"error": f"{type(exc).__name__}: {exc}"[:300]}
-
-
-def _holdout_rows(holdout_df, key: str, target: str) -> str:
-    """A fingerprint of the holdout: its entities, timestamps and labels."""
-    import hashlib
-
-    import pandas as pd
-
-    rows = holdout_df[[key, TIMESTAMP, target]].astype(str).sort_values([key, TIMESTAMP])
-    digest = hashlib.sha256(pd.util.hash_pandas_object(rows, index=False).to_numpy().tobytes())
-    return digest.hexdigest()[:32]
-
-
-@dataclass
-class ChampionOnHoldout:
-    """The current champion against a new holdout: its score (None: not comparable, ``note`` says
-    why), its predictions on the rows when it was rescored, its recorded slice scores otherwise."""
-
-    score: float | None = None
-    note: str = ""
-    predicted: object = None
-    slices: dict | None = None
-
-
-def _champion_score(project: str, model: TabularModel, metric, holdout_df, y_holdout, rows: str
-                    ) -> ChampionOnHoldout:
-    """The current champion's score on the new model's holdout.
-
-    A champion whose holdout was these same rows keeps its recorded holdout score (it was refitted
-    on them, so rescoring it would flatter it); one refitted on all rows of another training set is
-    rescored with a note that it may have seen some of these rows."""
-    import json
-
-    import mlflow
-    from mlflow import MlflowClient
-    from mlflow.exceptions import MlflowException
-
-    try:
-        tags = MlflowClient().get_model_version_by_alias(model_name(project), CHAMPION).tags
-        loaded = mlflow.pyfunc.load_model(f"models:/{model_name(project)}@{CHAMPION}")
-    except MlflowException:
-        return ChampionOnHoldout()  # no champion yet
-    champion = loaded.unwrap_python_model().model
-    if champion.task != model.task or [str(c) for c in champion.classes] != [str(c) for c in model.classes]:
-        return ChampionOnHoldout(None, f"the champion predicts a {champion.task} task with classes "
-                                 f"{champion.classes}, not comparable: promote by hand if intended")
-    recorded = tags.get(f"holdout_{metric.name}")
-    if tags.get("fingerprint_holdout") == rows and recorded is not None:
-        slices = json.loads(tags["gate_slices"]) if tags.get("gate_slices") else None
-        return ChampionOnHoldout(float(recorded), "the champion's recorded score on the same holdout rows",
-                                 slices=slices)
-    note = ("the champion was refitted on all rows of its training set, which may include some of this "
-            "holdout: the comparison can favour it") if tags.get("refit") == "all" else ""
-    try:
-        predicted = champion.scores(champion.frame(holdout_df))
-        return ChampionOnHoldout(metric.score(y_holdout, predicted), note, predicted)
-    except Exception as exc:  # an old model that cannot read today's features is not comparable
-        return ChampionOnHoldout(None, f"the champion could not be scored on the new holdout ({exc})")

@@ -8,7 +8,8 @@ import pytest
 
 from gristmill.features.tables import build_feature_tables
 from gristmill.spec import parse_spec
-from gristmill.training.train import _pending, train
+from gristmill.training.prepare import _pending
+from gristmill.training.train import train
 
 
 @pytest.mark.parametrize("values,pending", [
