@@ -158,7 +158,7 @@ class TrainingSpec(_Strict):
         "auto", description="Selection metric; 'auto': roc_auc (binary), log_loss (multiclass), rmse."
     )
     trainers: list[Literal["lightgbm", "xgboost", "catboost", "linear", "random_forest", "extra_trees",
-                           "ft_transformer", "text_finetune"]] = Field(
+                           "linear_spline", "knn", "mlp", "ft_transformer", "text_finetune"]] = Field(
         ["lightgbm", "xgboost", "catboost", "linear", "random_forest", "extra_trees"], min_length=1,
         description="Model families the search may use; each starts from its known-good defaults. "
         "ft_transformer and text_finetune need the 'transformer' extra.",

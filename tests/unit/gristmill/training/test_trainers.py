@@ -86,9 +86,9 @@ def test_the_ensemble_never_does_worse_than_its_best_member_on_the_rows_it_saw()
     assert len(weights) > 1  # independent errors: averaging helps
 
 
-@pytest.mark.parametrize("name", ["lightgbm", "xgboost", "catboost", "random_forest", "extra_trees"])
+@pytest.mark.parametrize("name", ["lightgbm", "xgboost", "catboost", "random_forest", "extra_trees", "mlp"])
 def test_a_stopped_fit_keeps_what_it_learnt(name):
-    """``Task.stop`` ends boosting (or forest growing) at once; the model still predicts."""
+    """``Task.stop`` ends boosting (or forest growing, or epochs) at once; the model still predicts."""
     trainer = trainers.get(name)
     X, y = _toy("binary")
     asked = []
