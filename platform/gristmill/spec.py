@@ -147,6 +147,15 @@ class GateSpec(_Strict):
                     or self.max_slice_regression is not None or self.max_calibration_error is not None)
 
 
+def default_trainers() -> list[str]:
+    """The families searched when the spec names none: every tabular family that runs here, the
+    small torch MLP only when torch is installed (the ``transformer`` extra; looked up, not imported)."""
+    from importlib.util import find_spec
+
+    names = ["lightgbm", "xgboost", "catboost", "linear", "random_forest", "extra_trees", "linear_spline", "knn"]
+    return names + (["mlp"] if find_spec("torch") is not None else [])
+
+
 class TrainingSpec(_Strict):
     """How models are searched and chosen."""
 
@@ -158,10 +167,12 @@ class TrainingSpec(_Strict):
         "auto", description="Selection metric; 'auto': roc_auc (binary), log_loss (multiclass), rmse."
     )
     trainers: list[Literal["lightgbm", "xgboost", "catboost", "linear", "random_forest", "extra_trees",
-                           "ft_transformer", "text_finetune"]] = Field(
-        ["lightgbm", "xgboost", "catboost", "linear", "random_forest", "extra_trees"], min_length=1,
+                           "linear_spline", "knn", "mlp", "ft_transformer", "text_finetune"]] = Field(
+        default_factory=lambda: default_trainers(), min_length=1,
         description="Model families the search may use; each starts from its known-good defaults. "
-        "ft_transformer and text_finetune need the 'transformer' extra.",
+        "Default: lightgbm, xgboost, catboost, linear, random_forest, extra_trees, linear_spline, knn, "
+        "and mlp when torch is installed. mlp needs torch, ft_transformer and text_finetune the "
+        "'transformer' extra.",
     )
     text_columns: list[Identifier] | None = Field(
         None, description="Free-text feature columns (names as in the table, e.g. 'review'); "

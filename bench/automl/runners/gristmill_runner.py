@@ -2,7 +2,7 @@
 
 The train split becomes a Gristmill training set (an entity key ``row_id``, one label per entity, a
 constant ``event_timestamp``) in a throw-away workspace; the spec asks for the benchmark's metric and
-``budget_seconds`` = the budget, everything else at the product's defaults (all six trainers,
+``budget_seconds`` = the budget, everything else at the product's defaults (every default trainer,
 folds by core count, a 20% internal holdout, greedy ensemble, the members refitted on every row).
 The time used is the whole ``train()`` call: search, ensemble, refit, holdout scoring, MLflow
 logging and registration. The test split is then scored by

@@ -143,7 +143,7 @@ def run_trials(ws: Workspace, ref: dict, report: Callable[[dict], None] | None =
         run_search(p.X, p.y, p.weight, p.fit_task, p.metric, cfg.trainers, p.splits, pace, study,
                    Path(ref["oof_dir"]), cfg.max_trials, False, on_trial,
                    p.X_holdout if cfg.refit != "train" else None, cfg.ensemble, trial_attrs=tags,
-                   refit_reserve=cfg.refit != "bag")
+                   keep_refit_time=cfg.refit != "bag")
     log.info("helper %s of study %s completed %d trial(s)", ref["helper"], ref["study_name"], len(mine))
     return len(mine)
 

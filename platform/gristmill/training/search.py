@@ -33,15 +33,19 @@ from gristmill.training.trainers import Task
 
 
 # Rough cost order of the families' default trials (fast first), so a short budget gets the most.
-COST = {"lightgbm": 0, "linear": 1, "xgboost": 2, "catboost": 3, "extra_trees": 4, "random_forest": 5,
-        "ft_transformer": 6, "text_finetune": 7}
+# LightGBM leads (the first trial always finishes, and it is the likeliest winner); knn and
+# linear_spline cost under 1.5 s a fold on ames and hpc_data (one thread, load 4), so they go
+# before the boosted trees; mlp (5-6 s there, stopped at its time share on large tables) after
+# the forests.
+COST = {"lightgbm": 0, "linear": 1, "knn": 2, "linear_spline": 3, "xgboost": 4, "catboost": 5, "extra_trees": 6,
+        "random_forest": 7, "mlp": 8, "ft_transformer": 9, "text_finetune": 10}
 #: The share of the search one trial may take at most: its fits stop at their part of it.
 TRIAL_SHARE = 0.4
 #: A refit on every labelled row costs about this many times one fold's fit: 1.56 times the rows
 #: (4 folds, a 20% holdout) and a quarter more rounds (measured on diamonds at 300 s: CatBoost 2.0).
 REFIT_FACTOR = 2.0
-#: The ensemble's members the refit reserve counts on (the best trials; greedy selection rarely
-#: keeps more distinct ones).
+#: The best trials the refit reserve counts on (greedy selection rarely keeps more distinct ones of
+#: one family); the best trial of every other family is counted too (:func:`refit_reserve`).
 REFIT_MEMBERS = 6
 #: Trials skipped in a row for lack of time after which the search ends.
 MAX_LATE = 5
@@ -127,7 +131,7 @@ def run_search(X, y, weight, task: Task, metric, names: list[str], splits: list[
                study, oof_dir: Path, max_trials: int, progress: bool,
                on_trial: Callable[[object, str, dict, float, float], None], X_holdout=None,
                ensemble: bool = True, trial_attrs: dict | None = None,
-               refit_reserve: bool = True) -> list[Candidate]:
+               keep_refit_time: bool = True) -> list[Candidate]:
     """Optimize ``study`` until the deadline ``pace`` sets or ``max_trials`` trials of the study
     completed (pruned ones do not count); return every finished trial, best first.
 
@@ -136,7 +140,7 @@ def run_search(X, y, weight, task: Task, metric, names: list[str], splits: list[
     ``trial_attrs`` are set as user attributes of every trial (the process and job running it).
     With ``X_holdout`` (the holdout is scored by the fold models) each finished trial's fold models
     are kept beside its predictions (:func:`save_folds`), so a member whose refit does not fit the
-    time left can be served as its bag of fold models; ``refit_reserve=False`` (``training.refit:
+    time left can be served as its bag of fold models; ``keep_refit_time=False`` (``training.refit:
     bag``) keeps no time for refits at all."""
     import numpy as np
     import optuna
@@ -155,17 +159,11 @@ def run_search(X, y, weight, task: Task, metric, names: list[str], splits: list[
                 if t.user_attrs.get("seconds") is not None]
 
     def search_end(done: list) -> float:
-        if not refit_reserve:  # members are served as their fold models: nothing to refit
+        """When the search must stop so the refit of the likely ensemble still fits the budget."""
+        if not keep_refit_time:  # members are served as their fold models: nothing to refit
             return pace.end - pace.after_search
-        """When the search must stop so the refit of the likely ensemble still fits the budget: its
-        members' refits (a fold's fit, scaled) laid out longest first on the parallel lanes."""
-        best = sorted(done, key=lambda t: t.value, reverse=study.direction.name == "MAXIMIZE")
-        members = best[:REFIT_MEMBERS] if ensemble else best[:1]
-        lanes = [0.0] * pace.workers
-        for fit in sorted((REFIT_FACTOR * t.user_attrs["seconds"] * pace.workers / k for t in members),
-                          reverse=True):
-            lanes[lanes.index(min(lanes))] += fit
-        return pace.end - pace.after_search - max(lanes)
+        return pace.end - pace.after_search - refit_reserve(
+            done, study.direction.name == "MAXIMIZE", ensemble, pace.workers, k)
 
     late: list[int] = []  # trials just skipped for lack of time
 
@@ -253,6 +251,27 @@ def run_search(X, y, weight, task: Task, metric, names: list[str], splits: list[
         study.optimize(objective, timeout=max(1.0, pace.end - pace.after_search - time.monotonic()),
                        catch=(), callbacks=[enough], show_progress_bar=progress and sys.stderr.isatty())
     return candidates(study, oof_dir, with_holdout=X_holdout is not None)
+
+
+def refit_reserve(done: list, maximize: bool, ensemble: bool, workers: int, k: int) -> float:
+    """Seconds the refit of the likely ensemble takes: its members' refits (a fold's fit, scaled)
+    laid out longest first on the ``workers`` parallel lanes. The members counted are those the
+    ensemble chooses among (:func:`gristmill.training.ensemble.pool_of`): the best
+    :data:`REFIT_MEMBERS` trials and the best trial of every other family, since greedy selection
+    readily adds a different family's member (a catboost or mlp behind a run of cheap
+    linear_spline trials); counting only the best trials, wa_churn at 60 s overran to 70 s."""
+    best = sorted(done, key=lambda t: t.value, reverse=maximize)
+    members = best[:REFIT_MEMBERS] if ensemble else best[:1]
+    if ensemble:
+        families = {t.params.get("trainer") for t in members}
+        for t in best[REFIT_MEMBERS:]:
+            if t.params.get("trainer") not in families:
+                members.append(t)
+                families.add(t.params.get("trainer"))
+    lanes = [0.0] * workers
+    for fit in sorted((REFIT_FACTOR * t.user_attrs["seconds"] * workers / k for t in members), reverse=True):
+        lanes[lanes.index(min(lanes))] += fit
+    return max(lanes)
 
 
 def enqueue_defaults(study, names: list[str]) -> None:

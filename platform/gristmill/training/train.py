@@ -285,7 +285,7 @@ def train(ws: Workspace, spec: ProjectSpec, dataset_id: str, dataset_path: Path,
             mlflow.log_param("workers", n_workers)
         found = run_search(X, y, weight, fit_task, metric, cfg.trainers, splits, pace, study, oof_dir,
                            cfg.max_trials, progress, on_trial, X_holdout if cfg.refit != "train" else None,
-                           cfg.ensemble, trial_attrs=tags, refit_reserve=cfg.refit != "bag")
+                           cfg.ensemble, trial_attrs=tags, keep_refit_time=cfg.refit != "bag")
         if n_workers > 1:
             from gristmill.training.search import candidates
 

@@ -78,3 +78,22 @@ def test_a_registered_spec_reads_back_including_reused_tables():
     with pytest.raises(SpecError, match="takes only `table` and `project`"):
         parse_spec({**yaml.safe_load(dump_spec(spec)),
                     "features": [{"table": "profiles", "project": "one", "windows": [3]}]}, "two.yaml")
+
+
+def test_the_default_trainers_are_every_tabular_family_and_the_mlp_where_torch_is(monkeypatch):
+    import sys
+
+    from gristmill.training import trainers
+
+    data = _demo()
+    data["training"].pop("trainers", None)
+    names = parse_spec(data, "churn.yaml").training.trainers
+    assert {"linear_spline", "knn", "mlp"} <= set(names) and set(names) <= set(trainers.names())
+    assert "ft_transformer" not in names and "text_finetune" not in names  # chosen by name only
+    monkeypatch.setitem(sys.modules, "torch", None)  # as if not installed
+    assert "mlp" not in parse_spec(data, "churn.yaml").training.trainers  # no torch: no mlp by default
+    data["training"]["trainers"] = ["knn", "mlp"]
+    assert parse_spec(data, "churn.yaml").training.trainers == ["knn", "mlp"]
+    data["training"]["trainers"] = ["knn", "kmeans"]
+    with pytest.raises(SpecError, match=r"training.trainers.1"):
+        parse_spec(data, "churn.yaml")

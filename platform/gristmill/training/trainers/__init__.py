@@ -2,8 +2,8 @@
 
 ``get("xgboost")`` returns the trainer; an unknown name lists the known ones; registering a name
 twice is refused. Each trainer's library is imported only when it trains or predicts; the neural
-trainers (``ft_transformer``, ``text_finetune``) need the ``transformer`` extra and say how to
-install it when it is missing.
+trainers (``mlp``, ``ft_transformer``, ``text_finetune``) need the ``transformer`` extra (``mlp``
+only its torch) and say how to install it when it is missing.
 """
 
 from __future__ import annotations
@@ -34,13 +34,17 @@ def names() -> list[str]:
 def _register_builtin() -> None:
     from gristmill.training.trainers.catboost import CatBoostTrainer
     from gristmill.training.trainers.ft_transformer import FTTransformerTrainer
+    from gristmill.training.trainers.knn import KNNTrainer
     from gristmill.training.trainers.lightgbm import LightGBMTrainer
-    from gristmill.training.trainers.sklearn import ExtraTreesTrainer, LinearTrainer, RandomForestTrainer
+    from gristmill.training.trainers.mlp import MLPTrainer
+    from gristmill.training.trainers.sklearn import (ExtraTreesTrainer, LinearSplineTrainer, LinearTrainer,
+                                                     RandomForestTrainer)
     from gristmill.training.trainers.text_finetune import TextFinetuneTrainer
     from gristmill.training.trainers.xgboost import XGBoostTrainer
 
     for trainer in (LightGBMTrainer(), XGBoostTrainer(), CatBoostTrainer(), LinearTrainer(),
-                    RandomForestTrainer(), ExtraTreesTrainer(), FTTransformerTrainer(), TextFinetuneTrainer()):
+                    RandomForestTrainer(), ExtraTreesTrainer(), LinearSplineTrainer(), KNNTrainer(), MLPTrainer(),
+                    FTTransformerTrainer(), TextFinetuneTrainer()):
         register(trainer)
 
 

@@ -1,5 +1,7 @@
 """What the PyTorch trainers share: input preparation, the loss of each task, an epoch loop with
-early stopping and per-epoch history, seeds and threads. torch is imported inside the functions.
+early stopping and per-epoch history, seeds and threads, and :class:`TorchTabularTrainer`, the fit,
+prediction and saving of the tabular networks (``ft_transformer``, ``mlp``). torch is imported inside
+the functions.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from gristmill.training.text import require, set_torch_threads
-from gristmill.training.trainers.base import Task, categorical_columns
+from gristmill.training.trainers.base import Fitted, Task, Trainer, categorical_columns
 
 PATIENCE = 8  # epochs without a better validation loss before stopping
 MAX_EPOCHS = 200
@@ -109,7 +111,7 @@ def scores_of(torch, task: Task, logits, scale: tuple[float, float]):
     if task.kind == "binary":
         return torch.sigmoid(logits.squeeze(-1)).numpy().astype("float64")
     if task.kind == "multiclass":
-        return torch.softmax(logits, dim=-1).numpy().astype("float64")
+        return torch.softmax(logits.double(), dim=-1).numpy()  # in float64: rows sum to 1
     return logits.squeeze(-1).numpy().astype("float64") * scale[1] + scale[0]
 
 
@@ -166,3 +168,112 @@ def fit_epochs(torch, model, optimizer, task: Task, batches: Callable, n_train: 
         model.load_state_dict(best_state)
     model.eval()
     return best_epoch, history
+
+
+class TorchTabularTrainer(Trainer):
+    """A PyTorch network over :class:`TabularPrep`'s numbers and category codes: the fit, early
+    stopping, prediction and saving that ``ft_transformer`` and ``mlp`` share.
+
+    Subclasses set ``name``, ``defaults``, ``space`` and ``requires`` (modules besides torch) and
+    build the network in :meth:`network`; it is called as ``net(numbers, codes)``, either of them
+    None when the table has no such columns. AdamW, early stopping on the validation loss (the best
+    epoch's weights are kept, its number is ``rounds`` for the refit), fixed seeds, ``task.threads``
+    torch threads, a check of ``task.stop`` after every epoch."""
+
+    early_stopping = True
+    requires: tuple[str, ...] = ()
+    batch_size = 128
+
+    @property
+    def what(self) -> str:
+        return f"the {self.name} trainer"
+
+    def network(self, params: dict, task: Task, prep: TabularPrep):
+        raise NotImplementedError
+
+    def parameter_groups(self, net, params: dict):
+        """What AdamW optimises (all parameters, decayed alike, unless the family says otherwise)."""
+        return net.parameters()
+
+    def batch_size_for(self, rows: int) -> int:
+        return self.batch_size
+
+    def fit(self, params, task, X, y, weight=None, X_valid=None, y_valid=None, rounds=None):
+        import numpy as np
+
+        torch = torch_for(self.what, task.threads, task.seed)
+        for module in self.requires:
+            require(module, self.what)
+        if X_valid is None and rounds is None:  # no epoch count known: stop early on 10% of the rows
+            cut = max(1, len(X) // 10)
+            order = np.random.default_rng(task.seed).permutation(len(X))
+            X_valid, y_valid = X.iloc[order[:cut]], np.asarray(y)[order[:cut]]
+            X, y = X.iloc[order[cut:]], np.asarray(y)[order[cut:]]
+            weight = None if weight is None else np.asarray(weight)[order[cut:]]
+        prep = TabularPrep().fit(X, task.seed)
+        scale = target_scale(task, y)
+        net = self.network(params, task, prep)
+        optimizer = torch.optim.AdamW(self.parameter_groups(net, params), lr=float(params["lr"]),
+                                      weight_decay=float(params["weight_decay"]))
+
+        def tensors(frame, target):
+            num = torch.from_numpy(prep.numbers(frame)) if prep.n_numbers else None
+            cat = torch.from_numpy(prep.codes(frame)) if prep.categories else None
+            t = torch.from_numpy((np.asarray(target, dtype="float64") - scale[0]) / scale[1]).float()
+            return num, cat, t
+
+        num, cat, target = tensors(X, y)
+        w = None if weight is None else torch.from_numpy(np.asarray(weight, dtype="float32"))
+
+        def batch_loss(index):
+            logits = net(num[index] if num is not None else None, cat[index] if cat is not None else None)
+            return loss_of(torch, task, logits, target[index], None if w is None else w[index])
+
+        valid_loss = None
+        if X_valid is not None and rounds is None:
+            v_num, v_cat, v_target = tensors(X_valid, y_valid)
+
+            def valid_loss():
+                return loss_of(torch, task, net(v_num, v_cat), v_target)
+
+        epochs = rounds or task.epochs or MAX_EPOCHS
+        best, history = fit_epochs(torch, net, optimizer, task, batch_loss, len(X), valid_loss, epochs,
+                                   self.batch_size_for(len(X)), task.seed)
+        state = {"params": dict(params), "prep": prep, "scale": scale, "kind": task.kind,
+                 "n_classes": task.n_classes}
+        return Fitted(net, best, {"state": state, "history": history})
+
+    def predict(self, fitted, task, X):
+        import numpy as np
+
+        torch = torch_for(self.what, task.threads)
+        state = fitted.extra["state"]
+        prep = state["prep"]
+        net = fitted.native
+        net.eval()
+        out = []
+        with torch.no_grad():
+            for start in range(0, len(X), 2048):
+                part = X.iloc[start:start + 2048]
+                num = torch.from_numpy(prep.numbers(part)) if prep.n_numbers else None
+                cat = torch.from_numpy(prep.codes(part)) if prep.categories else None
+                out.append(net(num, cat))
+        if not out:
+            return np.zeros((0, task.n_classes) if task.kind == "multiclass" else (0,))
+        return scores_of(torch, task, torch.cat(out), state["scale"])
+
+    def save(self, fitted, folder):
+        torch = require("torch", self.what)
+        torch.save({"state": fitted.extra["state"], "weights": fitted.native.state_dict(),
+                    "rounds": fitted.rounds}, folder / f"{self.name}.pt")
+        return f"{self.name}.pt"
+
+    def load(self, path):
+        torch = require("torch", self.what)
+        saved = torch.load(path, weights_only=False)
+        state = saved["state"]
+        task = Task(state["kind"], state["n_classes"])
+        net = self.network(state["params"], task, state["prep"])
+        net.load_state_dict(saved["weights"])
+        net.eval()
+        return Fitted(net, saved["rounds"], {"state": state})

@@ -91,9 +91,26 @@ def test_the_ensemble_never_does_worse_than_its_best_member_on_the_rows_it_saw()
     assert len(weights) > 1  # independent errors: averaging helps
 
 
-@pytest.mark.parametrize("name", ["lightgbm", "xgboost", "catboost", "random_forest", "extra_trees"])
+def test_the_ensemble_may_choose_a_family_the_search_ranked_below_many_copies_of_another():
+    from gristmill.training.ensemble import POOL, greedy_weights, pool_of
+    from gristmill.training.search import Candidate
+    from gristmill.training.task import get_metric
+
+    rng = np.random.default_rng(5)
+    y = rng.integers(0, 2, 600)
+    shared = rng.normal(scale=0.7, size=600)  # one family's trials: the same errors, nearly
+    copies = [Candidate(i, "linear_spline", {}, 0.0, None, 0.0,
+                        np.clip(y + shared + rng.normal(scale=0.05, size=600), 0, 1)) for i in range(POOL + 3)]
+    other = Candidate(99, "knn", {}, 0.0, None, 0.0, np.clip(y + rng.normal(scale=0.75, size=600), 0, 1))
+    found = copies + [other]  # best first: the other family ranks last
+    assert [c.number for c in pool_of(found)] == list(range(POOL)) + [99]
+    weights = greedy_weights(found, y, get_metric("roc_auc", "binary"))
+    assert 99 in weights  # independent errors: the other family joins
+
+
+@pytest.mark.parametrize("name", ["lightgbm", "xgboost", "catboost", "random_forest", "extra_trees", "mlp"])
 def test_a_stopped_fit_keeps_what_it_learnt(name):
-    """``Task.stop`` ends boosting (or forest growing) at once; the model still predicts."""
+    """``Task.stop`` ends boosting (or forest growing, or epochs) at once; the model still predicts."""
     trainer = trainers.get(name)
     X, y = _toy("binary")
     asked = []
