@@ -194,7 +194,7 @@ class GristmillRedisOnlineStore(RedisOnlineStore):
         from feast.infra.online_stores.helpers import _mmh3
         from feast.infra.online_stores.redis import RedisType, _versioned_fv_name
 
-        from gristmill.features.online_codec import _binary, _varints, value_bytes
+        from gristmill.features.online_codec import _binary, _varints, entity_keys, value_bytes
 
         store = config.online_store
         if store.redis_type != RedisType.redis or store.key_ttl_seconds:
@@ -222,7 +222,7 @@ class GristmillRedisOnlineStore(RedisOnlineStore):
         ts_name = fixed(f"_ts:{fv}".encode())
         client = self._get_client(store)
         written = 0
-        from gristmill.features.online_codec import entity_keys
+        frame = frame.combine_chunks()
 
         conn = client.connection_pool.get_connection()
         try:
@@ -243,9 +243,11 @@ class GristmillRedisOnlineStore(RedisOnlineStore):
                                                     _binary(nrows, np.where(nanos != 0, nlen, 0)), lit(b""))
                 pieces += [lit(ts_name), *bulk(n, stamp)]
                 command = pc.binary_join_element_wise(*pieces, lit(b""))
+                if isinstance(command, pa.ChunkedArray):
+                    command = command.combine_chunks()
                 offsets = np.frombuffer(command.buffers()[1], dtype=np.int64)[command.offset:command.offset + n + 1]
                 data = memoryview(command.buffers()[2])[int(offsets[0]):int(offsets[-1])]
-                conn.send_packed_command(data, check_health=False)
+                conn.send_packed_command([data], check_health=False)
                 for _ in range(n):
                     conn.read_response()  # raises redis.ResponseError on a refused command
                 written += n
