@@ -10,6 +10,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -220,12 +221,16 @@ def test_feast_cli_apply_and_serve_work_on_gristmills_store(tmp_path):
     store = _repo(tmp_path, "bulk", f"  type: {SQLITE_STORE_TYPE}\n  path: " + str(tmp_path / "bulk.db"), frame)
     _bulk_write(store, frame)
     repo = Path(store.repo_path)
-    (repo / "defs.py").write_text(
-        "from datetime import timedelta\nfrom feast import Entity, FeatureView, Field, FileSource, ValueType\n"
-        "from feast.types import Float64\n"
+    types = ", ".join(f"Field(name={c!r}, dtype={t})" for c, t in TYPES.items())
+    (repo / "defs.py").write_text(  # the same objects as a repo's definitions file
+        "from datetime import timedelta\n"
+        "from feast import Entity, FeatureService, FeatureView, Field, FileSource, ValueType\n"
+        "from feast.types import Bool, Float64, Int64, String, UnixTimestamp\n"
         f"c = Entity(name='c', join_keys=['{KEY}'], value_type=ValueType.STRING)\n"
-        "w = FeatureView(name='w', entities=[c], ttl=timedelta(0), schema=[Field(name='f_dbl', dtype=Float64)],\n"
-        f"    source=FileSource(name='w_src', path={str(tmp_path / 'bulk.parquet')!r}, timestamp_field='{TS}'))\n")
+        f"v = FeatureView(name='v', entities=[c], ttl=timedelta(0), online=True, schema=[{types}],\n"
+        f"    source=FileSource(name='v_src', path={str(tmp_path / 'bulk.parquet')!r}, timestamp_field='{TS}',\n"
+        f"                      created_timestamp_column='{CREATED}'))\n"
+        "svc = FeatureService(name='svc', features=[v])\n")
     feast = shutil.which("feast", path=str(Path(sys.executable).parent))
     env = {**os.environ, "FEAST_USAGE": "False"}
     applied = subprocess.run([feast, "apply"], cwd=repo, capture_output=True, text=True, env=env, timeout=120)
@@ -241,7 +246,9 @@ def test_feast_cli_apply_and_serve_work_on_gristmills_store(tmp_path):
                 req = urllib.request.Request(f"http://127.0.0.1:{port}/get-online-features", data=body,
                                              headers={"Content-Type": "application/json"})
                 answer = json.loads(urllib.request.urlopen(req, timeout=5).read())
-            except OSError:
+            except urllib.error.HTTPError:
+                raise
+            except OSError:  # not listening yet
                 time.sleep(0.5)
         assert answer is not None, (server.stderr.read() if server.poll() is not None else b"")[-2000:]
         names = answer["metadata"]["feature_names"]
