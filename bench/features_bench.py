@@ -1,7 +1,7 @@
 """Feature-store figures (Feast 0.67) beside the peers, on the same files in the same run.
 
-    .venv/bin/python bench/features_bench.py [--scale 1.0] [--parts train,materialize,online]
-        [--materialize-entities N] [--stores sqlite,redis] [--calls 500] [--dir /tmp/gristmill-fbench] [--json]
+    .venv/bin/python bench/features_bench.py [--scale 1.0] [--parts train,materialize,online,gristmill]
+        [--materialize-entities N] [--gristmill-entities N] [--stores sqlite,redis] [--calls 500] [--dir /tmp/gristmill-fbench] [--json]
 
 It writes deterministic Parquet (numpy, seeded; timestamps in microseconds) and temporary Feast repos
 under ``--dir`` built like Gristmill's (string entity key, ``<view>__<feature>`` names, TTL 0 = no
@@ -15,9 +15,15 @@ that process's RSS after its imports, before the measured step. Figures only: no
    ``ASOF LEFT JOIN`` of the same files (latest row with event_timestamp <= as-of, no TTL); both
    include reading the labels Parquet. The results are compared on the rows of every 50th entity.
 2. materialize: ``--scale`` x 1M entities x 50 features (one row per entity per view), first run
-   ``materialize(start, end)``, into SQLite and Redis (db 12, flushed before and after), unbatched
+   ``materialize(start, end)``, into SQLite and Redis (db 13, flushed before and after), unbatched
    and with ``materialization: {online_write_batch_size: 50000}`` (bounded memory).
-   ``--materialize-entities`` caps the size when the full one does not fit the time at hand.
+   ``--materialize-entities`` caps the size when the full one does not fit the time at hand (Feast
+   at 1M takes about 30 minutes a store).
+2b. gristmill: Gristmill's own materialize (``features.store._materialize_view``: latest rows by
+   DuckDB, the digest state, the bulk writer of ``gristmill.features.online_store``) of the same
+   views at ``--gristmill-entities`` (default the full size) into its SQLite and Redis stores, then a
+   rerun with nothing changed, a check of every 997th entity's 50 values against the Parquet, and
+   lookups as in 3 on those stores.
 3. online: p50/p99 of ``get_online_features(service).to_dict()`` for 1 and 100 entities (50 features),
    ``--calls`` calls each after 50 warm-up calls, on the stores the bounded materialize filled.
 """
