@@ -87,8 +87,20 @@ def _sorted_by_key(frame, join_key: str):
     return frame.take(pc.sort_indices(frame, [("__ek", "ascending")]))
 
 
+def _encodable(table) -> bool:
+    from gristmill.features.online_codec import KINDS
+
+    return all(str(f.dtype) in KINDS for f in table.features)
+
+
 class GristmillSqliteOnlineStore(SqliteOnlineStore):
     """Feast's SQLite online store with a bulk writer and a one-query read of all views."""
+
+    def bulk_ready(self, config, table) -> bool:
+        """Whether :meth:`write_latest` can write ``table`` (else Feast's own writer must)."""
+        store = config.online_store
+        return (_encodable(table) and not getattr(store, "enable_openai_compatible_store", False)
+                and not store.vector_enabled)
 
     def write_latest(self, config, table, frame, join_key: str, created: str | None = None) -> int:
         """Upsert every row of the Arrow table ``frame`` (one row per entity: ``join_key``, the
@@ -98,10 +110,10 @@ class GristmillSqliteOnlineStore(SqliteOnlineStore):
         from gristmill.features.online_codec import value_bytes, value_texts
         from feast.infra.online_stores.sqlite import _quote_id, _table_id
 
-        store = config.online_store
-        if getattr(store, "enable_openai_compatible_store", False) or store.vector_enabled:
-            raise ValueError("the bulk writer writes Feast's plain SQLite layout: turn off "
-                             "vector_enabled and enable_openai_compatible_store in feature_store.yaml")
+        if not self.bulk_ready(config, table):
+            raise ValueError("the bulk writer writes Feast's plain SQLite layout of Int64, Float64, String, "
+                             "Bool and UnixTimestamp features: turn off vector_enabled and "
+                             "enable_openai_compatible_store, or use Feast's writer")
         conn = self._get_conn(config)
         name = _table_id(config.project, table, config.registry.enable_online_feature_view_versioning)
         features = sorted(table.features, key=lambda f: f.name)  # the primary key's order
@@ -184,6 +196,13 @@ class GristmillSqliteOnlineStore(SqliteOnlineStore):
 class GristmillRedisOnlineStore(RedisOnlineStore):
     """Feast's Redis online store with a bulk writer (reads: Feast's, one pipeline for all views)."""
 
+    def bulk_ready(self, config, table) -> bool:
+        """Whether :meth:`write_latest` can write ``table`` (else Feast's own writer must)."""
+        from feast.infra.online_stores.redis import RedisType
+
+        store = config.online_store
+        return _encodable(table) and store.redis_type == RedisType.redis and not store.key_ttl_seconds
+
     def write_latest(self, config, table, frame, join_key: str, created: str | None = None) -> int:
         """``HSET`` every row of the Arrow table ``frame`` (one row per entity) into the entity's
         hash, as Feast lays it out; returns the entities written. ``created`` is not stored."""
@@ -192,14 +211,14 @@ class GristmillRedisOnlineStore(RedisOnlineStore):
         import pyarrow.compute as pc
 
         from feast.infra.online_stores.helpers import _mmh3
-        from feast.infra.online_stores.redis import RedisType, _versioned_fv_name
+        from feast.infra.online_stores.redis import _versioned_fv_name
 
         from gristmill.features.online_codec import _binary, _varints, entity_keys, value_bytes
 
         store = config.online_store
-        if store.redis_type != RedisType.redis or store.key_ttl_seconds:
-            raise ValueError("the bulk writer writes one Redis server without key expiry: remove "
-                             "redis_type / key_ttl_seconds from feature_store.yaml")
+        if not self.bulk_ready(config, table):
+            raise ValueError("the bulk writer writes Int64, Float64, String, Bool and UnixTimestamp "
+                             "features to one Redis server without key expiry: use Feast's writer")
         fv = _versioned_fv_name(table, config)
         features = list(table.features)
         kinds = [feast_kind(f.dtype) for f in features]

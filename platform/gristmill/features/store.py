@@ -275,9 +275,8 @@ def _materialize_view(store, view: str, table, key: str, end: datetime, state_pa
             missing = set(unchanged) - _held_online(store, view, key, unchanged)
     mask = ~same | ids.isin(missing).to_numpy()
     todo = latest.filter(pa.array(mask)).drop_columns(["__digest"])
-    online = store._get_provider().online_store
-    if todo.num_rows and _bulk(online):
-        fv = store.get_feature_view(view)
+    online, fv = store._get_provider().online_store, store.get_feature_view(view)
+    if todo.num_rows and _bulk(online) and online.bulk_ready(store.config, fv):
         online.write_latest(store.config, fv, todo, key, CREATED if table.created else None)
     elif todo.num_rows > FULL_SHARE * latest.num_rows:
         store.materialize(start_date=datetime(1970, 1, 1, tzinfo=timezone.utc), end_date=end,

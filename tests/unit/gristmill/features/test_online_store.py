@@ -258,3 +258,27 @@ def test_feast_cli_apply_and_serve_work_on_gristmills_store(tmp_path):
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_views_or_settings_the_bulk_writer_lacks_are_left_to_feasts_writer(tmp_path):
+    """A Float32 feature (hand-written view) or Redis key expiry: bulk_ready says no, and
+    write_latest refuses in one message instead of writing something else."""
+    from feast import Entity, FeatureView, Field, FileSource, ValueType
+    from feast.types import Float32
+
+    frame = _rows(20, seed=6)
+    store = _repo(tmp_path, "bulk", f"  type: {SQLITE_STORE_TYPE}\n  path: " + str(tmp_path / "bulk.db"), frame)
+    online, fv = store._get_provider().online_store, store.get_feature_view("v")
+    assert online.bulk_ready(store.config, fv)
+    odd = FeatureView(name="odd", entities=[Entity(name="c", join_keys=[KEY], value_type=ValueType.STRING)],
+                      schema=[Field(name="x", dtype=Float32)],
+                      source=FileSource(name="odd_src", path=str(tmp_path / "bulk.parquet"), timestamp_field=TS))
+    assert not online.bulk_ready(store.config, odd)
+    with pytest.raises(ValueError, match="use Feast's writer"):
+        online.write_latest(store.config, odd, _latest(frame), KEY)
+
+    from gristmill.features.online_store import GristmillRedisOnlineStore, GristmillRedisOnlineStoreConfig
+
+    expiring = GristmillRedisOnlineStoreConfig(connection_string=f"127.0.0.1:6379,db={REDIS_DB}", key_ttl_seconds=60)
+    redis_cfg = type("RepoConfig", (), {"online_store": expiring})()  # bulk_ready reads only this
+    assert not GristmillRedisOnlineStore().bulk_ready(redis_cfg, fv)
