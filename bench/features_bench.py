@@ -15,7 +15,7 @@ that process's RSS after its imports, before the measured step. Figures only: no
    ``ASOF LEFT JOIN`` of the same files (latest row with event_timestamp <= as-of, no TTL); both
    include reading the labels Parquet. The results are compared on the rows of every 50th entity.
 2. materialize: ``--scale`` x 1M entities x 50 features (one row per entity per view), first run
-   ``materialize(start, end)``, into SQLite and Redis (db 13, flushed before and after), unbatched
+   ``materialize(start, end)``, into SQLite and Redis (db 12, flushed before and after), unbatched
    and with ``materialization: {online_write_batch_size: 50000}`` (bounded memory).
    ``--materialize-entities`` caps the size when the full one does not fit the time at hand (Feast
    at 1M takes about 30 minutes a store).
@@ -45,7 +45,7 @@ VIEWS, FEATURES = 5, 10
 START_US = 1672531200 * 10**6  # 2023-01-01 UTC
 YEAR_US = 365 * 86400 * 10**6
 BATCH = 50000
-REDIS = ("127.0.0.1", 6379, 13)  # a db of its own: flushed before and after each store
+REDIS = ("127.0.0.1", 6379, 12)  # a db of its own (13: team-mode tests): flushed before and after each store
 SAMPLE_EVERY = 50  # compare the rows of entities whose number % 50 == 0
 
 

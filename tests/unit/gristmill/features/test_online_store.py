@@ -1,6 +1,6 @@
 """Gristmill's bulk online stores write what Feast's own writers write, byte for byte, and Feast's
 reads (``get_online_features``, ``feast serve``) answer the same from them. Real Feast, real SQLite,
-real Redis at 127.0.0.1:6379 db 13 (skipped when no Redis answers there)."""
+real Redis at 127.0.0.1:6379 db 14 (skipped when no Redis answers there)."""
 
 import json
 import os
@@ -22,7 +22,7 @@ import pytest
 
 from gristmill.features.naming import REDIS_STORE_TYPE, SQLITE_STORE_TYPE
 
-REDIS_DB = 13
+REDIS_DB = 14  # a db no other test or bench uses (13: team mode, 12: features_bench); flushed
 KEY, TS, CREATED = "cid", "event_timestamp", "created_timestamp"
 TYPES = {"f_int": "Int64", "f_dbl": "Float64", "f_str": "String", "f_bool": "Bool", "f_ts": "UnixTimestamp"}
 END = datetime(2025, 1, 1, tzinfo=timezone.utc)
