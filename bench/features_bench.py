@@ -1,7 +1,7 @@
 """Feature-store figures (Feast 0.67) beside the peers, on the same files in the same run.
 
-    .venv/bin/python bench/features_bench.py [--scale 1.0] [--parts train,materialize,online]
-        [--materialize-entities N] [--stores sqlite,redis] [--calls 500] [--dir /tmp/gristmill-fbench] [--json]
+    .venv/bin/python bench/features_bench.py [--scale 1.0] [--parts train,materialize,online,gristmill]
+        [--materialize-entities N] [--gristmill-entities N] [--stores sqlite,redis] [--calls 500] [--dir /tmp/gristmill-fbench] [--json]
 
 It writes deterministic Parquet (numpy, seeded; timestamps in microseconds) and temporary Feast repos
 under ``--dir`` built like Gristmill's (string entity key, ``<view>__<feature>`` names, TTL 0 = no
@@ -17,7 +17,13 @@ that process's RSS after its imports, before the measured step. Figures only: no
 2. materialize: ``--scale`` x 1M entities x 50 features (one row per entity per view), first run
    ``materialize(start, end)``, into SQLite and Redis (db 12, flushed before and after), unbatched
    and with ``materialization: {online_write_batch_size: 50000}`` (bounded memory).
-   ``--materialize-entities`` caps the size when the full one does not fit the time at hand.
+   ``--materialize-entities`` caps the size when the full one does not fit the time at hand (Feast
+   at 1M takes about 30 minutes a store).
+2b. gristmill: Gristmill's own materialize (``features.store._materialize_view``: latest rows by
+   DuckDB, the digest state, the bulk writer of ``gristmill.features.online_store``) of the same
+   views at ``--gristmill-entities`` (default the full size) into its SQLite and Redis stores, then a
+   rerun with nothing changed, a check of every 997th entity's 50 values against the Parquet, and
+   lookups as in 3 on those stores.
 3. online: p50/p99 of ``get_online_features(service).to_dict()`` for 1 and 100 entities (50 features),
    ``--calls`` calls each after 50 warm-up calls, on the stores the bounded materialize filled.
 """
@@ -39,7 +45,7 @@ VIEWS, FEATURES = 5, 10
 START_US = 1672531200 * 10**6  # 2023-01-01 UTC
 YEAR_US = 365 * 86400 * 10**6
 BATCH = 50000
-REDIS = ("127.0.0.1", 6379, 12)
+REDIS = ("127.0.0.1", 6379, 12)  # a db of its own (13: team-mode tests): flushed before and after each store
 SAMPLE_EVERY = 50  # compare the rows of entities whose number % 50 == 0
 
 
@@ -92,11 +98,16 @@ def make_labels(path: Path, rows: int, entities: int, seed: int) -> str:
 
 
 # ---------------------------------------------------------------- Feast repos
-def store_yaml(repo: Path, online: str, batch: int | None) -> str:
+GM_TYPES = {"sqlite": "gristmill.features.online_store.GristmillSqliteOnlineStore",
+            "redis": "gristmill.features.online_store.GristmillRedisOnlineStore"}
+
+
+def store_yaml(repo: Path, online: str, batch: int | None, gristmill: bool = False) -> str:
     if online == "redis":
-        online_cfg = f'  type: redis\n  connection_string: "{REDIS[0]}:{REDIS[1]},db={REDIS[2]}"'
+        kind = GM_TYPES["redis"] if gristmill else "redis"
+        online_cfg = f'  type: {kind}\n  connection_string: "{REDIS[0]}:{REDIS[1]},db={REDIS[2]}"'
     else:
-        online_cfg = f"  type: sqlite\n  path: {repo / 'online.db'}"
+        online_cfg = f"  type: {GM_TYPES['sqlite'] if gristmill else 'sqlite'}\n  path: {repo / 'online.db'}"
     mat = f"materialization:\n  online_write_batch_size: {batch}\n" if batch else ""
     return (f"project: fbench_{repo.name.replace('-', '_')}\nprovider: local\n"
             f"registry:\n  registry_type: sql\n  path: sqlite:///{repo / 'registry.db'}\n  cache_ttl_seconds: 60\n"
@@ -213,7 +224,62 @@ def w_online(repo: str, entities: int, calls: int) -> dict:
     return result
 
 
-WORKERS = {"apply": w_apply, "feast_train": w_feast_train, "duckdb_train": w_duckdb_train,
+def w_gm_materialize(repo: str, files: list[str], entities: int, calls: int, end: str) -> dict:
+    """Gristmill's materialize of every view (its own code: latest rows by DuckDB, the digest
+    state, the bulk writer of its online store), then a rerun with nothing changed, a sample check
+    against the offline latest and lookups through ``get_online_features`` (the bento's call)."""
+    from datetime import datetime
+
+    import numpy as np
+    import pyarrow.parquet as pq
+    from feast import FeatureStore
+
+    from gristmill.features.store import _materialize_view
+    from gristmill.features.tables import FeatureColumn, FeatureTable
+
+    store = FeatureStore(repo_path=repo)
+    tables = [FeatureTable(f"m{j}", path, None, [FeatureColumn(f"m{j}__f{k}", "Int64" if k == 0 else "Float64")
+                                                 for k in range(FEATURES)]) for j, path in enumerate(files)]
+    state = Path(repo) / "state"
+    state.mkdir(exist_ok=True)
+    stop = datetime.fromisoformat(end)
+    base, t = _rss_mb(), time.monotonic()
+    written = [_materialize_view(store, t_.table, t_, KEY, stop, state / f"{t_.table}.parquet")[1] for t_ in tables]
+    secs = time.monotonic() - t
+    rss = _rss_mb()
+    t = time.monotonic()
+    rewritten = [_materialize_view(store, t_.table, t_, KEY, stop, state / f"{t_.table}.parquet")[1] for t_ in tables]
+    rerun = time.monotonic() - t
+    # sample check: every 997th entity, all 50 features, against the Parquet (one row per entity)
+    sample = [f"c{i:07d}" for i in range(0, entities, 997)]
+    service = store.get_feature_service("m_service")
+    online = store.get_online_features(features=service, entity_rows=[{KEY: k} for k in sample]).to_dict()
+    mismatches = 0
+    for t_ in tables:
+        offline = pq.read_table(t_.path).to_pandas().set_index(KEY).loc[sample]
+        for f in t_.features:
+            a, b = np.array(online[f.name], dtype=float), offline[f.name].to_numpy(dtype=float)
+            mismatches += int((~((a == b) | (np.isnan(a) & np.isnan(b)))).sum())
+    rng = np.random.default_rng(7)
+    lookups = {}
+    for size in (1, 100):
+        batches = [[{KEY: f"c{i:07d}"} for i in rng.choice(entities, size, replace=False)] for _ in range(calls + 50)]
+        for rows in batches[:50]:
+            store.get_online_features(features=service, entity_rows=rows).to_dict()
+        times = []
+        for rows in batches[50:]:
+            t = time.perf_counter()
+            store.get_online_features(features=service, entity_rows=rows).to_dict()
+            times.append(time.perf_counter() - t)
+        ms = np.array(times) * 1000
+        lookups[size] = {"p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99)),
+                         "mean_ms": float(ms.mean())}
+    return {"seconds": secs, "rss_mb": rss, "base_mb": base, "written": sum(written),
+            "rerun_seconds": rerun, "rerun_written": sum(rewritten), "sample_entities": len(sample),
+            "sample_values": len(sample) * VIEWS * FEATURES, "mismatches": mismatches, "online": lookups}
+
+
+WORKERS = {"gm_materialize": w_gm_materialize, "apply": w_apply, "feast_train": w_feast_train, "duckdb_train": w_duckdb_train,
            "materialize": w_materialize, "online": w_online}
 
 
@@ -251,10 +317,10 @@ def flush_redis() -> None:
 
 
 def make_repo(root: Path, name: str, online: str, batch: int | None, prefix: str, files: list[str],
-              timeout: float) -> str:
+              timeout: float, gristmill: bool = False) -> str:
     repo = root / name
     repo.mkdir(parents=True)
-    (repo / "feature_store.yaml").write_text(store_yaml(repo, online, batch))
+    (repo / "feature_store.yaml").write_text(store_yaml(repo, online, batch, gristmill))
     res = run("apply", timeout, repo=str(repo), prefix=prefix, files=files, online=prefix == "m")
     if "error" in res:
         raise SystemExit(f"feast apply failed in {repo}: {res['error']}")
@@ -318,6 +384,25 @@ def bench_store(args, data: Path, repos: Path) -> dict:
     return out
 
 
+def bench_gristmill(args, data: Path, repos: Path) -> dict:
+    """Gristmill's materialize into its own online stores at the full size, same views and files
+    layout as Feast's runs."""
+    n = args.gristmill_entities or int(1e6 * args.scale)
+    files = make_views(data, "m", n, n, seed=3, once=True)
+    out = {"entities": n, "runs": []}
+    for store in args.stores:
+        if store == "redis":
+            flush_redis()
+        repo = make_repo(repos, f"gristmill-{store}", store, None, "m", files, args.timeout, gristmill=True)
+        res = run("gm_materialize", args.timeout, repo=repo, files=files, entities=n, calls=args.calls,
+                  end="2024-01-02T00:00:00+00:00")
+        print(f"gristmill {store}: {res}", file=sys.stderr)
+        out["runs"].append({"store": store, **res})
+        if store == "redis":
+            flush_redis()
+    return out
+
+
 def report(results: dict) -> None:
     print(results["machine"] + f", at end {results['load_end']:.1f} (other work on the machine skews figures)")
     tr = results.get("train")
@@ -351,6 +436,25 @@ def report(results: dict) -> None:
                 continue
             print(f"{r['store']:8} {r['batch'] or 'all':>7} {r['seconds']:>8.1f} {st['entities'] / r['seconds']:>8.0f} "
                   f"{r['rss_mb']:>7} {r['base_mb']:>7}")
+    gm = results.get("gristmill")
+    if gm:
+        print(f"\n2b. Gristmill materialize (bulk online store): {gm['entities']:,} entities x "
+              f"{VIEWS * FEATURES} features ({VIEWS} views)")
+        print(f"{'store':8} {'s':>8} {'ent/s':>9} {'RSS MB':>7} {'base MB':>7} {'rerun s':>8} {'rewritten':>9} "
+              f"{'sample':>7} {'bad':>4}")
+        for r in gm["runs"]:
+            if "error" in r:
+                print(f"{r['store']:8} ERROR {r['error']}")
+                continue
+            print(f"{r['store']:8} {r['seconds']:>8.1f} {gm['entities'] / r['seconds']:>9.0f} {r['rss_mb']:>7} "
+                  f"{r['base_mb']:>7} {r['rerun_seconds']:>8.1f} {r['rerun_written']:>9} {r['sample_values']:>7} "
+                  f"{r['mismatches']:>4}")
+        print(f"{'store':8} {'entities':>8} {'p50 ms':>8} {'p99 ms':>8} {'mean ms':>8}   (Gristmill's store)")
+        for r in gm["runs"]:
+            for size in ("1", "100"):
+                s_ = r.get("online", {}).get(size)
+                if s_:
+                    print(f"{r['store']:8} {size:>8} {s_['p50_ms']:>8.2f} {s_['p99_ms']:>8.2f} {s_['mean_ms']:>8.2f}")
     if st and st["online"]:
         print(f"\n3. get_online_features(service of {VIEWS * FEATURES} features).to_dict(), "
               f"{st['entities']:,} entities stored, {results['calls']} calls after 50 warm-up")
@@ -370,9 +474,11 @@ def main() -> None:
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", type=float, default=1.0, help="1.0 = the full sizes")
-    parser.add_argument("--parts", default="train,materialize,online")
+    parser.add_argument("--parts", default="train,materialize,online,gristmill")
     parser.add_argument("--stores", default="sqlite,redis")
     parser.add_argument("--materialize-entities", type=int, help="cap for materialize/online entities")
+    parser.add_argument("--gristmill-entities", type=int, help="entities of Gristmill's materialize "
+                        "(default: the full size, 1M x scale)")
     parser.add_argument("--calls", type=int, default=500)
     parser.add_argument("--timeout", type=float, default=3600, help="seconds per measurement")
     parser.add_argument("--dir", type=Path, default=Path("/tmp/gristmill-fbench"))
@@ -388,6 +494,8 @@ def main() -> None:
         results["train"] = bench_train(args, data, repos)
     if "materialize" in args.parts or "online" in args.parts:
         results["store"] = bench_store(args, data, repos)
+    if "gristmill" in args.parts:
+        results["gristmill"] = bench_gristmill(args, data, repos)
     results["load_end"] = os.getloadavg()[0]
     if args.json:
         print(json.dumps(results, indent=2, default=str))

@@ -72,7 +72,7 @@ def test_features_train_set_and_online_reads_on_the_team_servers(team_workspace,
     spec = parse_spec(SPEC, "team.yaml")
     store_yaml = (ws.feature_repo / "feature_store.yaml")
     pipeline.features_apply(ws, spec)
-    assert "postgresql+psycopg://" in store_yaml.read_text() and "type: redis" in store_yaml.read_text()
+    assert "postgresql+psycopg://" in store_yaml.read_text() and "GristmillRedisOnlineStore" in store_yaml.read_text()
 
     _, path = pipeline.features_dataset(ws, spec)
     frame = pd.read_parquet(path).sort_values(["user_id", "event_timestamp"])

@@ -10,6 +10,9 @@ TIMESTAMP = "event_timestamp"
 CREATED = "created_timestamp"
 REQUEST_TIME = "request_time"  # seconds since the epoch of the request (or the label's as-of time)
 STATIC_TIME = "1970-01-01 00:00:00"
+#: the online store classes ``feature_store.yaml`` names (:mod:`gristmill.features.online_store`)
+SQLITE_STORE_TYPE = "gristmill.features.online_store.GristmillSqliteOnlineStore"
+REDIS_STORE_TYPE = "gristmill.features.online_store.GristmillRedisOnlineStore"
 
 
 def entity_name(project: str, entity: str) -> str:
