@@ -30,7 +30,9 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
-SYSTEMS = ("gristmill", "flaml", "autogluon")
+SYSTEMS = ("gristmill", "flaml", "autogluon", "autogluon_best", "lightgbm")
+#: systems that run in another system's venv
+VENV_OF = {"autogluon_best": "autogluon", "lightgbm": "flaml"}
 GREATER_IS_BETTER = {"roc_auc": True, "log_loss": False, "rmse": False}
 TORCH_WHEELS = "/opt/wheels"  # `pip config list`: find-links; holds torch-2.13.0+cpu
 VENVS = {
@@ -45,7 +47,7 @@ ENV = {"DO_NOT_TRACK": "1", "MLFLOW_DISABLE_TELEMETRY": "true", "BENTOML_DO_NOT_
 def python_of(system: str, venvs: Path) -> str:
     if system == "gristmill":
         return str(ROOT / ".venv" / "bin" / "python")
-    return str(venvs / system / "bin" / "python")
+    return str(venvs / VENV_OF.get(system, system) / "bin" / "python")
 
 
 def setup(venvs: Path, data: Path, seed: int) -> None:

@@ -1,7 +1,7 @@
 """The model search: Optuna over every trainer within the budget, scored by K-fold cross-validation.
 
-- Each trainer's known-good defaults are tried first (one trial each), then TPE samples the trainer
-  and its parameters together, so the budget drifts to the families that do well on this table.
+- The portfolio comes first (:mod:`gristmill.training.portfolio`): a learned, ordered list of strong
+  configurations, opening with one of every family; then TPE tunes the families that lead.
 - A trial fits its K folds in parallel, one thread per fit and as many fits at once as there are
   cores (:class:`Pace`): on small and mid-sized tables two single-threaded fits finish well before
   two two-threaded fits one after the other. It reports the running score after each fold, so the
@@ -28,17 +28,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
-from gristmill.training import trainers
+from gristmill.training import portfolio, trainers
 from gristmill.training.trainers import Task
 
 
-# Rough cost order of the families' default trials (fast first), so a short budget gets the most.
-# LightGBM leads (the first trial always finishes, and it is the likeliest winner); knn and
-# linear_spline cost under 1.5 s a fold on ames and hpc_data (one thread, load 4), so they go
-# before the boosted trees; mlp (5-6 s there, stopped at its time share on large tables) after
-# the forests.
-COST = {"lightgbm": 0, "linear": 1, "knn": 2, "linear_spline": 3, "xgboost": 4, "catboost": 5, "extra_trees": 6,
-        "random_forest": 7, "mlp": 8, "ft_transformer": 9, "text_finetune": 10}
 #: The share of the search one trial may take at most: its fits stop at their part of it.
 TRIAL_SHARE = 0.4
 #: A refit on every labelled row costs about this many times one fold's fit: 1.56 times the rows
@@ -153,6 +146,11 @@ def run_search(X, y, weight, task: Task, metric, names: list[str], splits: list[
     k = len(splits)
     span = max(1.0, pace.end - pace.after_search - time.monotonic())
     fit_share = TRIAL_SHARE * span / math.ceil(k / pace.workers)
+    maximize = study.direction.name == "MAXIMIZE"
+    portfolio_end = time.monotonic() + portfolio.PORTFOLIO_SHARE * span
+
+    def next_trial(*_args) -> None:
+        portfolio.enqueue_next(study, names, lambda: time.monotonic() > portfolio_end, maximize)
 
     def finished() -> list:
         return [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
@@ -162,8 +160,7 @@ def run_search(X, y, weight, task: Task, metric, names: list[str], splits: list[
         """When the search must stop so the refit of the likely ensemble still fits the budget."""
         if not keep_refit_time:  # members are served as their fold models: nothing to refit
             return pace.end - pace.after_search
-        return pace.end - pace.after_search - refit_reserve(
-            done, study.direction.name == "MAXIMIZE", ensemble, pace.workers, k)
+        return pace.end - pace.after_search - refit_reserve(done, maximize, ensemble, pace.workers, k)
 
     late: list[int] = []  # trials just skipped for lack of time
 
@@ -174,6 +171,9 @@ def run_search(X, y, weight, task: Task, metric, names: list[str], splits: list[
         name = trial.suggest_categorical("trainer", names)
         trainer = trainers.get(name)
         params = trainer.suggest(trial)
+        if portfolio.is_duplicate(trial):
+            raise optuna.TrialPruned("another process ran this portfolio entry")
+        opening = bool(trial.user_attrs.get("opening"))  # never pruned by the median rule
         done = finished()
         hard_end, share = math.inf, math.inf  # the first trial always finishes, whole
         if done:
@@ -216,7 +216,7 @@ def run_search(X, y, weight, task: Task, metric, names: list[str], splits: list[
                             rounds.append(fitted_rounds)
                         trial.report(metric.score(y[seen], oof[seen]), step)
                         step += 1
-                        if trial.should_prune():
+                        if not opening and trial.should_prune():
                             raise optuna.TrialPruned()
                     if pending and done and time.monotonic() > hard_end:
                         raise optuna.TrialPruned("out of time")  # leave the rest to the refit
@@ -231,13 +231,13 @@ def run_search(X, y, weight, task: Task, metric, names: list[str], splits: list[
         np.save(oof_dir / f"{trial.number}.npy", oof)
         if holdout is not None:
             np.save(oof_dir / f"{trial.number}.holdout.npy", holdout)
-            if may_join(score, name, finished(), study.direction.name == "MAXIMIZE"):
+            if may_join(score, name, finished(), maximize):
                 save_folds(trainer, fitted_folds, folds_dir(oof_dir, trial.number))
         on_trial(trial, name, params, score, time.monotonic() - started)
         return score
 
-    if not study.trials:
-        enqueue_defaults(study, names)
+    next_trial()
+
     def completed() -> int:
         return len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
 
@@ -249,7 +249,7 @@ def run_search(X, y, weight, task: Task, metric, names: list[str], splits: list[
         import sys
 
         study.optimize(objective, timeout=max(1.0, pace.end - pace.after_search - time.monotonic()),
-                       catch=(), callbacks=[enough], show_progress_bar=progress and sys.stderr.isatty())
+                       catch=(), callbacks=[enough, next_trial], show_progress_bar=progress and sys.stderr.isatty())
     return candidates(study, oof_dir, with_holdout=X_holdout is not None)
 
 
@@ -272,13 +272,6 @@ def refit_reserve(done: list, maximize: bool, ensemble: bool, workers: int, k: i
     for fit in sorted((REFIT_FACTOR * t.user_attrs["seconds"] * workers / k for t in members), reverse=True):
         lanes[lanes.index(min(lanes))] += fit
     return max(lanes)
-
-
-def enqueue_defaults(study, names: list[str]) -> None:
-    """Known-good defaults first, cheapest families first (once, before any trial runs)."""
-    for name in sorted(names, key=lambda n: COST.get(n, len(COST))):
-        trainer = trainers.get(name)
-        study.enqueue_trial({"trainer": name, **{f"{name}.{k}": v for k, v in trainer.defaults.items()}})
 
 
 class _Folds:

@@ -275,10 +275,9 @@ def train(ws: Workspace, spec: ProjectSpec, dataset_id: str, dataset_path: Path,
         if n_workers > 1:
             from gristmill.config import optuna_storage_url
             from gristmill.training import distributed
-            from gristmill.training.search import enqueue_defaults
+            from gristmill.training.portfolio import enqueue_next
 
-            if not study.trials:
-                enqueue_defaults(study, cfg.trainers)
+            enqueue_next(study, cfg.trainers, lambda: False, metric.greater_is_better)  # before the helpers join
             ref = distributed.study_ref(ws, spec, dataset_id, dataset_path, study_name, oof_dir, deadline,
                                         job_id, parent.info.run_id, optuna_storage_url(ws))
             helpers = (spawn_helpers or distributed.spawn_local)(ref, n_workers - 1)

@@ -1,0 +1,121 @@
+"""The portfolio: a fixed, ordered list of strong configurations across model families, tried
+before the search tunes anything.
+
+The list is plain data (``trainers/portfolio.json``), learned offline by ``bench/portfolio.py`` on
+benchmark tables that are never the one being trained (and none of the ``bench/automl`` sets the
+product is measured on). A search runs it in two parts:
+
+1. **The opening**: the portfolio's first configuration of every family the training may use
+   (its ``defaults`` for a family the portfolio lacks), cheapest families first (:data:`COST`), so
+   a short budget still ends with a member of each family. Opening trials are never pruned by the
+   median rule: a weak family's member can still help the ensemble.
+2. **The rest of the portfolio**, in its learned order, until it runs out or
+   :data:`PORTFOLIO_SHARE` of the search has passed; then **refinement**: the sampler (TPE) tunes
+   the families that lead, the best family most often (:data:`REFINE_PATTERN`).
+
+Each next trial is enqueued into the Optuna study when the previous one ends (never more than one
+waiting), so several processes sharing one study (``--workers``) walk one portfolio: an entry two
+processes both enqueued runs once (:func:`is_duplicate`).
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+from typing import Callable
+
+from gristmill.training import trainers
+
+#: Rough cost order of the families' opening trials (fast first), so a short budget gets the most.
+#: LightGBM leads (the first trial always finishes, and it is the likeliest winner); knn and
+#: linear_spline cost under 1.5 s a fold on ames and hpc_data (one thread, load 4), so they go
+#: before the boosted trees; mlp (5-6 s there, stopped at its time share on large tables) after
+#: the forests.
+COST = {"lightgbm": 0, "linear": 1, "knn": 2, "linear_spline": 3, "xgboost": 4, "catboost": 5, "extra_trees": 6,
+        "random_forest": 7, "mlp": 8, "ft_transformer": 9, "text_finetune": 10}
+#: The share of the search the portfolio may take before refinement starts (the opening always runs).
+PORTFOLIO_SHARE = 0.75
+#: Which of the leading families (0 = the best so far) each refinement trial tunes, in turn.
+REFINE_PATTERN = (0, 1, 0, 2, 0, 1)
+LEADERS = 3
+FILE = Path(trainers.__file__).with_name("portfolio.json")
+
+
+def entries(path: Path | None = None) -> tuple[tuple[str, dict], ...]:
+    """The learned portfolio (:data:`FILE` unless ``path``): (trainer, params) pairs in order."""
+    return _read(path or FILE)
+
+
+@lru_cache(maxsize=4)
+def _read(path: Path) -> tuple[tuple[str, dict], ...]:
+    data = json.loads(path.read_text())
+    return tuple((e["trainer"], dict(e["params"])) for e in data["entries"])
+
+
+def plan(names: list[str], path: Path | None = None) -> tuple[list[tuple[str, dict]], int]:
+    """The ordered trials for a training with trainers ``names``: the opening (one per family) then
+    the rest of the portfolio; and the opening's length."""
+    chosen = [(name, params) for name, params in entries(path) if name in names]
+    first: dict[str, dict] = {}
+    for name, params in chosen:
+        first.setdefault(name, params)
+    for name in names:
+        first.setdefault(name, dict(trainers.get(name).defaults))
+    opening = [(name, first[name]) for name in sorted(first, key=lambda n: (COST.get(n, len(COST)), n))]
+    rest, skipped = [], set()
+    for name, params in chosen:
+        if name not in skipped and params == first[name]:
+            skipped.add(name)  # already in the opening
+            continue
+        rest.append((name, params))
+    return opening + rest, len(opening)
+
+
+def enqueue_next(study, names: list[str], portfolio_over: Callable[[], bool], maximize: bool) -> None:
+    """Queue the study's next trial, unless one already waits: the next portfolio entry (the
+    opening whatever the time; the rest until ``portfolio_over()``), else a refinement trial of a
+    leading family whose parameters the sampler chooses."""
+    import optuna
+
+    State = optuna.trial.TrialState
+    trials = study.get_trials(deepcopy=False)
+    if any(t.state == State.WAITING for t in trials):
+        return
+    order, opening = plan(names)
+    used = [t.user_attrs["portfolio"] for t in trials if "portfolio" in t.user_attrs]
+    position = max(used) + 1 if used else 0
+    if position < len(order) and (position < opening or not portfolio_over()):
+        name, params = order[position]
+        study.enqueue_trial({"trainer": name, **{f"{name}.{k}": v for k, v in params.items()}},
+                            user_attrs={"portfolio": position, "opening": position < opening})
+        return
+    done = [t for t in trials if t.state == State.COMPLETE and t.params.get("trainer") in names]
+    lead = leaders(done, maximize)
+    if not lead:
+        return  # nothing finished yet: the sampler picks
+    turn = sum(1 for t in trials if t.user_attrs.get("refine"))
+    family = lead[REFINE_PATTERN[turn % len(REFINE_PATTERN)] % len(lead)]
+    study.enqueue_trial({"trainer": family}, user_attrs={"refine": True})
+
+
+def leaders(done: list, maximize: bool, k: int = LEADERS) -> list[str]:
+    """The ``k`` families with the best finished trials, best first."""
+    best: dict[str, float] = {}
+    for t in done:
+        name = t.params.get("trainer")
+        if name not in best or (t.value > best[name] if maximize else t.value < best[name]):
+            best[name] = t.value
+    return sorted(best, key=best.get, reverse=maximize)[:k]
+
+
+def is_duplicate(trial) -> bool:
+    """Whether another, earlier trial of the study already ran this portfolio entry (two processes
+    enqueued it at the same moment)."""
+    position = trial.user_attrs.get("portfolio")
+    if position is None:
+        return False
+    import optuna
+
+    return any(t.number < trial.number and t.user_attrs.get("portfolio") == position
+               and t.state != optuna.trial.TrialState.FAIL for t in trial.study.get_trials(deepcopy=False))
