@@ -2,7 +2,7 @@
 
 :class:`TabularModel` holds the feature schema and its members: native models of the trainers
 (:mod:`gristmill.training.trainers`) with their ensemble weights; a prediction is the weighted
-average of the members' scores. It is what both the MLflow pyfunc wrapper and the BentoML service
+average of the members' scores (or a linear second layer over them, ``stacker``). It is what both the MLflow pyfunc wrapper and the BentoML service
 call, so the registered model and the served model run the same code.
 """
 
@@ -54,6 +54,9 @@ class TabularModel:
     calibration: dict[str, Any] | None = None
     dates: dict[str, list[str]] = field(default_factory=dict)
     dates_required: list[str] = field(default_factory=list)
+    #: a linear second layer over the ensemble's members (:mod:`gristmill.training.stacking`), with
+    #: ``groups``: each member's input (the fold models of one bagged trial share one)
+    stacker: dict[str, Any] | None = None
 
     # -- preprocessing -------------------------------------------------------------------------
     def frame(self, rows, as_of=None):
@@ -181,12 +184,20 @@ class TabularModel:
         from gristmill.training.calibration import apply
 
         task = self.trainer_task()
-        total = None
-        for member in self.members:
+        groups = self.stacker["groups"] if self.stacker else [0] * len(self.members)
+        totals: dict[int, Any] = {}
+        weights: dict[int, float] = {}
+        for member, group in zip(self.members, groups):
             trainer = trainers.get(member.trainer)
             part = member.weight * trainer.predict(member.fitted, task, trainer.inputs(frame))
-            total = part if total is None else total + part
-        return apply(self.calibration, self.task, total / sum(m.weight for m in self.members))
+            totals[group] = part if group not in totals else totals[group] + part
+            weights[group] = weights.get(group, 0.0) + member.weight
+        if self.stacker:
+            from gristmill.training import stacking
+
+            inputs = stacking.inputs(self.task, [totals[g] / weights[g] for g in sorted(totals)])
+            return stacking.apply(self.stacker, self.task, inputs)
+        return apply(self.calibration, self.task, totals[0] / weights[0])
 
     def trainer_task(self):
         from gristmill.training.trainers import Task

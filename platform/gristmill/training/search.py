@@ -150,7 +150,7 @@ def run_search(X, y, weight, task: Task, metric, names: list[str], splits: list[
     portfolio_end = time.monotonic() + portfolio.PORTFOLIO_SHARE * span
 
     def next_trial(*_args) -> None:
-        portfolio.enqueue_next(study, names, lambda: time.monotonic() > portfolio_end, maximize)
+        portfolio.enqueue_next(study, names, lambda: time.monotonic() > portfolio_end, maximize, len(y))
 
     def finished() -> list:
         return [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))

@@ -25,7 +25,7 @@ from typing import Any, Callable
 
 from gristmill.errors import DataError
 from gristmill.spec import ProjectSpec
-from gristmill.training import calibration, registry, reports
+from gristmill.training import calibration, registry, reports, stacking
 from gristmill.training.model import TabularModel
 from gristmill.training.prepare import prepare, sample_weights
 from gristmill.training.text import cache_at
@@ -277,7 +277,7 @@ def train(ws: Workspace, spec: ProjectSpec, dataset_id: str, dataset_path: Path,
             from gristmill.training import distributed
             from gristmill.training.portfolio import enqueue_next
 
-            enqueue_next(study, cfg.trainers, lambda: False, metric.greater_is_better)  # before the helpers join
+            enqueue_next(study, cfg.trainers, lambda: False, metric.greater_is_better, len(y))  # before helpers join
             ref = distributed.study_ref(ws, spec, dataset_id, dataset_path, study_name, oof_dir, deadline,
                                         job_id, parent.info.run_id, optuna_storage_url(ws))
             helpers = (spawn_helpers or distributed.spawn_local)(ref, n_workers - 1)
@@ -307,10 +307,20 @@ def train(ws: Workspace, spec: ProjectSpec, dataset_id: str, dataset_path: Path,
         # the ensemble's probabilities recalibrated on its out-of-fold rows (None: left as they are)
         calibrated = calibration.fit(task, sum(weights[c.number] * c.oof for c in chosen)[mask], y[mask],
                                      metric.name, cfg.seed)
+        stacker = None
+        if cfg.ensemble and len(chosen) > 1:  # a linear second layer, if it beats the weights unseen
+            greedy = calibration.apply(calibrated, task, sum(weights[c.number] * c.oof for c in chosen)[mask])
+            stacker = stacking.fit(task, [c.oof[mask] for c in chosen], y[mask], metric,
+                                   metric.score(y[mask], greedy), cfg.seed)
+        stacked = [c.number for c in chosen] if stacker else []
+        if stacker:
+            calibrated = None  # the logistic layer fits the probabilities itself
         if cfg.refit != "train":  # every labelled row, or the fold models; they scored the holdout
             X_fit, y_fit = pd.concat([X, X_holdout], ignore_index=True), np.concatenate([y, y_holdout])
             w_fit = sample_weights(y_fit, task, cfg.class_weight)
-            holdout_scores = calibration.apply(calibrated, task, sum(weights[c.number] * c.holdout for c in chosen))
+            holdout_scores = (stacking.apply(stacker, task, stacking.inputs(task, [c.holdout for c in chosen]))
+                              if stacker else
+                              calibration.apply(calibrated, task, sum(weights[c.number] * c.holdout for c in chosen)))
         else:
             X_fit, y_fit, w_fit = X, y, weight
         grow = (len(y_fit) / np.mean([len(tr) for tr, _ in splits])) ** 0.5  # rounds for more rows
@@ -339,16 +349,19 @@ def train(ws: Workspace, spec: ProjectSpec, dataset_id: str, dataset_path: Path,
 
         progress_of("refit", len(found), found[0].score, f"refitting {len(to_refit)} member(s)"
                     + (f", {len(bags)} kept as their fold models" if bags else ""))
-        members = []
+        members, groups = [], []  # groups: each member's input of the stacker
         for cand, fitted in zip(to_refit, pace.map(refit, to_refit) if to_refit else []):
             _log_history(fitted.extra.get("history", []), f"refit_{cand.trainer}_")
             fitted.extra.pop("history", None)
             members.append(Member(cand.trainer, weights[cand.number], fitted, cand.params))
+            groups.append(stacked.index(cand.number) if stacker else 0)
         for cand in chosen:
             for fitted in bags.get(cand.number) or []:
                 members.append(Member(cand.trainer, weights[cand.number] / len(bags[cand.number]), fitted,
                                       {**cand.params, "bagged_trial": cand.number}))
-        model = TabularModel(**{**template.__dict__, "members": members, "calibration": calibrated})
+                groups.append(stacked.index(cand.number) if stacker else 0)
+        model = TabularModel(**{**template.__dict__, "members": members, "calibration": calibrated,
+                                "stacker": {**stacker, "groups": groups} if stacker else None})
         remove_folds(oof_dir)  # the members are in memory; the fold models of every trial are not needed
         if cfg.refit == "train":
             holdout_scores = model.scores(X_holdout)
@@ -356,14 +369,17 @@ def train(ws: Workspace, spec: ProjectSpec, dataset_id: str, dataset_path: Path,
         registered_started = time.monotonic()
         mlflow.log_metrics({f"holdout_{metric.name}": holdout, f"cv_{metric.name}": found[0].score,
                             "trials": len(found), "ensemble_members": len(members),
-                            "ensemble_bagged": len(bags),
+                            "ensemble_bagged": len(bags), "ensemble_stacked": int(stacker is not None),
                             "seconds_before_search": search_started - started,
                             "seconds_search": refit_started - search_started,
                             "seconds_refit": registered_started - refit_started})
         ensemble = reports.ensemble_summary(chosen, weights, bags)
         mlflow.log_params({"ensemble": " + ".join(f"{e['weight']:.2f} {e['trainer']}"
                                                   + (f" (bag of {e['bag']})" if e.get("bag") else "") for e in ensemble),
-                           "calibration": reports.calibration_label(calibrated)})
+                           "calibration": reports.calibration_label(calibrated),
+                           "stacker": (f"linear over {len(stacked)} members (CV {metric.name} "
+                                       f"{stacker['cv']['stacked']:.4f} against {stacker['cv']['greedy']:.4f})"
+                                       if stacker else "none")})
         leaderboard = reports.leaderboard(study, weights, metric.name)
         reports.log_reports(model, holdout_scores, y_holdout, leaderboard)
         from gristmill.training.publish import register_model

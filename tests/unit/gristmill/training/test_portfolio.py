@@ -116,3 +116,16 @@ def test_leaders_rank_families_by_their_best_trial(maximize):
     done = [SimpleNamespace(value=v, params={"trainer": n}) for n, v in
             [("a", 0.5), ("b", 0.7), ("a", 0.9), ("c", 0.1), ("d", 0.6)]]
     assert portfolio.leaders(done, maximize) == (["a", "b", "d"] if maximize else ["c", "a", "d"])
+
+
+def test_on_a_table_far_larger_than_the_portfolios_the_defaults_open(tmp_path):
+    lgb = trainers.get("lightgbm")
+    small = {**lgb.defaults, "num_leaves": 8}
+    path = tmp_path / "portfolio.json"
+    path.write_text(json.dumps({"learned_on": [], "max_rows": 1000,
+                                "entries": [{"trainer": "lightgbm", "params": small}]}))
+    order, opening = portfolio.plan(["lightgbm", "linear"], path, rows=3000)
+    assert order == [("lightgbm", small), ("linear", trainers.get("linear").defaults)]
+    order, opening = portfolio.plan(["lightgbm", "linear"], path, rows=3001)
+    assert opening == 2
+    assert order == [("lightgbm", lgb.defaults), ("linear", trainers.get("linear").defaults), ("lightgbm", small)]
