@@ -63,8 +63,7 @@ def plan(store, service, full_feature_names: bool = False) -> Plan | str:
     if offline != "duckdb":
         return f"offline store {offline!r} is not DuckDB"
     refs = utils._get_features(store.registry, store.project, service, allow_cache=True)
-    all_fvs, all_odfvs = utils._get_feature_views_to_use(store.registry, store.project, service,
-                                                         allow_cache=True)
+    all_fvs, all_odfvs = utils._get_feature_views_to_use(store.registry, store.project, service)
     all_odfvs = copy.deepcopy(all_odfvs)  # as get_historical_features: computed, not read back
     for odfv in all_odfvs:
         odfv.write_to_online_store = False

@@ -213,3 +213,43 @@ def test_missing_request_data_is_feasts_error(store):
     plan = pit.plan(store, store.get_feature_service("all"))
     with pytest.raises(RequestDataNotFoundInEntityDfException):
         pit.retrieve(plan, _labels().drop(columns=["request_time"]))
+
+
+def test_generated_project_training_set_takes_the_join_and_equals_feast(workspace, add_tables, caplog):
+    """A project's generated views (events with windows and on-demand recency, a TTL table): the
+    training set comes from Gristmill's join and holds what Feast's retrieval returns."""
+    from gristmill import pipeline
+    from gristmill.features.naming import REQUEST_TIME, helper_column
+    from gristmill.features.store import load_manifest, open_store
+    from gristmill.spec import parse_spec
+
+    ts = pd.to_datetime
+    add_tables(workspace, "gen", {
+        "events": pd.DataFrame({"user_id": ["u1", "u1", "u1", "u2"], "amount": [10.0, 20.0, 100.0, 5.0],
+                                "ts": ts(["2024-01-01", "2024-01-10", "2024-01-20", "2024-01-03"])}),
+        "profile": pd.DataFrame({"user_id": ["u1", "u2"], "plan": ["gold", "basic"],
+                                 "updated": ts(["2024-01-01", "2024-01-01"])}),
+        "labels": pd.DataFrame({"user_id": ["u1", "u1", "u2", "u3"], "y": [0, 1, 1, 0],
+                                "as_of": ts(["2023-12-31", "2024-01-10", "2024-01-15", "2024-01-15"])})})
+    spec = parse_spec({"project": "gen", "sources": [{"path": "unused"}],
+                       "entity": {"name": "user", "key": "user_id"},
+                       "features": [{"table": "events", "timestamp": "ts", "kind": "events", "columns": ["amount"]},
+                                    {"table": "profile", "timestamp": "updated", "ttl_days": 3}],
+                       "label": {"table": "labels", "target": "y", "timestamp": "as_of"}}, "gen.yaml")
+    pipeline.features_apply(workspace, spec)
+    with caplog.at_level(logging.INFO, logger="gristmill.features"):
+        _, path = pipeline.features_dataset(workspace, spec)
+    assert "gen: point-in-time join by Gristmill (DuckDB ASOF JOIN of 2 views)" in caplog.text
+    ours = pd.read_parquet(path)
+    store = open_store(workspace)
+    entity_df = pd.read_parquet(load_manifest(workspace, "gen").labels_path)
+    entity_df[TS] = pd.to_datetime(entity_df[TS], utc=True)
+    entity_df[REQUEST_TIME] = (entity_df[TS] - pd.Timestamp(0, tz="UTC")).dt.total_seconds()
+    feast = store.get_historical_features(entity_df=entity_df, features=store.get_feature_service("gen")).to_df()
+    feast = feast.drop(columns=[c for c in feast.columns if helper_column(c)])
+    key = ["user_id", TS]
+    assert ours.shape == (4, feast.shape[1]) and "events__days_since_last" in ours.columns
+    pd.testing.assert_frame_equal(ours.sort_values(key).reset_index(drop=True),
+                                  feast.sort_values(key).reset_index(drop=True),
+                                  check_dtype=False)  # the Parquet round trip: us timestamps, not ns
+    assert ours.loc[ours["user_id"] == "u3", "events__count"].isna().all()
