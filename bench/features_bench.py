@@ -11,9 +11,12 @@ that process's RSS after its imports, before the measured step. Figures only: no
 
 1. training set: ``--scale`` x 1M label rows (entity, as-of, label) x 50 features (5 views x 10) over
    ``--scale`` x 10M events (2M per view, ~200k entities, spread over 2023). Feast
-   ``get_historical_features(FeatureService).to_df()`` against the peer, a hand-written DuckDB
-   ``ASOF LEFT JOIN`` of the same files (latest row with event_timestamp <= as-of, no TTL); both
-   include reading the labels Parquet. The results are compared on the rows of every 50th entity.
+   ``get_historical_features(FeatureService).to_df()`` and Gristmill's point-in-time join
+   (``gristmill.features.pit``: ``plan`` of the same FeatureService, ``retrieve(...).to_df()``, the
+   path ``build_training_set`` takes) against the peer, a hand-written DuckDB ``ASOF LEFT JOIN`` of
+   the same files (latest row with event_timestamp <= as-of, no TTL); all three include reading the
+   labels Parquet. Feast's and Gristmill's results are each compared with the hand-written join's
+   on the rows of every 50th entity.
 2. materialize: ``--scale`` x 1M entities x 50 features (one row per entity per view), first run
    ``materialize(start, end)``, into SQLite and Redis (db 12, flushed before and after), unbatched
    and with ``materialization: {online_write_batch_size: 50000}`` (bounded memory).
@@ -164,6 +167,26 @@ def w_feast_train(repo: str, labels: str, out: str) -> dict:
     return {"seconds": secs, "rss_mb": _rss_mb(), "base_mb": base, "rows": len(df), "cols": df.shape[1]}
 
 
+def w_gristmill_train(repo: str, labels: str, out: str) -> dict:
+    """Gristmill's join of the service (what ``features.store.historical`` runs for Parquet views)."""
+    import pandas as pd
+    from feast import FeatureStore
+
+    from gristmill.features import pit
+
+    store = FeatureStore(repo_path=repo)
+    service = store.get_feature_service("t_service")
+    base, t = _rss_mb(), time.monotonic()
+    entity_df = pd.read_parquet(labels)  # the same pandas entity_df as Feast's
+    plan = pit.plan(store, service)
+    if isinstance(plan, str):
+        raise SystemExit(f"Gristmill's join does not apply: {plan}")
+    df = pit.retrieve(plan, entity_df).to_df()
+    secs = time.monotonic() - t
+    _sample(df, out)
+    return {"seconds": secs, "rss_mb": _rss_mb(), "base_mb": base, "rows": len(df), "cols": df.shape[1]}
+
+
 def asof_sql(labels: str, files: list[str]) -> str:
     cols, joins = [], []
     for j, path in enumerate(files):
@@ -280,6 +303,7 @@ def w_gm_materialize(repo: str, files: list[str], entities: int, calls: int, end
 
 
 WORKERS = {"gm_materialize": w_gm_materialize, "apply": w_apply, "feast_train": w_feast_train, "duckdb_train": w_duckdb_train,
+           "gristmill_train": w_gristmill_train,
            "materialize": w_materialize, "online": w_online}
 
 
@@ -354,9 +378,14 @@ def bench_train(args, data: Path, repos: Path) -> dict:
     print(f"duckdb ASOF: {out['duckdb']}", file=sys.stderr)
     out["feast"] = run("feast_train", args.timeout, repo=repo, labels=labels, out=str(repos / "feast.parquet"))
     print(f"feast: {out['feast']}", file=sys.stderr)
-    if "error" not in out["feast"] and "error" not in out["duckdb"]:
-        out["ratio"] = out["feast"]["seconds"] / out["duckdb"]["seconds"]
-        out["check"] = compare(repos / "feast.parquet", repos / "duck.parquet")
+    out["gristmill"] = run("gristmill_train", args.timeout, repo=repo, labels=labels,
+                           out=str(repos / "gristmill.parquet"))
+    print(f"gristmill: {out['gristmill']}", file=sys.stderr)
+    if "error" not in out["duckdb"]:
+        for system in ("feast", "gristmill"):
+            if "error" not in out[system]:
+                out[f"ratio_{system}"] = out[system]["seconds"] / out["duckdb"]["seconds"]
+                out[f"check_{system}"] = compare(repos / f"{system}.parquet", repos / "duck.parquet")
     return out
 
 
@@ -410,7 +439,10 @@ def report(results: dict) -> None:
         print(f"\n1. training set: {tr['label_rows']:,} label rows x {tr['features']} features "
               f"({VIEWS} views) over {tr['events']:,} events, {tr['entities']:,} entities")
         print(f"{'system':34} {'rows':>9} {'cols':>5} {'s':>8} {'RSS MB':>7} {'base MB':>7} {'x ASOF':>7}")
-        for key, label in (("duckdb", "hand-written DuckDB ASOF JOIN"), ("feast", "Feast get_historical_features")):
+        for key, label in (("duckdb", "hand-written DuckDB ASOF JOIN"), ("feast", "Feast get_historical_features"),
+                           ("gristmill", "Gristmill point-in-time join")):
+            if key not in tr:
+                continue
             r = tr[key]
             if "error" in r:
                 print(f"{label:34} ERROR {r['error']}")
@@ -418,11 +450,15 @@ def report(results: dict) -> None:
             ratio = r["seconds"] / tr["duckdb"]["seconds"] if "error" not in tr["duckdb"] else float("nan")
             print(f"{label:34} {r['rows']:>9} {r['cols']:>5} {r['seconds']:>8.2f} {r['rss_mb']:>7} "
                   f"{r['base_mb']:>7} {ratio:>7.2f}")
-        if "check" in tr:
-            c = tr["check"]
-            print(f"sample check: {c['rows']:,} rows (every {SAMPLE_EVERY}th entity), {c['mismatches']} mismatching"
-                  f" ({c.get('rows_with_nulls', '?')} rows with no earlier event in some view){c.get('note', '')}")
-            print(f"target Feast <= 1.5x the hand-written join: {tr['ratio']:.2f}x")
+        for system in ("feast", "gristmill"):
+            if f"check_{system}" in tr:
+                c = tr[f"check_{system}"]
+                print(f"sample check, {system} against ASOF: {c['rows']:,} rows (every {SAMPLE_EVERY}th entity), "
+                      f"{c['mismatches']} mismatching ({c.get('rows_with_nulls', '?')} rows with no earlier "
+                      f"event in some view){c.get('note', '')}")
+        for system in ("feast", "gristmill"):
+            if f"ratio_{system}" in tr:
+                print(f"target {system} <= 1.5x the hand-written join: {tr[f'ratio_{system}']:.2f}x")
     st = results.get("store")
     if st and st["materialize"]:
         size = f"{st['entities']:,} entities"

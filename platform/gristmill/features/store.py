@@ -126,13 +126,31 @@ def build_training_set(ws: Workspace, project: str) -> tuple[str, Path]:
 
 def historical(store, entity_df, service):
     """Point-in-time features of ``entity_df`` (key + ``event_timestamp``), request time included,
-    without the helper columns models must not see."""
+    without the helper columns models must not see.
+
+    When every view of ``service`` reads a local Parquet source, Gristmill's own join runs
+    (:mod:`gristmill.features.pit`: one DuckDB query of ASOF joins, Feast's semantics and column
+    names); otherwise Feast's ``get_historical_features``. The log says which, and why.
+    """
+    import logging
+
     import pandas as pd
+
+    from gristmill.features import pit
 
     entity_df = entity_df.copy()
     entity_df[TIMESTAMP] = pd.to_datetime(entity_df[TIMESTAMP], utc=True)
     entity_df[REQUEST_TIME] = (entity_df[TIMESTAMP] - pd.Timestamp(0, tz="UTC")).dt.total_seconds()
-    frame = store.get_historical_features(entity_df=entity_df, features=service).to_df()
+    log = logging.getLogger("gristmill.features")
+    plan = pit.plan(store, service)
+    if isinstance(plan, str):
+        log.info("%s: point-in-time join by Feast's get_historical_features (%s)", service.name, plan)
+        job = store.get_historical_features(entity_df=entity_df, features=service)
+    else:
+        log.info("%s: point-in-time join by Gristmill (DuckDB ASOF JOIN of %d views)",
+                 service.name, len(plan.views))
+        job = pit.retrieve(plan, entity_df)
+    frame = job.to_df()
     return frame.drop(columns=[c for c in frame.columns if helper_column(c)])
 
 
