@@ -41,7 +41,14 @@ def write_version(con, group: Group, folder: Path, *, version: str, run_id: str,
                   jsonl: bool, view: str) -> dict:
     """Write ``group`` as a new version in ``folder``; return its record (``schema.json``).
 
-    Each part is typed on its own and the typed columns are unioned (:mod:`ingestion.union`)."""
+    Each part is typed on its own and the typed columns are unioned (:mod:`ingestion.union`). A
+    part alone in its group whose read was deferred (``part.stream``) is read by the COPY below, in
+    one pass; parts read with others are loaded into staging tables first."""
+    streamed = group.parts[0].stream if len(group.parts) == 1 else None
+    if streamed is None:
+        for part in group.parts:
+            if part.stream is not None:
+                part.stream.materialize(con, part)
     typed = [type_part(con, part, f"{view}_{i}", group.types) for i, part in enumerate(group.parts)]
     targets = reconcile(con, typed, group.types)
     columns = list(targets)
@@ -51,8 +58,18 @@ def write_version(con, group: Group, folder: Path, *, version: str, run_id: str,
     originals = {c: sorted({p.originals.get(c, c) for p in group.parts if c in p.columns}) for c in columns}
     metadata = json.dumps({"table": group.name, "version": version, "original_names": originals})
     union = " UNION ALL ".join(select(t, columns, targets) for t in typed)
-    con.execute(f"COPY ({union}) TO {literal(tmp / 'data.parquet')} (FORMAT parquet, COMPRESSION zstd, "
-                f"KV_METADATA {{gristmill: {literal(metadata)}}})")
+    options = f"FORMAT parquet, COMPRESSION zstd, KV_METADATA {{gristmill: {literal(metadata)}}}"
+    written = con.execute(f"COPY ({union}) TO {literal(tmp / 'data.parquet')} ({options})").fetchall()[0][0]
+    if streamed is not None:
+        part = group.parts[0]
+        if not streamed.settle(con, part, written):  # a value failed its type: read it the exact way
+            drop(con, typed)
+            shutil.rmtree(tmp)
+            streamed.materialize(con, part, exact=True)
+            return write_version(con, group, folder, version=version, run_id=run_id,
+                                 fingerprint=fingerprint, jsonl=jsonl, view=view)
+        if part.rejects:
+            _renumber(con, tmp / "data.parquet", [r.row for r in part.rejects if r.row is not None], options)
     quarantined = _write_quarantine(con, group, typed, tmp / "quarantine.parquet")
     if jsonl:
         con.execute(f"COPY (SELECT * FROM read_parquet({literal(tmp / 'data.parquet')})) TO "
@@ -69,6 +86,22 @@ def write_version(con, group: Group, folder: Path, *, version: str, run_id: str,
     tmp.rename(folder)
     drop(con, typed)
     return record
+
+
+def _renumber(con, data: Path, rejected: list[int], options: str) -> None:
+    """A single pass numbered the accepted records only: count the rejected ones in (rare: only a
+    file with malformed lines pays this second pass, over its Parquet)."""
+    from ingestion.readers.delimited import shifts
+
+    staged = data.with_name("renumbered.parquet")
+    con.register("_cuts", shifts(rejected))
+    try:
+        con.execute(f"COPY (SELECT d.* REPLACE (d._row_number + coalesce(c.shift, 0) AS _row_number) "
+                    f"FROM read_parquet({literal(data)}) d ASOF LEFT JOIN _cuts c ON d._row_number > c.cut "
+                    f"ORDER BY d._row_number) TO {literal(staged)} ({options})")
+    finally:
+        con.unregister("_cuts")
+    staged.replace(data)
 
 
 def _write_quarantine(con, group: Group, typed: list[TypedPart], path: Path) -> int:

@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Callable
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 from gristmill.sql import ident, literal
@@ -42,7 +44,11 @@ _NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
 SAMPLE_ROWS = 500
 
 
-def read_delimited(con, file: InputFile, prefix: str, scratch: Path) -> list[RawPart]:
+def read_delimited(con, file: InputFile, prefix: str, scratch: Path, *, stream: bool = True,
+                   attempt_typed: bool = True) -> list[RawPart]:
+    """Read ``file`` (module docstring). With ``stream``, a file that takes the typed read is not
+    loaded here: its part is a view over ``read_csv`` (:class:`Stream`) that the write reads once;
+    ``attempt_typed=False`` skips the typed read (the exact way, all text)."""
     stem = file.local.stem if file.member is None else Path(file.member).stem
     plan = plan_text(file.local, file.encoding)
     notes: dict = {"encoding": plan.note or plan.encoding}
@@ -76,8 +82,23 @@ def read_delimited(con, file: InputFile, prefix: str, scratch: Path) -> list[Raw
         notes["title_rows"] = " | ".join(layout.title_rows(rows))[:200]
     table = f"{prefix}_raw"
     typed = None
-    if file.size >= TYPED_BYTES and not file.forced_types:
-        typed = _typed_load(con, path, table, names, delim, skip, layout.has_header, file.display, prefix)
+    if file.size >= TYPED_BYTES and not file.forced_types and attempt_typed:
+        native = _typed_plan(con, path, names, delim, skip, layout.has_header, prefix)
+        if native is not None and stream:  # read later, once, by the write's COPY (class Stream)
+            notes["types"] = f"from the first {SAMPLE_RECORDS:,} records, read natively by DuckDB"
+            redo = _redo(con, file, prefix, scratch)
+            tag = f"{prefix}_w"
+            source = _read_sql(path, names, native[0], delim, skip, layout.has_header, tag)
+            con.execute(f"CREATE VIEW {ident(table)} AS SELECT *, row_number() OVER () AS _row_number "
+                        f"FROM {source}")
+            deferred = Stream(source, tag, path, skip + int(layout.has_header), plan, redo,
+                              skip + int(layout.has_header) if _one_line_per_record(path) else None)
+            return [RawPart(file, table, stem, names, originals, "duckdb.read_csv", 0, [], notes,
+                            european=delim == ";", row_label="record", numbered=True,
+                            decided=native[1], line_offset=deferred.line_offset, stream=deferred)]
+        if native is not None:
+            typed = _typed_load(con, path, table, names, native, file.display, delim, skip,
+                                layout.has_header, prefix)
     if typed is not None:
         accepted, rejects, interpretations = typed
         notes["types"] = f"from the first {SAMPLE_RECORDS:,} records, read natively by DuckDB"
@@ -101,6 +122,60 @@ def read_delimited(con, file: InputFile, prefix: str, scratch: Path) -> list[Raw
     return [RawPart(file, table, stem, names, originals, "duckdb.read_csv", accepted + len(rejects), rejects, notes,
                     european=european, row_label="record", numbered=bool(rejects),
                     decided=interpretations, line_offset=offset)]
+
+
+@dataclass
+class Stream:
+    """A typed read not run yet: the part's table is a view over ``read_csv`` numbering the records
+    in file order (``row_number() OVER ()``, which DuckDB keeps in scan order with several threads),
+    so the write's ``COPY`` to Parquet is the file's single pass. Afterwards :meth:`settle` collects
+    what DuckDB rejected; a value that failed its type sends the file back to the exact read
+    (:meth:`materialize` with ``exact``), as the typed read does when it loads a staging table."""
+
+    source: str  # the read_csv call
+    tag: str  # its rejects tables: <tag>_errors, <tag>_scans
+    path: Path
+    before_data: int  # lines above the first record (title rows, header)
+    plan: TextPlan
+    redo: Callable[[bool], RawPart]  # read the file again into a staging table (typed read or not)
+    line_offset: int | None = None
+
+    def settle(self, con, part: RawPart, accepted: int) -> bool:
+        """After the single pass wrote ``accepted`` rows: record its rejects on ``part``; False when a
+        value failed its type (the rows written are then not the file's and must be read again)."""
+        if cast_errors(con, self.tag):
+            return False
+        part.rejects = [_relabel(r, self.plan)
+                        for r in _rejects(con, self.tag, part.display, self.path, self.before_data)]
+        part.input_rows = accepted + len(part.rejects)
+        part.stream = None
+        return True
+
+    def materialize(self, con, part: RawPart, exact: bool = False) -> None:
+        """Load the file into a staging table after all (the part is read with others, or ``exact``:
+        its typed pass failed); ``part`` becomes what the reader returns without streaming."""
+        con.execute(f"DROP VIEW IF EXISTS {ident(part.table)}")
+        fresh = self.redo(not exact)
+        for item in fields(RawPart):
+            setattr(part, item.name, getattr(fresh, item.name))
+
+
+def _redo(con, file: InputFile, prefix: str, scratch: Path) -> Callable[[bool], RawPart]:
+    def again(attempt_typed: bool) -> RawPart:
+        (part,) = read_delimited(con, file, prefix, scratch, stream=False, attempt_typed=attempt_typed)
+        return part
+    return again
+
+
+def shifts(rejected: list[int]):
+    """An Arrow table (cut, shift): accepted record k (counted among accepted ones, in file order)
+    has the number k + shift of the last cut below k, rejected records counted."""
+    import pyarrow as pa
+
+    ranks: dict[int, int] = {}
+    for rank, number in enumerate(sorted(rejected), start=1):
+        ranks[number - rank] = rank  # accepted records numbered above this had `rank` rejects before
+    return pa.table({"cut": pa.array(list(ranks), pa.int64()), "shift": pa.array(list(ranks.values()), pa.int64())})
 
 
 def _one_line_per_record(path: Path) -> bool:
@@ -191,10 +266,10 @@ _NATIVE_BOOL = {"true", "false", "t", "f", "yes", "no", "y", "n", "1", "0"}
 _PLAIN = {"BIGINT": r"[+-]?(0|[1-9][0-9]*)", "DOUBLE": r"[+-]?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?"}
 
 
-def _typed_load(con, path: Path, table: str, names: list[str], delim: str, skip: int, header: bool,
-                display: str, prefix: str) -> tuple[int, list[Reject], dict[str, str]] | None:
-    """Read the file once with types decided on its first records; None when it must be read as
-    text (a column needs Gristmill's own parsing, or a later value fails its type)."""
+def _typed_plan(con, path: Path, names: list[str], delim: str, skip: int, header: bool,
+                prefix: str) -> tuple[dict[str, str], dict[str, str]] | None:
+    """Types decided on the first records (column -> DuckDB type, column -> interpretation); None
+    when the file must be read as text (a column needs Gristmill's own parsing)."""
     from ingestion.infer import batches, plan_columns, prepare
 
     sample, clean = f"{prefix}_sample", f"{prefix}_sample_clean"
@@ -225,17 +300,28 @@ def _typed_load(con, path: Path, table: str, names: list[str], delim: str, skip:
         if any(con.execute(f"SELECT {', '.join(batch)} FROM {ident(clean)}").fetchall()[0]):
             return _drop(con, sample, clean)
     _drop(con, sample, clean)
+    return types, {col: plans[col].interpretation for col in names}
+
+
+def _typed_load(con, path: Path, table: str, names: list[str], native: tuple[dict[str, str], dict[str, str]],
+                display: str, delim: str, skip: int, header: bool, prefix: str) -> tuple[int, list[Reject], dict[str, str]] | None:
+    """Load the file once with the types of :func:`_typed_plan`; None when a value fails its type
+    (the file must then be read as text)."""
+    types, labels = native
     tag = f"{prefix}_t"
     con.execute(f"CREATE TABLE {ident(table)} AS SELECT * FROM "
                 f"{_read_sql(path, names, types, delim, skip, header, tag)}")
-    cast_errors = con.execute(f"SELECT count(*) FROM {ident(tag + '_errors')} "
-                              "WHERE error_type::VARCHAR = 'CAST'").fetchall()[0][0]
-    if cast_errors:
+    if cast_errors(con, tag):
         con.execute(f"DROP TABLE {ident(table)}")
         return None
     accepted = con.execute(f"SELECT count(*) FROM {ident(table)}").fetchall()[0][0]
-    labels = {col: plans[col].interpretation for col in names}
     return accepted, _rejects(con, tag, display, path, skip + int(header)), labels
+
+
+def cast_errors(con, tag: str) -> int:
+    """Values the typed read ``tag`` rejected because they did not fit their column's type."""
+    return con.execute(f"SELECT count(*) FROM {ident(tag + '_errors')} "
+                       "WHERE error_type::VARCHAR = 'CAST'").fetchall()[0][0]
 
 
 def _drop(con, sample: str, clean: str) -> None:
@@ -280,13 +366,7 @@ def _physical_lines(path: Path, positions: list[int]) -> dict[int, int]:
 def _number(con, table: str, rejected: list[int]) -> None:
     """Add ``_row_number``, the record's number in its file, rejected records counted: accepted
     record k (the table's rowid + 1, in file order) is the k-th number not taken by a rejected one."""
-    import pyarrow as pa
-
-    ranks: dict[int, int] = {}
-    for rank, number in enumerate(sorted(rejected), start=1):
-        ranks[number - rank] = rank  # accepted records numbered above this had `rank` rejects before
-    cuts = pa.table({"cut": pa.array(list(ranks), pa.int64()), "shift": pa.array(list(ranks.values()), pa.int64())})
-    con.register("_cuts", cuts)
+    con.register("_cuts", shifts(rejected))
     try:
         con.execute(f"CREATE TABLE {ident(table + '_n')} AS SELECT t.* EXCLUDE (_k), "
                     f"t._k + coalesce(c.shift, 0) AS _row_number "
