@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -37,8 +38,8 @@ class Group:
         return sorted((p.display, p.file.sha256) for p in self.parts)
 
 
-def write_version(con, group: Group, folder: Path, *, version: str, run_id: str, fingerprint: str,
-                  jsonl: bool, view: str) -> dict:
+def write_version(con, group: Group, folder: Path, *, version: str, run_id: str,
+                  fingerprint: Callable[[], str], jsonl: bool, view: str) -> dict:
     """Write ``group`` as a new version in ``folder``; return its record (``schema.json``).
 
     Each part is typed on its own and the typed columns are unioned (:mod:`ingestion.union`). A
@@ -75,7 +76,7 @@ def write_version(con, group: Group, folder: Path, *, version: str, run_id: str,
         con.execute(f"COPY (SELECT * FROM read_parquet({literal(tmp / 'data.parquet')})) TO "
                     f"{literal(tmp / 'data.jsonl')} (FORMAT json)")
     record = _record(con, group, tmp / "data.parquet", columns, targets, typed, originals)
-    record.update({"name": group.name, "version": version, "run_id": run_id, "fingerprint": fingerprint,
+    record.update({"name": group.name, "version": version, "run_id": run_id, "fingerprint": fingerprint(),
                    "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                    "quarantined_rows": quarantined, "path": str(folder / "data.parquet"),
                    "quarantine_path": str(folder / "quarantine.parquet")})

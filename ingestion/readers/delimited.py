@@ -28,6 +28,7 @@ import io
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Any
 
 from gristmill.sql import ident, literal
 from ingestion.detect import SAMPLE_BYTES, head
@@ -91,11 +92,11 @@ def read_delimited(con, file: InputFile, prefix: str, scratch: Path, *, stream: 
             source = _read_sql(path, names, native[0], delim, skip, layout.has_header, tag)
             con.execute(f"CREATE VIEW {ident(table)} AS SELECT *, row_number() OVER () AS _row_number "
                         f"FROM {source}")
-            deferred = Stream(source, tag, path, skip + int(layout.has_header), plan, redo,
-                              skip + int(layout.has_header) if _one_line_per_record(path) else None)
+            lines = _checker().submit(_one_line_per_record, path)  # beside the COPY, in a thread
+            deferred = Stream(source, tag, path, skip + int(layout.has_header), plan, redo, lines)
             return [RawPart(file, table, stem, names, originals, "duckdb.read_csv", 0, [], notes,
                             european=delim == ";", row_label="record", numbered=True,
-                            decided=native[1], line_offset=deferred.line_offset, stream=deferred)]
+                            decided=native[1], stream=deferred)]
         if native is not None:
             typed = _typed_load(con, path, table, names, native, file.display, delim, skip,
                                 layout.has_header, prefix)
@@ -138,7 +139,7 @@ class Stream:
     before_data: int  # lines above the first record (title rows, header)
     plan: TextPlan
     redo: Callable[[bool], RawPart]  # read the file again into a staging table (typed read or not)
-    line_offset: int | None = None
+    one_line: Any = None  # a Future: does every record lie on one line (:func:`_one_line_per_record`)?
 
     def settle(self, con, part: RawPart, accepted: int) -> bool:
         """After the single pass wrote ``accepted`` rows: record its rejects on ``part``; False when a
@@ -148,6 +149,7 @@ class Stream:
         part.rejects = [_relabel(r, self.plan)
                         for r in _rejects(con, self.tag, part.display, self.path, self.before_data)]
         part.input_rows = accepted + len(part.rejects)
+        part.line_offset = self.before_data if self.one_line.result() else None
         part.stream = None
         return True
 
@@ -155,6 +157,7 @@ class Stream:
         """Load the file into a staging table after all (the part is read with others, or ``exact``:
         its typed pass failed); ``part`` becomes what the reader returns without streaming."""
         con.execute(f"DROP VIEW IF EXISTS {ident(part.table)}")
+        self.one_line.cancel()
         fresh = self.redo(not exact)
         for item in fields(RawPart):
             setattr(part, item.name, getattr(fresh, item.name))
@@ -178,16 +181,30 @@ def shifts(rejected: list[int]):
     return pa.table({"cut": pa.array(list(ranks), pa.int64()), "shift": pa.array(list(ranks.values()), pa.int64())})
 
 
+_CHECKER: list = []
+
+
+def _checker():
+    """A thread for whole-file checks that run beside DuckDB's read (the GIL is released while
+    reading and mostly while searching bytes)."""
+    if not _CHECKER:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _CHECKER.append(ThreadPoolExecutor(max_workers=1, thread_name_prefix="gristmill-lines"))
+    return _CHECKER[0]
+
+
 def _one_line_per_record(path: Path) -> bool:
     """No quote character and no blank line: record ``r`` lies on the line ``r`` below the header,
     so a value quarantined later can name its physical line too."""
-    previous = b""
+    tail = b""
     with open(path, "rb") as handle:
         while block := handle.read(1 << 20):
-            seam = previous[-2:] + block
-            if b'"' in block or b"\n\n" in seam or b"\n\r\n" in seam:
+            seam = tail + block[:2]  # a blank line across two blocks
+            if (b'"' in block or b"\n\n" in block or b"\n\r\n" in block
+                    or b"\n\n" in seam or b"\n\r\n" in seam):
                 return False
-            previous = block
+            tail = block[-2:]
     return True
 
 
