@@ -63,10 +63,11 @@ def write_version(con, group: Group, folder: Path, *, version: str, run_id: str,
     written = con.execute(f"COPY ({union}) TO {literal(tmp / 'data.parquet')} ({options})").fetchall()[0][0]
     if streamed is not None:
         part = group.parts[0]
-        if not streamed.settle(con, part, written):  # a value failed its type: read it the exact way
+        again = streamed.settle(con, part, written)
+        if again:  # not clean UTF-8 after all, or a value failed its type: read it as before
             drop(con, typed)
             shutil.rmtree(tmp)
-            streamed.materialize(con, part, exact=True)
+            streamed.materialize(con, part, exact=again == "types")
             return write_version(con, group, folder, version=version, run_id=run_id,
                                  fingerprint=fingerprint, jsonl=jsonl, view=view)
         if part.rejects:

@@ -23,6 +23,7 @@ and the file is read again the exact way: as text, typed from the whole column.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 from collections.abc import Callable
@@ -51,7 +52,11 @@ def read_delimited(con, file: InputFile, prefix: str, scratch: Path, *, stream: 
     loaded here: its part is a view over ``read_csv`` (:class:`Stream`) that the write reads once;
     ``attempt_typed=False`` skips the typed read (the exact way, all text)."""
     stem = file.local.stem if file.member is None else Path(file.member).stem
-    plan = plan_text(file.local, file.encoding)
+    large = file.size >= TYPED_BYTES and not file.forced_types and attempt_typed
+    # a large file whose first bytes are clean UTF-8 is taken to be clean throughout: the whole-file
+    # check runs beside the single pass (Stream.settle), which a file that is not clean undoes
+    speculated = stream and large and _clean_head(file.local, file.encoding)
+    plan = _clean_plan(file.encoding) if speculated else plan_text(file.local, file.encoding)
     notes: dict = {"encoding": plan.note or plan.encoding}
     path = file.local
     if plan.wide:  # UTF-16/32: transcoded whole first, then read like clean UTF-8
@@ -83,8 +88,10 @@ def read_delimited(con, file: InputFile, prefix: str, scratch: Path, *, stream: 
         notes["title_rows"] = " | ".join(layout.title_rows(rows))[:200]
     table = f"{prefix}_raw"
     typed = None
-    if file.size >= TYPED_BYTES and not file.forced_types and attempt_typed:
+    if large:
         native = _typed_plan(con, path, names, delim, skip, layout.has_header, prefix)
+        if native is None and speculated:  # read the exact way, with the encoding decided first
+            return read_delimited(con, file, prefix, scratch, stream=False)
         if native is not None and stream:  # read later, once, by the write's COPY (class Stream)
             notes["types"] = f"from the first {SAMPLE_RECORDS:,} records, read natively by DuckDB"
             redo = _redo(con, file, prefix, scratch)
@@ -92,8 +99,9 @@ def read_delimited(con, file: InputFile, prefix: str, scratch: Path, *, stream: 
             source = _read_sql(path, names, native[0], delim, skip, layout.has_header, tag)
             con.execute(f"CREATE VIEW {ident(table)} AS SELECT *, row_number() OVER () AS _row_number "
                         f"FROM {source}")
-            lines = _checker().submit(_one_line_per_record, path)  # beside the COPY, in a thread
-            deferred = Stream(source, tag, path, skip + int(layout.has_header), plan, redo, lines)
+            checks = _checker().submit(_whole_file, path)  # beside the COPY, in a thread
+            deferred = Stream(source, tag, path, skip + int(layout.has_header), plan, redo, checks,
+                              speculated)
             return [RawPart(file, table, stem, names, originals, "duckdb.read_csv", 0, [], notes,
                             european=delim == ";", row_label="record", numbered=True,
                             decided=native[1], stream=deferred)]
@@ -139,25 +147,30 @@ class Stream:
     before_data: int  # lines above the first record (title rows, header)
     plan: TextPlan
     redo: Callable[[bool], RawPart]  # read the file again into a staging table (typed read or not)
-    one_line: Any = None  # a Future: does every record lie on one line (:func:`_one_line_per_record`)?
+    checks: Any = None  # a Future of :func:`_whole_file`: (clean UTF-8, one line per record)
+    speculated: bool = False  # the file was taken to be clean UTF-8 from its first bytes
 
-    def settle(self, con, part: RawPart, accepted: int) -> bool:
-        """After the single pass wrote ``accepted`` rows: record its rejects on ``part``; False when a
-        value failed its type (the rows written are then not the file's and must be read again)."""
+    def settle(self, con, part: RawPart, accepted: int) -> str:
+        """After the single pass wrote ``accepted`` rows: record its rejects on ``part`` and return
+        ""; else why the rows written are not the file's and it must be read again: "encoding" (it
+        is not clean UTF-8 after all) or "types" (a value failed its type)."""
+        clean, one_line = self.checks.result()
+        if self.speculated and not clean:
+            return "encoding"
         if cast_errors(con, self.tag):
-            return False
+            return "types"
         part.rejects = [_relabel(r, self.plan)
                         for r in _rejects(con, self.tag, part.display, self.path, self.before_data)]
         part.input_rows = accepted + len(part.rejects)
-        part.line_offset = self.before_data if self.one_line.result() else None
+        part.line_offset = self.before_data if one_line else None
         part.stream = None
-        return True
+        return ""
 
     def materialize(self, con, part: RawPart, exact: bool = False) -> None:
         """Load the file into a staging table after all (the part is read with others, or ``exact``:
         its typed pass failed); ``part`` becomes what the reader returns without streaming."""
         con.execute(f"DROP VIEW IF EXISTS {ident(part.table)}")
-        self.one_line.cancel()
+        self.checks.cancel()
         fresh = self.redo(not exact)
         for item in fields(RawPart):
             setattr(part, item.name, getattr(fresh, item.name))
@@ -192,6 +205,50 @@ def _checker():
 
         _CHECKER.append(ThreadPoolExecutor(max_workers=1, thread_name_prefix="gristmill-lines"))
     return _CHECKER[0]
+
+
+def _clean_head(path: Path, guess: str | None) -> bool:
+    """The first bytes are UTF-8 (a character cut at the end aside) with no NUL byte."""
+    if codecs.lookup(guess or "utf-8").name.startswith(("utf-16", "utf-32")):
+        return False
+    raw = head(path, SAMPLE_BYTES)
+    try:
+        codecs.getincrementaldecoder("utf-8")(errors="strict").decode(raw, final=False)
+    except UnicodeDecodeError:
+        return False
+    return b"\x00" not in raw
+
+
+def _clean_plan(guess: str | None) -> TextPlan:
+    """What :func:`~ingestion.readers.textlines.plan_text` decides for a clean UTF-8 file."""
+    return TextPlan("utf-8-sig" if guess == "utf-8-sig" else "utf-8", clean_utf8=True)
+
+
+def _whole_file(path: Path) -> tuple[bool, bool]:
+    """One read: is the file clean UTF-8 with no NUL byte (what ``plan_text`` calls clean), and does
+    every record lie on one line (no quote character, no blank line: :func:`_one_line_per_record`)?"""
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="strict")
+    clean, one_line, tail = True, True, b""
+    with open(path, "rb") as handle:
+        while (clean or one_line) and (block := handle.read(1 << 20)):
+            if clean and b"\x00" in block:
+                clean = False
+            elif clean and not (block.isascii() and not decoder.getstate()[0]):
+                try:
+                    decoder.decode(block)
+                except UnicodeDecodeError:
+                    clean = False
+            if one_line:
+                seam = tail + block[:2]
+                one_line = not (b'"' in block or b"\n\n" in block or b"\n\r\n" in block
+                                or b"\n\n" in seam or b"\n\r\n" in seam)
+                tail = block[-2:]
+    if clean:
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            clean = False
+    return clean, one_line
 
 
 def _one_line_per_record(path: Path) -> bool:

@@ -125,3 +125,32 @@ def test_cleaned_text_is_what_the_former_expression_gave():
                                 f"count(*) FILTER (WHERE {former} IS NULL) FROM t").fetchall()[0]
     assert differ == 0
     assert nulls > 3 * len(NULL_TOKENS)  # the tokens (and random ones) did become missing
+
+
+@pytest.mark.parametrize("data", [
+    b"a,b\n1,2\n" * 10, "a,b\nM\u00fcller,2\n".encode() * 10, b"a,b\n1,\x002\n", b"a,b\nM\xfcller,2\n",
+    b"a,b\n" + b"x" * ((1 << 20) - 5) + "\u00e9,1\n".encode(),  # a character across two blocks
+    b"a,b\n" + b"x" * ((1 << 20) - 4) + b"\xc3", b'a,b\n"1",2\n', b"a,b\n1,2\n\n3,4\n",
+    b"a,b\n" + b"x" * ((1 << 20) - 5) + b"\n\r\n1,2\n",
+])
+def test_the_whole_file_check_agrees_with_plan_text_and_the_line_check(data, tmp_path):
+    from ingestion.readers.textlines import plan_text
+
+    path = tmp_path / "f.csv"
+    path.write_bytes(data)
+    assert delimited._whole_file(path) == (plan_text(path, "utf-8").clean_utf8,
+                                           delimited._one_line_per_record(path))
+
+
+def test_a_file_not_clean_past_its_first_bytes_is_read_as_before(make_files, ingest_run, sql, schema):
+    text = _big_csv(420_000).replace(",c3,  note 10  \n", ",Zo\u00eb,  note 10  \n", 1)
+    assert "Zo\u00eb" in text  # a UTF-8 line in the first bytes: the file is UTF-8 ...
+    cut = text.index("\n400000,")  # ... and a line far below is Latin-1
+    latin1 = "\n400000,1.0,2024-03-01,true,M\u00fcller,x\n".encode("cp1252")  # past the first 64 KB
+    folder = make_files({"orders.csv": text[:cut].encode() + latin1 + text[cut:].split("\n", 2)[2].encode()})
+    report = ingest_run(folder)
+    assert report.quarantined_rows == 1  # the Latin-1 line, in its place
+    assert sql("SELECT line, row_number FROM p._quarantine") == [(400_001, 400_000)]
+    assert sql("SELECT count(*) FILTER (WHERE _row_number <> id), count(*) FROM p.orders") == [(0, 419_999)]
+    assert "not valid utf-8" in sql("SELECT reason FROM p._quarantine")[0][0]
+    assert schema(report, "orders")["sources"][0]["notes"]["encoding"].startswith("utf-8 (1 line(s)")
