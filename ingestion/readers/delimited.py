@@ -18,7 +18,9 @@ Large files (:data:`TYPED_BYTES` and up) try a typed read first: the first
 column comes out as text or as a type DuckDB's own casts read the same way (plain integers and
 decimals, ISO dates and timestamps, true/false words), the file is read once with those types. A
 value that then fails its type (a later ``NA`` in an integer column, say) makes DuckDB reject it,
-and the file is read again the exact way: as text, typed from the whole column.
+and the file is read again the exact way: as text, typed from the whole column. Such a file is not
+loaded here but streamed (:class:`Stream`): the write's ``COPY`` reads it once, straight to Parquet,
+while threads hash it and check it whole (clean UTF-8, one line per record).
 """
 
 from __future__ import annotations
