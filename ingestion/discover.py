@@ -164,7 +164,7 @@ def _visit(local: Path, display: str, index: int, forced: str | None, origin: Pa
         _visit_zip(local, display, index, forced, origin, folder, staging, found, depth)
         return
     if local == origin:  # the user's own file: hashed in a thread, beside its read
-        size, digest = local.stat().st_size, _hasher().submit(lambda: _hash(local)[1])
+        size, digest = local.stat().st_size, worker("sha256").submit(lambda: _hash(local)[1])
     else:  # unpacked into staging (removed at the end of the run): hashed now
         size, digest = _hash(local)
     found.files.append(InputFile(index, display, local, kind.kind, kind.encoding, size, digest, origin,
@@ -255,16 +255,21 @@ def _copy_bounded(src, dst, packed: int) -> None:
         dst.write(block)
 
 
-_HASHER: list = []
+_WORKERS: dict = {}
 
 
-def _hasher():
-    """One thread hashing files in discovery order (hashlib releases the GIL on large blocks)."""
-    if not _HASHER:
+def worker(name: str):
+    """A one-thread executor for whole-file work beside DuckDB's read (hashlib and bytes searches
+    release the GIL on large blocks). One per process: a forked worker makes its own, since the
+    parent's thread does not survive the fork."""
+    import os
+
+    key = (name, os.getpid())
+    if key not in _WORKERS:
         from concurrent.futures import ThreadPoolExecutor
 
-        _HASHER.append(ThreadPoolExecutor(max_workers=1, thread_name_prefix="gristmill-sha256"))
-    return _HASHER[0]
+        _WORKERS[key] = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"gristmill-{name}")
+    return _WORKERS[key]
 
 
 def _hash(path: Path) -> tuple[int, str]:

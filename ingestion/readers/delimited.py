@@ -35,7 +35,7 @@ from typing import Any
 
 from gristmill.sql import ident, literal
 from ingestion.detect import SAMPLE_BYTES, head
-from ingestion.discover import InputFile
+from ingestion.discover import InputFile, worker
 from ingestion.layout import find_layout, not_tabular
 from ingestion.names import column_names
 from ingestion.readers import MAX_COLUMNS, RawPart, Reject, TooWide
@@ -101,7 +101,7 @@ def read_delimited(con, file: InputFile, prefix: str, scratch: Path, *, stream: 
             source = _read_sql(path, names, native[0], delim, skip, layout.has_header, tag)
             con.execute(f"CREATE VIEW {ident(table)} AS SELECT *, row_number() OVER () AS _row_number "
                         f"FROM {source}")
-            checks = _checker().submit(_whole_file, path)  # beside the COPY, in a thread
+            checks = worker("checks").submit(_whole_file, path)  # beside the COPY, in a thread
             deferred = Stream(source, tag, path, skip + int(layout.has_header), plan, redo, checks,
                               speculated)
             return [RawPart(file, table, stem, names, originals, "duckdb.read_csv", 0, [], notes,
@@ -194,19 +194,6 @@ def shifts(rejected: list[int]):
     for rank, number in enumerate(sorted(rejected), start=1):
         ranks[number - rank] = rank  # accepted records numbered above this had `rank` rejects before
     return pa.table({"cut": pa.array(list(ranks), pa.int64()), "shift": pa.array(list(ranks.values()), pa.int64())})
-
-
-_CHECKER: list = []
-
-
-def _checker():
-    """A thread for whole-file checks that run beside DuckDB's read (the GIL is released while
-    reading and mostly while searching bytes)."""
-    if not _CHECKER:
-        from concurrent.futures import ThreadPoolExecutor
-
-        _CHECKER.append(ThreadPoolExecutor(max_workers=1, thread_name_prefix="gristmill-lines"))
-    return _CHECKER[0]
 
 
 def _clean_head(path: Path, guess: str | None) -> bool:
