@@ -154,3 +154,17 @@ def test_a_file_not_clean_past_its_first_bytes_is_read_as_before(make_files, ing
     assert sql("SELECT count(*) FILTER (WHERE _row_number <> id), count(*) FROM p.orders") == [(0, 419_999)]
     assert "not valid utf-8" in sql("SELECT reason FROM p._quarantine")[0][0]
     assert schema(report, "orders")["sources"][0]["notes"]["encoding"].startswith("utf-8 (1 line(s)")
+
+
+def test_background_workers_are_one_per_process(monkeypatch):
+    """A process forked after an ingestion (a queue worker) must not wait on its parent's thread."""
+    import os
+
+    from ingestion.discover import worker
+
+    first = worker("test")
+    assert worker("test") is first
+    monkeypatch.setattr(os, "getpid", lambda: -1)
+    other = worker("test")
+    assert other is not first and other.submit(lambda: 42).result() == 42
+    other.shutdown()
