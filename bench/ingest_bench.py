@@ -14,6 +14,8 @@ fresh Python process so peak memory (max RSS) is its own:
   inference, quarantine, zstd Parquet, DuckDB views); once more on the clean CSV with its staging
   memory held to 400 MB (``GRISTMILL_INGEST_MEMORY``), to show memory stays bounded.
 
+With ``--repeat N`` each measurement runs N times, the peer's and Gristmill's alternating so both
+see the same load, and the median run is shown (every run's seconds go to stderr and ``--json``).
 Figures print as a table; copy them to docs/benchmarks.md with the machine they ran on.
 """
 
@@ -126,9 +128,20 @@ def main() -> None:
     parser.add_argument("--messy-mb", type=int, default=200)
     parser.add_argument("--dir", type=Path, default=Path("/tmp/gristmill-bench"))
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="runs of each measurement, peer and Gristmill alternating; the median is shown")
+    parser.add_argument("--inputs-only", action="store_true", help="only write the input files")
     args = parser.parse_args()
     args.dir.mkdir(parents=True, exist_ok=True)
     t = time.monotonic()
+    if args.inputs_only:
+        make_clean(args.dir, args.size_mb)
+        make_messy(args.dir, args.messy_mb)
+        return
+    # inputs are made in a child process: the peak RSS of this one is passed on to every child it
+    # starts (Linux keeps ru_maxrss across fork and exec), which made every figure at least its own
+    subprocess.run([sys.executable, __file__, "--inputs-only", "--size-mb", str(args.size_mb),
+                    "--messy-mb", str(args.messy_mb), "--dir", str(args.dir)], check=True)
     csv_path, parquet_path = make_clean(args.dir, args.size_mb)
     messy = make_messy(args.dir, args.messy_mb)
     print(f"inputs ready in {time.monotonic() - t:.0f} s", file=sys.stderr)
@@ -137,25 +150,33 @@ def main() -> None:
     for label, path, options in (("clean CSV", csv_path, ""), ("Parquet twin", parquet_path, ""),
                                  ("messy CSV", messy, messy_options)):
         mb = path.stat().st_size / 1024 / 1024
-        rows, secs, rss = run(PEER, str(path), str(args.dir / "peer_out.parquet"), options)
-        results.append({"input": label, "system": "duckdb COPY", "mb": round(mb), "rows": int(rows),
-                        "seconds": round(float(secs), 2), "mb_per_s": round(mb / float(secs), 1),
-                        "peak_rss_mb": round(int(rss) / 1024)})
-        rows, secs, rss, quarantined = run(GRISTMILL, str(path), str(args.dir / "gristmill_ws"))
-        results.append({"input": label, "system": "gristmill ingest", "mb": round(mb), "rows": int(rows),
-                        "quarantined": int(quarantined), "seconds": round(float(secs), 2),
-                        "mb_per_s": round(mb / float(secs), 1), "peak_rss_mb": round(int(rss) / 1024)})
-        peer, ours = results[-2], results[-1]
-        ours["vs_duckdb"] = round(peer["seconds"] / ours["seconds"], 2)
-        print(f"{label}: duckdb {peer['seconds']} s, gristmill {ours['seconds']} s", file=sys.stderr)
-        if label == "clean CSV":  # the same with staging held to 400 MB (it spills to disk)
-            rows, secs, rss, quarantined = run(GRISTMILL, str(path), str(args.dir / "gristmill_ws"),
-                                               memory="400MB")
-            results.append({"input": label, "system": "gristmill, 400 MB", "mb": round(mb),
-                            "rows": int(rows), "quarantined": int(quarantined),
-                            "seconds": round(float(secs), 2), "mb_per_s": round(mb / float(secs), 1),
-                            "peak_rss_mb": round(int(rss) / 1024),
-                            "vs_duckdb": round(peer["seconds"] / float(secs), 2)})
+        runs: dict[str, list[dict]] = {"duckdb COPY": [], "gristmill ingest": [], "gristmill, 400 MB": []}
+        for _ in range(args.repeat):  # peer and Gristmill alternate: both see the same load
+            rows, secs, rss = run(PEER, str(path), str(args.dir / "peer_out.parquet"), options)
+            runs["duckdb COPY"].append({"rows": int(rows), "seconds": float(secs), "rss": int(rss)})
+            for system, memory in (("gristmill ingest", None), ("gristmill, 400 MB", "400MB")):
+                if memory and label != "clean CSV":  # staging held to 400 MB: the clean CSV only
+                    continue
+                rows, secs, rss, quarantined = run(GRISTMILL, str(path), str(args.dir / "gristmill_ws"),
+                                                   memory=memory)
+                runs[system].append({"rows": int(rows), "seconds": float(secs), "rss": int(rss),
+                                     "quarantined": int(quarantined)})
+        peer = None
+        for system, got in runs.items():
+            if not got:
+                continue
+            mid = sorted(got, key=lambda r: r["seconds"])[len(got) // 2]  # the median run
+            row = {"input": label, "system": system, "mb": round(mb), "rows": mid["rows"],
+                   "seconds": round(mid["seconds"], 2), "mb_per_s": round(mb / mid["seconds"], 1),
+                   "peak_rss_mb": round(mid["rss"] / 1024), "runs_s": [round(r["seconds"], 2) for r in got]}
+            if "quarantined" in mid:
+                row["quarantined"] = mid["quarantined"]
+                row["vs_duckdb"] = round(peer["seconds"] / row["seconds"], 2)
+            else:
+                peer = row
+            results.append(row)
+        print(f"{label}: " + ", ".join(f"{r['system']} {r['runs_s']} s" for r in results if r["input"] == label),
+              file=sys.stderr)
     if args.json:
         print(json.dumps(results, indent=2))
         return

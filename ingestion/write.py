@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -37,11 +38,18 @@ class Group:
         return sorted((p.display, p.file.sha256) for p in self.parts)
 
 
-def write_version(con, group: Group, folder: Path, *, version: str, run_id: str, fingerprint: str,
-                  jsonl: bool, view: str) -> dict:
+def write_version(con, group: Group, folder: Path, *, version: str, run_id: str,
+                  fingerprint: Callable[[], str], jsonl: bool, view: str) -> dict:
     """Write ``group`` as a new version in ``folder``; return its record (``schema.json``).
 
-    Each part is typed on its own and the typed columns are unioned (:mod:`ingestion.union`)."""
+    Each part is typed on its own and the typed columns are unioned (:mod:`ingestion.union`). A
+    part alone in its group whose read was deferred (``part.stream``) is read by the COPY below, in
+    one pass; parts read with others are loaded into staging tables first."""
+    streamed = group.parts[0].stream if len(group.parts) == 1 else None
+    if streamed is None:
+        for part in group.parts:
+            if part.stream is not None:
+                part.stream.materialize(con, part)
     typed = [type_part(con, part, f"{view}_{i}", group.types) for i, part in enumerate(group.parts)]
     targets = reconcile(con, typed, group.types)
     columns = list(targets)
@@ -51,14 +59,25 @@ def write_version(con, group: Group, folder: Path, *, version: str, run_id: str,
     originals = {c: sorted({p.originals.get(c, c) for p in group.parts if c in p.columns}) for c in columns}
     metadata = json.dumps({"table": group.name, "version": version, "original_names": originals})
     union = " UNION ALL ".join(select(t, columns, targets) for t in typed)
-    con.execute(f"COPY ({union}) TO {literal(tmp / 'data.parquet')} (FORMAT parquet, COMPRESSION zstd, "
-                f"KV_METADATA {{gristmill: {literal(metadata)}}})")
+    options = f"FORMAT parquet, COMPRESSION zstd, KV_METADATA {{gristmill: {literal(metadata)}}}"
+    written = con.execute(f"COPY ({union}) TO {literal(tmp / 'data.parquet')} ({options})").fetchall()[0][0]
+    if streamed is not None:
+        part = group.parts[0]
+        again = streamed.settle(con, part, written)
+        if again:  # not clean UTF-8 after all, or a value failed its type: read it as before
+            drop(con, typed)
+            shutil.rmtree(tmp)
+            streamed.materialize(con, part, exact=again == "types")
+            return write_version(con, group, folder, version=version, run_id=run_id,
+                                 fingerprint=fingerprint, jsonl=jsonl, view=view)
+        if part.rejects:
+            _renumber(con, tmp / "data.parquet", [r.row for r in part.rejects if r.row is not None], options)
     quarantined = _write_quarantine(con, group, typed, tmp / "quarantine.parquet")
     if jsonl:
         con.execute(f"COPY (SELECT * FROM read_parquet({literal(tmp / 'data.parquet')})) TO "
                     f"{literal(tmp / 'data.jsonl')} (FORMAT json)")
     record = _record(con, group, tmp / "data.parquet", columns, targets, typed, originals)
-    record.update({"name": group.name, "version": version, "run_id": run_id, "fingerprint": fingerprint,
+    record.update({"name": group.name, "version": version, "run_id": run_id, "fingerprint": fingerprint(),
                    "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                    "quarantined_rows": quarantined, "path": str(folder / "data.parquet"),
                    "quarantine_path": str(folder / "quarantine.parquet")})
@@ -69,6 +88,22 @@ def write_version(con, group: Group, folder: Path, *, version: str, run_id: str,
     tmp.rename(folder)
     drop(con, typed)
     return record
+
+
+def _renumber(con, data: Path, rejected: list[int], options: str) -> None:
+    """A single pass numbered the accepted records only: count the rejected ones in (rare: only a
+    file with malformed lines pays this second pass, over its Parquet)."""
+    from ingestion.readers.delimited import shifts
+
+    staged = data.with_name("renumbered.parquet")
+    con.register("_cuts", shifts(rejected))
+    try:
+        con.execute(f"COPY (SELECT d.* REPLACE (d._row_number + coalesce(c.shift, 0) AS _row_number) "
+                    f"FROM read_parquet({literal(data)}) d ASOF LEFT JOIN _cuts c ON d._row_number > c.cut "
+                    f"ORDER BY d._row_number) TO {literal(staged)} ({options})")
+    finally:
+        con.unregister("_cuts")
+    staged.replace(data)
 
 
 def _write_quarantine(con, group: Group, typed: list[TypedPart], path: Path) -> int:

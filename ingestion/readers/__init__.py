@@ -62,6 +62,9 @@ class RawPart:
     line_offset: int | None = None  # delimited text: a record's physical line is its number + this
     skipped: str = ""  # with no ``table``: why this is not a table (listed under skipped files)
     warnings: list[str] = field(default_factory=list)  # surfaced in the report (e.g. formulas without values)
+    # a read not run yet (ingestion.readers.delimited.Stream): ``table`` is a view over the file and
+    # the write's COPY is its single pass; ``input_rows`` and ``rejects`` are known after it
+    stream: Any = None
 
     def __post_init__(self) -> None:
         self.display = self.display or self.file.display

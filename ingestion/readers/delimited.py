@@ -18,18 +18,24 @@ Large files (:data:`TYPED_BYTES` and up) try a typed read first: the first
 column comes out as text or as a type DuckDB's own casts read the same way (plain integers and
 decimals, ISO dates and timestamps, true/false words), the file is read once with those types. A
 value that then fails its type (a later ``NA`` in an integer column, say) makes DuckDB reject it,
-and the file is read again the exact way: as text, typed from the whole column.
+and the file is read again the exact way: as text, typed from the whole column. Such a file is not
+loaded here but streamed (:class:`Stream`): the write's ``COPY`` reads it once, straight to Parquet,
+while threads hash it and check it whole (clean UTF-8, one line per record).
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
+from collections.abc import Callable
+from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Any
 
 from gristmill.sql import ident, literal
 from ingestion.detect import SAMPLE_BYTES, head
-from ingestion.discover import InputFile
+from ingestion.discover import InputFile, worker
 from ingestion.layout import find_layout, not_tabular
 from ingestion.names import column_names
 from ingestion.readers import MAX_COLUMNS, RawPart, Reject, TooWide
@@ -42,9 +48,17 @@ _NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
 SAMPLE_ROWS = 500
 
 
-def read_delimited(con, file: InputFile, prefix: str, scratch: Path) -> list[RawPart]:
+def read_delimited(con, file: InputFile, prefix: str, scratch: Path, *, stream: bool = True,
+                   attempt_typed: bool = True) -> list[RawPart]:
+    """Read ``file`` (module docstring). With ``stream``, a file that takes the typed read is not
+    loaded here: its part is a view over ``read_csv`` (:class:`Stream`) that the write reads once;
+    ``attempt_typed=False`` skips the typed read (the exact way, all text)."""
     stem = file.local.stem if file.member is None else Path(file.member).stem
-    plan = plan_text(file.local, file.encoding)
+    large = file.size >= TYPED_BYTES and not file.forced_types and attempt_typed
+    # a large file whose first bytes are clean UTF-8 is taken to be clean throughout: the whole-file
+    # check runs beside the single pass (Stream.settle), which a file that is not clean undoes
+    speculated = stream and large and _clean_head(file.local, file.encoding)
+    plan = _clean_plan(file.encoding) if speculated else plan_text(file.local, file.encoding)
     notes: dict = {"encoding": plan.note or plan.encoding}
     path = file.local
     if plan.wide:  # UTF-16/32: transcoded whole first, then read like clean UTF-8
@@ -76,8 +90,26 @@ def read_delimited(con, file: InputFile, prefix: str, scratch: Path) -> list[Raw
         notes["title_rows"] = " | ".join(layout.title_rows(rows))[:200]
     table = f"{prefix}_raw"
     typed = None
-    if file.size >= TYPED_BYTES and not file.forced_types:
-        typed = _typed_load(con, path, table, names, delim, skip, layout.has_header, file.display, prefix)
+    if large:
+        native = _typed_plan(con, path, names, delim, skip, layout.has_header, prefix)
+        if native is None and speculated:  # read the exact way, with the encoding decided first
+            return read_delimited(con, file, prefix, scratch, stream=False)
+        if native is not None and stream:  # read later, once, by the write's COPY (class Stream)
+            notes["types"] = f"from the first {SAMPLE_RECORDS:,} records, read natively by DuckDB"
+            redo = _redo(con, file, prefix, scratch)
+            tag = f"{prefix}_w"
+            source = _read_sql(path, names, native[0], delim, skip, layout.has_header, tag)
+            con.execute(f"CREATE VIEW {ident(table)} AS SELECT *, row_number() OVER () AS _row_number "
+                        f"FROM {source}")
+            checks = worker("checks").submit(_whole_file, path)  # beside the COPY, in a thread
+            deferred = Stream(source, tag, path, skip + int(layout.has_header), plan, redo, checks,
+                              speculated)
+            return [RawPart(file, table, stem, names, originals, "duckdb.read_csv", 0, [], notes,
+                            european=delim == ";", row_label="record", numbered=True,
+                            decided=native[1], stream=deferred)]
+        if native is not None:
+            typed = _typed_load(con, path, table, names, native, file.display, delim, skip,
+                                layout.has_header, prefix)
     if typed is not None:
         accepted, rejects, interpretations = typed
         notes["types"] = f"from the first {SAMPLE_RECORDS:,} records, read natively by DuckDB"
@@ -103,16 +135,122 @@ def read_delimited(con, file: InputFile, prefix: str, scratch: Path) -> list[Raw
                     decided=interpretations, line_offset=offset)]
 
 
+@dataclass
+class Stream:
+    """A typed read not run yet: the part's table is a view over ``read_csv`` numbering the records
+    in file order (``row_number() OVER ()``, which DuckDB keeps in scan order with several threads),
+    so the write's ``COPY`` to Parquet is the file's single pass. Afterwards :meth:`settle` collects
+    what DuckDB rejected; a value that failed its type sends the file back to the exact read
+    (:meth:`materialize` with ``exact``), as the typed read does when it loads a staging table."""
+
+    source: str  # the read_csv call
+    tag: str  # its rejects tables: <tag>_errors, <tag>_scans
+    path: Path
+    before_data: int  # lines above the first record (title rows, header)
+    plan: TextPlan
+    redo: Callable[[bool], RawPart]  # read the file again into a staging table (typed read or not)
+    checks: Any = None  # a Future of :func:`_whole_file`: (clean UTF-8, one line per record)
+    speculated: bool = False  # the file was taken to be clean UTF-8 from its first bytes
+
+    def settle(self, con, part: RawPart, accepted: int) -> str:
+        """After the single pass wrote ``accepted`` rows: record its rejects on ``part`` and return
+        ""; else why the rows written are not the file's and it must be read again: "encoding" (it
+        is not clean UTF-8 after all) or "types" (a value failed its type)."""
+        clean, one_line = self.checks.result()
+        if self.speculated and not clean:
+            return "encoding"
+        if cast_errors(con, self.tag):
+            return "types"
+        part.rejects = [_relabel(r, self.plan)
+                        for r in _rejects(con, self.tag, part.display, self.path, self.before_data)]
+        part.input_rows = accepted + len(part.rejects)
+        part.line_offset = self.before_data if one_line else None
+        part.stream = None
+        return ""
+
+    def materialize(self, con, part: RawPart, exact: bool = False) -> None:
+        """Load the file into a staging table after all (the part is read with others, or ``exact``:
+        its typed pass failed); ``part`` becomes what the reader returns without streaming."""
+        con.execute(f"DROP VIEW IF EXISTS {ident(part.table)}")
+        self.checks.cancel()
+        fresh = self.redo(not exact)
+        for item in fields(RawPart):
+            setattr(part, item.name, getattr(fresh, item.name))
+
+
+def _redo(con, file: InputFile, prefix: str, scratch: Path) -> Callable[[bool], RawPart]:
+    def again(attempt_typed: bool) -> RawPart:
+        (part,) = read_delimited(con, file, prefix, scratch, stream=False, attempt_typed=attempt_typed)
+        return part
+    return again
+
+
+def shifts(rejected: list[int]):
+    """An Arrow table (cut, shift): accepted record k (counted among accepted ones, in file order)
+    has the number k + shift of the last cut below k, rejected records counted."""
+    import pyarrow as pa
+
+    ranks: dict[int, int] = {}
+    for rank, number in enumerate(sorted(rejected), start=1):
+        ranks[number - rank] = rank  # accepted records numbered above this had `rank` rejects before
+    return pa.table({"cut": pa.array(list(ranks), pa.int64()), "shift": pa.array(list(ranks.values()), pa.int64())})
+
+
+def _clean_head(path: Path, guess: str | None) -> bool:
+    """The first bytes are UTF-8 (a character cut at the end aside) with no NUL byte."""
+    if codecs.lookup(guess or "utf-8").name.startswith(("utf-16", "utf-32")):
+        return False
+    raw = head(path, SAMPLE_BYTES)
+    try:
+        codecs.getincrementaldecoder("utf-8")(errors="strict").decode(raw, final=False)
+    except UnicodeDecodeError:
+        return False
+    return b"\x00" not in raw
+
+
+def _clean_plan(guess: str | None) -> TextPlan:
+    """What :func:`~ingestion.readers.textlines.plan_text` decides for a clean UTF-8 file."""
+    return TextPlan("utf-8-sig" if guess == "utf-8-sig" else "utf-8", clean_utf8=True)
+
+
+def _whole_file(path: Path) -> tuple[bool, bool]:
+    """One read: is the file clean UTF-8 with no NUL byte (what ``plan_text`` calls clean), and does
+    every record lie on one line (no quote character, no blank line: :func:`_one_line_per_record`)?"""
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="strict")
+    clean, one_line, tail = True, True, b""
+    with open(path, "rb") as handle:
+        while (clean or one_line) and (block := handle.read(1 << 20)):
+            if clean and b"\x00" in block:
+                clean = False
+            elif clean and not (block.isascii() and not decoder.getstate()[0]):
+                try:
+                    decoder.decode(block)
+                except UnicodeDecodeError:
+                    clean = False
+            if one_line:
+                seam = tail + block[:2]
+                one_line = not (b'"' in block or b"\n\n" in block or b"\n\r\n" in block
+                                or b"\n\n" in seam or b"\n\r\n" in seam)
+                tail = block[-2:]
+    if clean:
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            clean = False
+    return clean, one_line
+
+
 def _one_line_per_record(path: Path) -> bool:
     """No quote character and no blank line: record ``r`` lies on the line ``r`` below the header,
     so a value quarantined later can name its physical line too."""
-    previous = b""
+    tail = b""
     with open(path, "rb") as handle:
         while block := handle.read(1 << 20):
-            seam = previous[-2:] + block
-            if b'"' in block or b"\n\n" in seam or b"\n\r\n" in seam:
+            seam = tail + block[:2]  # a blank line across two blocks
+            if (b'"' in block or b"\n\n" in block or b"\n\r\n" in block
+                    or b"\n\n" in seam or b"\n\r\n" in seam):
                 return False
-            previous = block
+            tail = block[-2:]
     return True
 
 
@@ -191,10 +329,10 @@ _NATIVE_BOOL = {"true", "false", "t", "f", "yes", "no", "y", "n", "1", "0"}
 _PLAIN = {"BIGINT": r"[+-]?(0|[1-9][0-9]*)", "DOUBLE": r"[+-]?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?"}
 
 
-def _typed_load(con, path: Path, table: str, names: list[str], delim: str, skip: int, header: bool,
-                display: str, prefix: str) -> tuple[int, list[Reject], dict[str, str]] | None:
-    """Read the file once with types decided on its first records; None when it must be read as
-    text (a column needs Gristmill's own parsing, or a later value fails its type)."""
+def _typed_plan(con, path: Path, names: list[str], delim: str, skip: int, header: bool,
+                prefix: str) -> tuple[dict[str, str], dict[str, str]] | None:
+    """Types decided on the first records (column -> DuckDB type, column -> interpretation); None
+    when the file must be read as text (a column needs Gristmill's own parsing)."""
     from ingestion.infer import batches, plan_columns, prepare
 
     sample, clean = f"{prefix}_sample", f"{prefix}_sample_clean"
@@ -225,17 +363,28 @@ def _typed_load(con, path: Path, table: str, names: list[str], delim: str, skip:
         if any(con.execute(f"SELECT {', '.join(batch)} FROM {ident(clean)}").fetchall()[0]):
             return _drop(con, sample, clean)
     _drop(con, sample, clean)
+    return types, {col: plans[col].interpretation for col in names}
+
+
+def _typed_load(con, path: Path, table: str, names: list[str], native: tuple[dict[str, str], dict[str, str]],
+                display: str, delim: str, skip: int, header: bool, prefix: str) -> tuple[int, list[Reject], dict[str, str]] | None:
+    """Load the file once with the types of :func:`_typed_plan`; None when a value fails its type
+    (the file must then be read as text)."""
+    types, labels = native
     tag = f"{prefix}_t"
     con.execute(f"CREATE TABLE {ident(table)} AS SELECT * FROM "
                 f"{_read_sql(path, names, types, delim, skip, header, tag)}")
-    cast_errors = con.execute(f"SELECT count(*) FROM {ident(tag + '_errors')} "
-                              "WHERE error_type::VARCHAR = 'CAST'").fetchall()[0][0]
-    if cast_errors:
+    if cast_errors(con, tag):
         con.execute(f"DROP TABLE {ident(table)}")
         return None
     accepted = con.execute(f"SELECT count(*) FROM {ident(table)}").fetchall()[0][0]
-    labels = {col: plans[col].interpretation for col in names}
     return accepted, _rejects(con, tag, display, path, skip + int(header)), labels
+
+
+def cast_errors(con, tag: str) -> int:
+    """Values the typed read ``tag`` rejected because they did not fit their column's type."""
+    return con.execute(f"SELECT count(*) FROM {ident(tag + '_errors')} "
+                       "WHERE error_type::VARCHAR = 'CAST'").fetchall()[0][0]
 
 
 def _drop(con, sample: str, clean: str) -> None:
@@ -280,13 +429,7 @@ def _physical_lines(path: Path, positions: list[int]) -> dict[int, int]:
 def _number(con, table: str, rejected: list[int]) -> None:
     """Add ``_row_number``, the record's number in its file, rejected records counted: accepted
     record k (the table's rowid + 1, in file order) is the k-th number not taken by a rejected one."""
-    import pyarrow as pa
-
-    ranks: dict[int, int] = {}
-    for rank, number in enumerate(sorted(rejected), start=1):
-        ranks[number - rank] = rank  # accepted records numbered above this had `rank` rejects before
-    cuts = pa.table({"cut": pa.array(list(ranks), pa.int64()), "shift": pa.array(list(ranks.values()), pa.int64())})
-    con.register("_cuts", cuts)
+    con.register("_cuts", shifts(rejected))
     try:
         con.execute(f"CREATE TABLE {ident(table + '_n')} AS SELECT t.* EXCLUDE (_k), "
                     f"t._k + coalesce(c.shift, 0) AS _row_number "

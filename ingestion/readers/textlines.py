@@ -119,6 +119,8 @@ def _clean_utf8(path: Path) -> bool:
             while block := handle.read(BLOCK):
                 if b"\x00" in block:
                     return False
+                if block.isascii() and not decoder.getstate()[0]:
+                    continue  # ASCII is UTF-8 (and nothing of a character is pending)
                 decoder.decode(block)
             decoder.decode(b"", final=True)
     except UnicodeDecodeError:
