@@ -53,6 +53,16 @@ def write_preds(out: Path, meta: dict, scores, classes=None) -> None:
     frame.to_parquet(out / "preds.parquet", index=False)
 
 
+def estimator_scores(meta: dict, model, X):
+    """Scores of a scikit-learn-style estimator (``predict`` / ``predict_proba`` / ``classes_``) in
+    :func:`write_preds`' shape, and the class order (None for regression)."""
+    if meta["task"] == "regression":
+        return model.predict(X), None
+    proba = model.predict_proba(X)
+    classes = [str(c) for c in model.classes_]
+    return (proba[:, classes.index("1")] if meta["task"] == "binary" else proba), classes
+
+
 def write_result(out: Path, **fields) -> None:
     (out / "result.json").write_text(json.dumps(fields, indent=2, default=str))
 

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import Clock, args, load, write_preds, write_result  # noqa: E402
+from common import Clock, args, estimator_scores, load, write_preds, write_result  # noqa: E402
 
 METRIC = {"binary": "roc_auc", "multiclass": "log_loss", "regression": "rmse"}
 
@@ -25,12 +25,7 @@ def main() -> None:
                metric=METRIC[meta["task"]], time_budget=budget, seed=seed, verbose=0,
                log_file_name=str(out / "flaml.log"))
     fit_s = clock.lap()
-    if meta["task"] == "regression":
-        scores, classes = automl.predict(Xt), None
-    else:
-        proba = automl.predict_proba(Xt)
-        classes = [str(c) for c in automl.classes_]
-        scores = proba[:, classes.index("1")] if meta["task"] == "binary" else proba
+    scores, classes = estimator_scores(meta, automl, Xt)
     predict_s = clock.lap()
     write_preds(out, meta, scores, classes)
     write_result(out, system="flaml", version=flaml.__version__, fit_seconds=fit_s, predict_seconds=predict_s,

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import Clock, args, load, write_preds, write_result  # noqa: E402
+from common import Clock, args, estimator_scores, load, write_preds, write_result  # noqa: E402
 
 
 def main() -> None:
@@ -32,12 +32,7 @@ def main() -> None:
     model = kind(random_state=seed, verbose=-1, n_jobs=2)
     model.fit(X, y if meta["task"] != "binary" else y.astype(int))
     fit_s = clock.lap()
-    if meta["task"] == "regression":
-        scores, classes = model.predict(Xt), None
-    else:
-        proba = model.predict_proba(Xt)
-        classes = [str(c) for c in model.classes_]
-        scores = proba[:, classes.index("1")] if meta["task"] == "binary" else proba
+    scores, classes = estimator_scores(meta, model, Xt)
     predict_s = clock.lap()
     write_preds(out, meta, scores, classes)
     write_result(out, system="lightgbm", version=lightgbm.__version__, fit_seconds=fit_s,
