@@ -91,10 +91,13 @@ def plan(names: list[str], path: Path | None = None, rows: int | None = None) ->
 
 
 def enqueue_next(study, names: list[str], portfolio_over: Callable[[], bool], maximize: bool,
-                 rows: int | None = None) -> None:
+                 rows: int | None = None, fits: Callable[[str], bool] | None = None) -> None:
     """Queue the study's next trial, unless one already waits: the next portfolio entry (the
     opening whatever the time; the rest until ``portfolio_over()``), else a refinement trial of a
-    leading family whose parameters the sampler chooses."""
+    leading family whose parameters the sampler chooses. With ``fits`` (whether a trial of a
+    family would still end in time), entries that would not are passed over for later, cheaper
+    ones, so the end of a short budget goes to what can still finish."""
+    fits = fits or (lambda _name: True)
     import optuna
 
     State = optuna.trial.TrialState
@@ -104,15 +107,17 @@ def enqueue_next(study, names: list[str], portfolio_over: Callable[[], bool], ma
     order, opening = plan(names, rows=rows)
     used = [t.user_attrs["portfolio"] for t in trials if "portfolio" in t.user_attrs]
     position = max(used) + 1 if used else 0
-    if position < len(order) and (position < opening or not portfolio_over()):
+    while position < len(order) and (position < opening or not portfolio_over()):
         name, params = order[position]
-        study.enqueue_trial({"trainer": name, **{f"{name}.{k}": v for k, v in params.items()}},
-                            user_attrs={"portfolio": position, "opening": position < opening})
-        return
+        if fits(name):
+            study.enqueue_trial({"trainer": name, **{f"{name}.{k}": v for k, v in params.items()}},
+                                user_attrs={"portfolio": position, "opening": position < opening})
+            return
+        position += 1  # would not end in time: a later entry may
     done = [t for t in trials if t.state == State.COMPLETE and t.params.get("trainer") in names]
-    lead = leaders(done, maximize)
+    lead = [name for name in leaders(done, maximize) if fits(name)]
     if not lead:
-        return  # nothing finished yet: the sampler picks
+        return  # nothing finished yet, or nothing that fits: the sampler picks (and the search ends)
     turn = sum(1 for t in trials if t.user_attrs.get("refine"))
     family = lead[REFINE_PATTERN[turn % len(REFINE_PATTERN)] % len(lead)]
     study.enqueue_trial({"trainer": family}, user_attrs={"refine": True})

@@ -150,7 +150,7 @@ def run_search(X, y, weight, task: Task, metric, names: list[str], splits: list[
     portfolio_end = time.monotonic() + portfolio.PORTFOLIO_SHARE * span
 
     def next_trial(*_args) -> None:
-        portfolio.enqueue_next(study, names, lambda: time.monotonic() > portfolio_end, maximize, len(y))
+        portfolio.enqueue_next(study, names, lambda: time.monotonic() > portfolio_end, maximize, len(y), fits)
 
     def finished() -> list:
         return [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
@@ -163,6 +163,15 @@ def run_search(X, y, weight, task: Task, metric, names: list[str], splits: list[
         return pace.end - pace.after_search - refit_reserve(done, maximize, ensemble, pace.workers, k)
 
     late: list[int] = []  # trials just skipped for lack of time
+
+    def expected_seconds(name: str, done: list) -> float:
+        """A trial of ``name``: as long as the median of its family's, or of all, finished trials."""
+        same = [t.user_attrs["seconds"] for t in done if t.params.get("trainer") == name]
+        return float(np.median(same or [t.user_attrs["seconds"] for t in done]))
+
+    def fits(name: str) -> bool:
+        done = finished()
+        return not done or time.monotonic() + expected_seconds(name, done) <= search_end(done)
 
     def objective(trial):
         started = time.monotonic()
@@ -179,8 +188,7 @@ def run_search(X, y, weight, task: Task, metric, names: list[str], splits: list[
         if done:
             share = fit_share
             hard_end = search_end(done)
-            same = [t.user_attrs["seconds"] for t in done if t.params.get("trainer") == name]
-            expected = float(np.median(same or [t.user_attrs["seconds"] for t in done]))
+            expected = expected_seconds(name, done)
             if started + min(t.user_attrs["seconds"] for t in done) > hard_end:
                 trial.study.stop()  # not even the quickest trial would end in time
                 raise optuna.TrialPruned("out of time")

@@ -129,3 +129,27 @@ def test_on_a_table_far_larger_than_the_portfolios_the_defaults_open(tmp_path):
     order, opening = portfolio.plan(["lightgbm", "linear"], path, rows=3001)
     assert opening == 2
     assert order == [("lightgbm", lgb.defaults), ("linear", trainers.get("linear").defaults), ("lightgbm", small)]
+
+
+def test_entries_that_would_not_end_in_time_are_passed_over_for_cheaper_ones(tmp_path, monkeypatch):
+    names = ["lightgbm", "catboost", "knn"]
+    monkeypatch.setattr(portfolio, "FILE", _file(tmp_path, [(n, trainers.get(n).defaults) for n in names]))
+    order, _ = portfolio.plan(names)
+    assert [n for n, _ in order] == ["lightgbm", "knn", "catboost"]   # cheapest first
+    study = optuna.create_study(direction="maximize")
+
+    def run_next(fits, value=0.8):
+        portfolio.enqueue_next(study, names, lambda: False, True, None, fits)
+        waiting = [t for t in study.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.WAITING]
+        if not waiting:
+            return None
+        trial = study.ask()
+        trial.suggest_categorical("trainer", names)
+        study.tell(trial, value)
+        return trial.user_attrs.get("portfolio"), trial.user_attrs.get("refine"), trial.params["trainer"]
+
+    assert run_next(lambda n: True) == (0, None, "lightgbm")
+    assert run_next(lambda n: n != "knn") == (2, None, "catboost")     # knn (1) would not end in time
+    assert run_next(lambda n: True, 0.7) == (None, True, "lightgbm")   # knn is not tried later
+    assert run_next(lambda n: n == "catboost") == (None, True, "catboost")   # the leader that fits
+    assert run_next(lambda n: False) is None                            # nothing fits: nothing queued
