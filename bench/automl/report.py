@@ -194,7 +194,8 @@ def main() -> None:
                 metric = got["gristmill"]["metric"]
                 sign = 1 if GREATER_IS_BETTER[metric] else -1
                 best = max(peers, key=lambda r: sign * r["score"])
-                key = f"{dataset}:{best['system']}"
+                # keyed by both scores too, so a rerun of either system is never read from a stale entry
+                key = f"{dataset}:{best['system']}:{got['gristmill']['score']}:{best['score']}"
                 if key not in cache:
                     found = paired_bootstrap(args.data, args.scratch, budget, dataset, "gristmill", best["system"],
                                              resamples=args.resamples)
