@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field, fields
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -147,10 +148,10 @@ class TabularModel:
             if bad.any():
                 raise InvalidRequest(f"feature {col!r} must be a number, got {values[bad].iloc[0]!r}")
             out[col] = converted.astype("float64")
-        for col, levels in self.categories.items():
+        for col in self.categories:
             values = df[col] if col in df else pd.Series(None, index=df.index, dtype="object")
             text = values.map(lambda v: None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v))
-            out[col] = pd.Categorical(text, categories=levels)
+            out[col] = pd.Categorical(text, dtype=self._levels[col][0])
         return out
 
     def _columns_of_records(self, rows: list[dict]) -> dict:
@@ -168,9 +169,20 @@ class TabularModel:
                 if value is not None:
                     values[i] = value if type(value) in (float, int) else _number(col, value)
             out[col] = values
-        for col, levels in self.categories.items():
-            out[col] = pd.Categorical([_text(row.get(col)) for row in rows], categories=levels)
+        for col in self.categories:
+            dtype, code = self._levels[col]
+            codes = np.fromiter((code.get(_text(row.get(col)), -1) for row in rows), dtype="int32", count=n)
+            out[col] = pd.Categorical.from_codes(codes, dtype=dtype)
         return out
+
+    @cached_property
+    def _levels(self) -> dict:
+        """Each categorical column's dtype and its level -> code map, made once (a request's
+        categoricals are built from codes, without pandas inferring anything)."""
+        import pandas as pd
+
+        return {col: (pd.CategoricalDtype(levels), {level: i for i, level in enumerate(levels)})
+                for col, levels in self.categories.items()}
 
     def unknown_fields(self, row: dict) -> list[str]:
         return sorted(set(row) - set(self.features))
@@ -182,16 +194,18 @@ class TabularModel:
         as training chose (:mod:`gristmill.training.calibration`)."""
         from gristmill.training import trainers
         from gristmill.training.calibration import apply
+        from gristmill.training.trainers.base import reading
 
         task = self.trainer_task()
         groups = self.stacker["groups"] if self.stacker else [0] * len(self.members)
         totals: dict[int, Any] = {}
         weights: dict[int, float] = {}
-        for member, group in zip(self.members, groups):
-            trainer = trainers.get(member.trainer)
-            part = member.weight * trainer.predict(member.fitted, task, trainer.inputs(frame))
-            totals[group] = part if group not in totals else totals[group] + part
-            weights[group] = weights.get(group, 0.0) + member.weight
+        with reading(frame):  # the members read the frame's columns once between them
+            for member, group in zip(self.members, groups):
+                trainer = trainers.get(member.trainer)
+                part = member.weight * trainer.predict(member.fitted, task, trainer.inputs(frame))
+                totals[group] = part if group not in totals else totals[group] + part
+                weights[group] = weights.get(group, 0.0) + member.weight
         if self.stacker:
             from gristmill.training import stacking
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 
 from gristmill.training.trainers.base import (EARLY_STOPPING_ROUNDS, MAX_ROUNDS, Fitted, Task, Trainer,
-                                              as_strings, categorical_columns)
+                                              as_strings, categorical_columns, in_order,
+                                              object_matrix)
 
 
 class CatBoostTrainer(Trainer):
@@ -41,9 +42,13 @@ class CatBoostTrainer(Trainer):
     def predict(self, fitted, task, X):
         import numpy as np
 
-        cats = categorical_columns(X)
         model = fitted.native
-        data = as_strings(X, cats)
+        X = in_order(X, model.feature_names_)
+        cats = categorical_columns(X)
+        # an object array is about 3x faster to score than a DataFrame; it is read by position,
+        # so only when the columns are the model's, in its order
+        same = list(X.columns) == list(model.feature_names_ or [])
+        data = object_matrix(X, cats) if same else as_strings(X, cats)
         if task.kind == "regression":
             return np.asarray(model.predict(data, thread_count=1))
         proba = np.asarray(model.predict_proba(data, thread_count=1))
@@ -77,6 +82,10 @@ class _Loaded:
 
     def __init__(self, model) -> None:
         self.model = model
+
+    @property
+    def feature_names_(self):
+        return self.model.feature_names_
 
     def save_model(self, path: str) -> None:
         self.model.save_model(path)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gristmill.training.trainers.base import Fitted, Task, Trainer, as_strings, categorical_columns
+from gristmill.training.trainers.encoding import encode
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +98,7 @@ class KNNTrainer(Trainer):
         import numpy as np
 
         model: Neighbours = fitted.native
-        Z = model.encoder.transform(as_strings(X, categorical_columns(X))).astype("float32")
+        Z = encode(fitted, model.encoder, X).astype("float32")  # without pandas (encoding.py)
         out = []
         for start in range(0, len(Z), CHUNK):
             dist, idx = model.index.kneighbors(Z[start:start + CHUNK])

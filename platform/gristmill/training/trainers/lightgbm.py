@@ -5,7 +5,7 @@ from __future__ import annotations
 
 
 from gristmill.training.trainers.base import (EARLY_STOPPING_ROUNDS, MAX_ROUNDS, Fitted, Task, Trainer, as_ranks,
-                                              categorical_columns, many_levels)
+                                              categorical_columns, in_order, many_levels)
 
 
 class LightGBMTrainer(Trainer):
@@ -43,6 +43,7 @@ class LightGBMTrainer(Trainer):
         import numpy as np
 
         booster = fitted.native
+        X = in_order(X, booster.feature_name())
         native = len(getattr(booster, "pandas_categorical", None) or [])
         categorical = categorical_columns(X)
         if native != len(categorical):  # not a model from before ranks: rank as in fit

@@ -66,10 +66,14 @@ class _SklearnTrainer(Trainer):
     def predict(self, fitted, task, X):
         import numpy as np
 
-        data = as_strings(X, categorical_columns(X))
+        from gristmill.training.trainers.encoding import encode
+
+        model = fitted.native
+        data = encode(fitted, model[0], X)  # the ColumnTransformer, without pandas (encoding.py)
+        estimator = model.steps[-1][1]
         if task.kind == "regression":
-            return np.asarray(fitted.native.predict(data))
-        proba = np.asarray(fitted.native.predict_proba(data))
+            return np.asarray(estimator.predict(data))
+        proba = np.asarray(estimator.predict_proba(data))
         return proba[:, 1] if task.kind == "binary" else proba
 
     def save(self, fitted, folder):

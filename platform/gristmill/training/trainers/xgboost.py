@@ -5,7 +5,7 @@ from __future__ import annotations
 
 
 from gristmill.training.trainers.base import (EARLY_STOPPING_ROUNDS, MAX_ROUNDS, Fitted, Task, Trainer, as_ranks,
-                                              categorical_columns, many_levels)
+                                              categorical_columns, in_order, many_levels)
 
 
 class XGBoostTrainer(Trainer):
@@ -48,6 +48,7 @@ class XGBoostTrainer(Trainer):
 
         booster = fitted.native
         booster.set_param({"nthread": 1})
+        X = in_order(X, booster.feature_names)
         kinds = dict(zip(booster.feature_names or [], booster.feature_types or []))
         X = as_ranks(X, [c for c in categorical_columns(X) if kinds.get(c, "c") != "c"])
         return np.asarray(booster.predict(xgb.DMatrix(X, enable_categorical=True)))
