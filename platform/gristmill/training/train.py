@@ -360,8 +360,8 @@ def train(ws: Workspace, spec: ProjectSpec, dataset_id: str, dataset_path: Path,
                 members.append(Member(cand.trainer, weights[cand.number] / len(bags[cand.number]), fitted,
                                       {**cand.params, "bagged_trial": cand.number}))
                 groups.append(stacked.index(cand.number) if stacker else 0)
-        model = TabularModel(**{**template.__dict__, "members": members, "calibration": calibrated,
-                                "stacker": {**stacker, "groups": groups} if stacker else None})
+        model = replace(template, members=members, calibration=calibrated,
+                        stacker={**stacker, "groups": groups} if stacker else None)
         remove_folds(oof_dir)  # the members are in memory; the fold models of every trial are not needed
         if cfg.refit == "train":
             holdout_scores = model.scores(X_holdout)

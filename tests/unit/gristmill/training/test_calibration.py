@@ -1,6 +1,8 @@
 """Calibration chosen by cross-validation on out-of-fold scores: it repairs over- and
 under-confident probabilities, keeps what needs no repair, and never changes the predicted class."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -107,5 +109,5 @@ def test_a_trained_model_carries_its_calibration_through_save_load_and_the_regis
     rows = frame.drop(columns=["thing_id", "event_timestamp", "y"]).head(50)
     assert np.allclose(saved.predict_raw(saved.frame(rows)), model.predict_raw(model.frame(rows)))
     if model.calibration:   # the calibrated scores differ from the raw average of the members
-        raw = TabularModel(**{**model.__dict__, "calibration": None})
+        raw = dataclasses.replace(model, calibration=None)
         assert not np.allclose(raw.predict_raw(raw.frame(rows)), model.predict_raw(model.frame(rows)))
