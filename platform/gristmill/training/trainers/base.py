@@ -125,9 +125,8 @@ def level_strings(dtype):
     indexing it with the column's codes (missing: -1) gives each value's string at once."""
     import numpy as np
 
-    levels = dtype.categories
-    values = levels.to_numpy(dtype=object) if levels.dtype == object else levels.astype(str).to_numpy(dtype=object)
-    if levels.dtype == object and not all(type(v) is str for v in values):
+    values = dtype.categories.to_numpy(dtype=object)
+    if not all(type(v) is str for v in values):  # str() of each value, as ``astype(str)`` of them
         values = np.array([str(v) for v in values], dtype=object)
     return np.append(values, MISSING_LEVEL)
 

@@ -99,9 +99,10 @@ def test_as_strings_keeps_its_meaning_for_any_level_type():
         "ints": pd.Categorical([1, 2, None], categories=[2, 1]),
         "plain": pd.Series(["x", None, 3], dtype=object),
         "n": [1.0, np.nan, 2.0],
+        "days": pd.Categorical(pd.to_datetime(["2024-01-02", None, "2024-01-02"])),
     })
-    got = as_strings(X, ["text", "ints", "plain"])
-    for col in ("text", "ints", "plain"):
+    got = as_strings(X, ["text", "ints", "plain", "days"])
+    for col in ("text", "ints", "plain", "days"):
         want = X[col].astype("object").where(X[col].notna(), "__missing__").astype(str)
         assert list(got[col]) == list(want)
     assert got["n"].equals(X["n"]) and list(got.columns) == list(X.columns)
