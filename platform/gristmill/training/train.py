@@ -233,11 +233,11 @@ def train(ws: Workspace, spec: ProjectSpec, dataset_id: str, dataset_path: Path,
     progress_of = Reporter(report, metric.name, cfg.max_trials, started + budget)
     progress_of("search", message="searching")
 
+    # every run is created with its tags in one call: a kill right after it leaves no untagged RUNNING run
+    run_tags = {"gristmill_project": spec.project, "training_set_id": dataset_id, "task": task,
+                "trainers": ",".join(cfg.trainers), "cv": strategy, "optuna_study": study_name, **tags}
     with cache_at(ws.root / "cache" / "text"), \
-            mlflow.start_run(experiment_id=exp_id, run_name=f"train {dataset_id}") as parent:
-        mlflow.set_tags({"gristmill_project": spec.project, "training_set_id": dataset_id, "task": task,
-                         "trainers": ",".join(cfg.trainers), "cv": strategy, "optuna_study": study_name,
-                         **tags})
+            mlflow.start_run(experiment_id=exp_id, run_name=f"train {dataset_id}", tags=run_tags) as parent:
         mlflow.log_params({"budget_seconds": budget, "metric": metric.name, "rows": len(frame),
                            "features": len(features), "holdout_fraction": cfg.holdout_fraction,
                            "folds": folds, "class_weight": cfg.class_weight,
@@ -255,8 +255,8 @@ def train(ws: Workspace, spec: ProjectSpec, dataset_id: str, dataset_path: Path,
             mlflow.log_param("date_columns", ",".join(template.dates))
 
         def on_trial(trial, name, params, score, seconds):
-            with mlflow.start_run(experiment_id=exp_id, run_name=f"trial {trial.number} {name}", nested=True):
-                mlflow.set_tags({"trainer": name, "optuna_trial": trial.number, **tags})
+            with mlflow.start_run(experiment_id=exp_id, run_name=f"trial {trial.number} {name}", nested=True,
+                                  tags={"trainer": name, "optuna_trial": trial.number, **tags}):
                 mlflow.log_params(params)
                 mlflow.log_metrics({f"cv_{metric.name}": score, "seconds": seconds,
                                     "rounds": trial.user_attrs.get("rounds") or 0})
