@@ -35,6 +35,12 @@ from gristmill.training import trainers
 #: the forests.
 COST = {"lightgbm": 0, "linear": 1, "knn": 2, "linear_spline": 3, "xgboost": 4, "catboost": 5, "extra_trees": 6,
         "random_forest": 7, "mlp": 8, "ft_transformer": 9, "text_finetune": 10}
+#: Families that grow one tree per class each boosting round: on a task of more than
+#: :data:`MANY_CLASSES` classes they open after every family whose cost does not grow with the
+#: classes (leaf_id_flavia, 32 classes in 1,527 rows at 60 s: a 32-class LightGBM opening took the
+#: whole search as its one trial, and k-NN, linear and the forests never ran).
+PER_CLASS = frozenset({"lightgbm", "xgboost", "catboost"})
+MANY_CLASSES = 10
 #: The share of the search the portfolio may take before refinement starts (the opening always runs).
 PORTFOLIO_SHARE = 0.75
 #: Which of the leading families (0 = the best so far) each refinement trial tunes, in turn.
@@ -61,9 +67,17 @@ def _read(path: Path) -> tuple[tuple[tuple[str, dict], ...], int | None]:
     return tuple((e["trainer"], dict(e["params"])) for e in data["entries"]), data.get("max_rows")
 
 
-def plan(names: list[str], path: Path | None = None, rows: int | None = None) -> tuple[list[tuple[str, dict]], int]:
-    """The ordered trials for a training with trainers ``names`` on ``rows`` rows: the opening (one
-    per family) then the rest of the portfolio; and the opening's length.
+def opening_cost(name: str, classes: int = 0) -> tuple:
+    """Where family ``name`` stands in the opening of a task with ``classes`` classes (0: not
+    multiclass): :data:`COST`, with the :data:`PER_CLASS` families last past :data:`MANY_CLASSES`."""
+    return (classes > MANY_CLASSES and name in PER_CLASS, COST.get(name, len(COST)), name)
+
+
+def plan(names: list[str], path: Path | None = None, rows: int | None = None,
+         classes: int = 0) -> tuple[list[tuple[str, dict]], int]:
+    """The ordered trials for a training with trainers ``names`` on ``rows`` rows of a task with
+    ``classes`` classes (0: not multiclass): the opening (one per family, :func:`opening_cost`
+    order) then the rest of the portfolio; and the opening's length.
 
     On a table of more than :data:`SIZE_FACTOR` times the rows the portfolio was learned on, every
     family opens with its own ``defaults`` instead (chosen by hand on large tables too), and the
@@ -80,7 +94,7 @@ def plan(names: list[str], path: Path | None = None, rows: int | None = None) ->
         first.setdefault(name, params)
     for name in names:
         first.setdefault(name, dict(trainers.get(name).defaults))
-    opening = [(name, first[name]) for name in sorted(first, key=lambda n: (COST.get(n, len(COST)), n))]
+    opening = [(name, first[name]) for name in sorted(first, key=lambda n: opening_cost(n, classes))]
     rest, skipped = [], set()
     for name, params in chosen:
         if name not in skipped and params == first[name]:
@@ -91,7 +105,7 @@ def plan(names: list[str], path: Path | None = None, rows: int | None = None) ->
 
 
 def enqueue_next(study, names: list[str], portfolio_over: Callable[[], bool], maximize: bool,
-                 rows: int | None = None, fits: Callable[[str], bool] | None = None) -> None:
+                 rows: int | None = None, fits: Callable[[str], bool] | None = None, classes: int = 0) -> None:
     """Queue the study's next trial, unless one already waits: the next portfolio entry (the
     opening whatever the time; the rest until ``portfolio_over()``), else a refinement trial of a
     leading family whose parameters the sampler chooses. With ``fits`` (whether a trial of a
@@ -104,7 +118,7 @@ def enqueue_next(study, names: list[str], portfolio_over: Callable[[], bool], ma
     trials = study.get_trials(deepcopy=False)
     if any(t.state == State.WAITING for t in trials):
         return
-    order, opening = plan(names, rows=rows)
+    order, opening = plan(names, rows=rows, classes=classes)
     used = [t.user_attrs["portfolio"] for t in trials if "portfolio" in t.user_attrs]
     position = max(used) + 1 if used else 0
     while position < len(order) and (position < opening or not portfolio_over()):

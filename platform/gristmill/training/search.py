@@ -156,7 +156,8 @@ def run_search(X, y, weight, task: Task, metric, names: list[str], splits: list[
     portfolio_end = time.monotonic() + portfolio.PORTFOLIO_SHARE * span
 
     def next_trial(*_args) -> None:
-        portfolio.enqueue_next(study, names, lambda: time.monotonic() > portfolio_end, maximize, len(y), fits)
+        portfolio.enqueue_next(study, names, lambda: time.monotonic() > portfolio_end, maximize, len(y), fits,
+                               task.n_classes if task.kind == "multiclass" else 0)
 
     def finished() -> list:
         return [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))

@@ -53,6 +53,24 @@ def test_the_opening_has_one_entry_per_family_cheapest_first_then_the_learned_or
     assert knn.defaults not in [p for _, p in order]
 
 
+@pytest.mark.parametrize("classes", [0, 2, portfolio.MANY_CLASSES, portfolio.MANY_CLASSES + 1, 32])
+def test_with_many_classes_the_boosters_open_after_the_families_whose_cost_does_not_grow(classes):
+    from gristmill.spec import default_trainers
+
+    names = default_trainers()
+    order, opening = portfolio.plan(names, classes=classes)
+    families = [name for name, _ in order[:opening]]
+    assert sorted(families) == sorted(names)            # every family still opens, once
+    boosters = [families.index(n) for n in families if n in portfolio.PER_CLASS]
+    others = [families.index(n) for n in families if n not in portfolio.PER_CLASS]
+    if classes > portfolio.MANY_CLASSES:
+        assert max(others) < min(boosters)
+        assert families[:len(others)] == sorted(families[:len(others)], key=portfolio.COST.get)
+    else:
+        assert families == sorted(families, key=portfolio.COST.get)   # the plain cost order
+        assert families[0] == "lightgbm"
+
+
 def test_an_entry_two_processes_queued_at_once_runs_once():
     study = optuna.create_study()
     for _ in range(2):
