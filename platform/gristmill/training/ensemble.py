@@ -27,11 +27,11 @@ def pool_of(candidates: list) -> list:
     return pool
 
 
-def greedy_weights(candidates: list, y, metric, mask=None) -> dict[int, float]:
+def greedy_weights(candidates: list, y, metric, mask=None, steps: int = STEPS) -> dict[int, float]:
     """Trial number -> weight (summing to 1) chosen on ``candidates``' out-of-fold predictions.
 
     ``candidates`` come best first (the pool is :func:`pool_of` them); ``mask`` selects the rows that have out-of-fold predictions.
-    The ensemble kept is the best of the :data:`STEPS` prefixes, so it is never worse on those rows
+    The ensemble kept is the best of the ``steps`` (:data:`STEPS`) prefixes, so it is never worse on those rows
     than the best single candidate (the first prefix)."""
     import numpy as np
 
@@ -41,7 +41,7 @@ def greedy_weights(candidates: list, y, metric, mask=None) -> dict[int, float]:
         mask = np.ones(len(y), dtype=bool)
     sign = 1.0 if metric.greater_is_better else -1.0
     total, chosen, best = None, {}, None
-    for count in range(1, STEPS + 1):
+    for count in range(1, steps + 1):
         score, pick = max(((sign * metric.score(y[mask], ((c.oof if total is None else total + c.oof)
                                                           / count)[mask]), i)
                            for i, c in enumerate(pool)), key=lambda s: s[0])

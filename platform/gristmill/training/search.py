@@ -42,9 +42,14 @@ MIN_FIRST_FIT = 10.0
 #: A refit on every labelled row costs about this many times one fold's fit: 1.56 times the rows
 #: (4 folds, a 20% holdout) and a quarter more rounds (measured on diamonds at 300 s: CatBoost 2.0).
 REFIT_FACTOR = 2.0
-#: The best trials the refit reserve counts on (greedy selection rarely keeps more distinct ones of
-#: one family); the best trial of every other family is counted too (:func:`refit_reserve`).
+#: The best trials the refit reserve counts on before out-of-fold predictions say which members
+#: the ensemble chooses (greedy selection rarely keeps more distinct ones of one family); the best
+#: trial of every other family is counted too (:func:`refit_reserve`).
 REFIT_MEMBERS = 6
+#: When the search estimates the likely ensemble after each finished trial, greedy selection looks
+#: at an even spread of this many out-of-fold rows for this many steps: about 0.1 s for 20 trials
+#: (all 38k rows of flights and 25 steps cost 0.6 s a finished trial).
+LIKELY_ROWS, LIKELY_STEPS = 1000, 10
 #: Trials skipped in a row for lack of time after which the search ends.
 MAX_LATE = 5
 
@@ -163,11 +168,26 @@ def run_search(X, y, weight, task: Task, metric, names: list[str], splits: list[
         return [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
                 if t.user_attrs.get("seconds") is not None]
 
+    likely: dict = {"count": -1, "members": None}
+
+    def likely_members(done: list) -> set[int] | None:
+        """The trials greedy selection chooses from those finished (recomputed when one more
+        finished); None when their out-of-fold predictions are not all on disk."""
+        if not ensemble:
+            return None
+        if likely["count"] != len(done):
+            likely["count"] = len(done)
+            found = candidates(study, oof_dir)
+            likely["members"] = (likely_ensemble(found, y, metric, validated)
+                                 if len(found) == len(done) else None)
+        return likely["members"]
+
     def search_end(done: list) -> float:
         """When the search must stop so the refit of the likely ensemble still fits the budget."""
         if not keep_refit_time:  # members are served as their fold models: nothing to refit
             return pace.end - pace.after_search
-        return pace.end - pace.after_search - refit_reserve(done, maximize, ensemble, pace.workers, k)
+        return pace.end - pace.after_search - refit_reserve(done, maximize, ensemble, pace.workers, k,
+                                                            likely_members(done))
 
     late: list[int] = []  # trials just skipped for lack of time
 
@@ -270,16 +290,40 @@ def run_search(X, y, weight, task: Task, metric, names: list[str], splits: list[
     return candidates(study, oof_dir, with_holdout=X_holdout is not None)
 
 
-def refit_reserve(done: list, maximize: bool, ensemble: bool, workers: int, k: int) -> float:
+def likely_ensemble(found: list[Candidate], y, metric, mask, rows: int = LIKELY_ROWS,
+                    steps: int = LIKELY_STEPS) -> set[int]:
+    """The trial numbers greedy selection (:func:`~gristmill.training.ensemble.greedy_weights`)
+    chooses from ``found`` (best first) in ``steps`` steps on an even spread of at most ``rows`` of
+    the ``mask`` rows."""
+    import numpy as np
+
+    from gristmill.training.ensemble import greedy_weights
+
+    y, index = np.asarray(y), np.flatnonzero(mask)
+    spread = index[np.linspace(0, len(index) - 1, rows).astype(int)] if len(index) > rows else index
+    if len(np.unique(y[spread])) == len(np.unique(y[index])):  # every class still there
+        index = spread
+    return set(greedy_weights([replace(c, oof=c.oof[index]) for c in found], y[index], metric, steps=steps))
+
+
+def refit_reserve(done: list, maximize: bool, ensemble: bool, workers: int, k: int,
+                  members: set[int] | None = None) -> float:
     """Seconds the refit of the likely ensemble takes: its members' refits (a fold's fit, scaled)
-    laid out longest first on the ``workers`` parallel lanes. The members counted are those the
-    ensemble chooses among (:func:`gristmill.training.ensemble.pool_of`): the best
-    :data:`REFIT_MEMBERS` trials and the best trial of every other family, since greedy selection
-    readily adds a different family's member (a catboost or mlp behind a run of cheap
-    linear_spline trials); counting only the best trials, wa_churn at 60 s overran to 70 s."""
+    laid out longest first on the ``workers`` parallel lanes.
+
+    The members counted are ``members`` (the trial numbers greedy selection chooses now,
+    :func:`likely_ensemble`) when given; else those the ensemble chooses among
+    (:func:`gristmill.training.ensemble.pool_of`): the best :data:`REFIT_MEMBERS` trials and the
+    best trial of every other family, since greedy selection readily adds a different family's
+    member (a catboost or mlp behind a run of cheap linear_spline trials; counting only the best
+    trials, wa_churn at 60 s overran to 70 s before members could be bagged). Counting the whole
+    pool kept 8-12 s of a 60 s budget unused (leaf_id_flavia: 12 s kept, a 2.6 s refit); a member
+    the final ensemble adds beyond the estimate is served as its fold models when its refit does
+    not fit (:func:`plan_bags`)."""
     best = sorted(done, key=lambda t: t.value, reverse=maximize)
-    members = best[:REFIT_MEMBERS] if ensemble else best[:1]
-    if ensemble:
+    chosen = [t for t in best if members and t.number in members]
+    members = chosen if ensemble and chosen else best[:REFIT_MEMBERS] if ensemble else best[:1]
+    if ensemble and not chosen:
         families = {t.params.get("trainer") for t in members}
         for t in best[REFIT_MEMBERS:]:
             if t.params.get("trainer") not in families:

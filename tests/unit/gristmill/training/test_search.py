@@ -1,8 +1,9 @@
 """The search's refit reserve: time kept back for refitting the members the ensemble may choose."""
 
 import optuna
+import pytest
 
-from gristmill.training.search import REFIT_FACTOR, REFIT_MEMBERS, refit_reserve
+from gristmill.training.search import REFIT_FACTOR, REFIT_MEMBERS, Candidate, likely_ensemble, refit_reserve
 
 
 def _trial(trainer: str, value: float, seconds: float):
@@ -19,6 +20,53 @@ def test_the_refit_reserve_counts_the_best_trial_of_every_family_the_ensemble_ma
     assert reserve >= REFIT_FACTOR * 8.0 * 2 / 4  # the catboost refit is counted
     assert refit_reserve(cheap + [slow], maximize=True, ensemble=False, workers=2, k=4) == \
         REFIT_FACTOR * 0.5 * 2 / 4  # no ensemble: the best trial only
+
+
+def test_with_the_likely_ensemble_known_the_reserve_counts_only_its_members():
+    trials = [_trial("linear_spline", 0.85 - i * 1e-4, 0.5) for i in range(REFIT_MEMBERS + 4)]
+    trials.append(_trial("catboost", 0.84, 8.0))
+    for number, t in enumerate(trials):
+        t.number = number
+    whole_pool = refit_reserve(trials, maximize=True, ensemble=True, workers=2, k=4)
+    only_best = refit_reserve(trials, maximize=True, ensemble=True, workers=2, k=4, members={0})
+    assert only_best == REFIT_FACTOR * 0.5 * 2 / 4 < whole_pool
+    with_catboost = refit_reserve(trials, maximize=True, ensemble=True, workers=2, k=4, members={0, len(trials) - 1})
+    assert with_catboost == REFIT_FACTOR * 8.0 * 2 / 4
+    # members none of which finished here (another process's): the pool rule again
+    assert refit_reserve(trials, maximize=True, ensemble=True, workers=2, k=4, members={999}) == whole_pool
+
+
+@pytest.mark.parametrize("task,metric_name", [("binary", "roc_auc"), ("multiclass", "log_loss"),
+                                              ("regression", "rmse")])
+def test_the_likely_ensemble_is_what_greedy_selection_chooses(task, metric_name):
+    import numpy as np
+
+    from gristmill.training.ensemble import greedy_weights
+    from gristmill.training.task import get_metric
+
+    rng = np.random.default_rng(3)
+    n = 5000
+    y = {"binary": rng.integers(0, 2, n), "multiclass": rng.integers(0, 5, n),
+         "regression": rng.normal(size=n)}[task]
+    truth = np.eye(5)[y] if task == "multiclass" else y.astype(float)
+
+    def member(noise: float):
+        p = truth + rng.normal(scale=noise, size=truth.shape)
+        if task == "multiclass":
+            p = np.exp(p) / np.exp(p).sum(axis=1, keepdims=True)
+        elif task == "binary":
+            p = 1 / (1 + np.exp(-p))
+        return p
+
+    found = [Candidate(i, f"t{i}", {}, 0.0, None, 1.0, member(0.8 + 0.4 * i)) for i in range(6)]
+    metric = get_metric(metric_name, task)
+    mask = np.ones(n, dtype=bool)
+    mask[:100] = False
+    likely = likely_ensemble(found, y, metric, mask, rows=n)   # every row: exactly greedy selection
+    assert likely == set(greedy_weights(found, y, metric, mask, steps=10))
+    assert 0 in likely
+    spread = likely_ensemble(found, y, metric, mask)          # 1,000 rows: the best member still in
+    assert 0 in spread and spread <= {c.number for c in found}
 
 
 def test_the_first_trial_finishes_but_its_fits_stop_at_their_share(workspace, monkeypatch):
