@@ -68,15 +68,16 @@ def _read(path: Path) -> tuple[tuple[tuple[str, dict], ...], int | None]:
 
 
 def opening_cost(name: str, classes: int = 0) -> tuple:
-    """Where family ``name`` stands in the opening of a task with ``classes`` classes (0: not
-    multiclass): :data:`COST`, with the :data:`PER_CLASS` families last past :data:`MANY_CLASSES`."""
+    """Where family ``name`` stands in the opening of a task with ``classes`` classes (its
+    ``Task.n_classes``: 2 for binary, 0 for regression): :data:`COST`, with the :data:`PER_CLASS`
+    families last past :data:`MANY_CLASSES`."""
     return (classes > MANY_CLASSES and name in PER_CLASS, COST.get(name, len(COST)), name)
 
 
 def plan(names: list[str], path: Path | None = None, rows: int | None = None,
          classes: int = 0) -> tuple[list[tuple[str, dict]], int]:
     """The ordered trials for a training with trainers ``names`` on ``rows`` rows of a task with
-    ``classes`` classes (0: not multiclass): the opening (one per family, :func:`opening_cost`
+    ``classes`` classes (:func:`opening_cost`): the opening (one per family, :func:`opening_cost`
     order) then the rest of the portfolio; and the opening's length.
 
     On a table of more than :data:`SIZE_FACTOR` times the rows the portfolio was learned on, every

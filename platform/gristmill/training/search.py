@@ -166,7 +166,7 @@ def run_search(X, y, weight, task: Task, metric, names: list[str], splits: list[
 
     def next_trial(*_args) -> None:
         portfolio.enqueue_next(study, names, lambda: time.monotonic() > portfolio_end, maximize, len(y), fits,
-                               task.n_classes if task.kind == "multiclass" else 0)
+                               task.n_classes)
 
     def finished() -> list:
         return [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
@@ -327,16 +327,20 @@ def refit_reserve(done: list, maximize: bool, ensemble: bool, workers: int, k: i
     the final ensemble adds beyond the estimate is served as its fold models when its refit does
     not fit (:func:`plan_bags`)."""
     best = sorted(done, key=lambda t: t.value, reverse=maximize)
-    chosen = [t for t in best if members and t.number in members]
-    members = chosen if ensemble and chosen else best[:REFIT_MEMBERS] if ensemble else best[:1]
-    if ensemble and not chosen:
-        families = {t.params.get("trainer") for t in members}
+    chosen = [t for t in best if t.number in (members or ())]
+    if not ensemble:
+        counted = best[:1]
+    elif chosen:
+        counted = chosen
+    else:
+        counted = best[:REFIT_MEMBERS]
+        families = {t.params.get("trainer") for t in counted}
         for t in best[REFIT_MEMBERS:]:
             if t.params.get("trainer") not in families:
-                members.append(t)
+                counted.append(t)
                 families.add(t.params.get("trainer"))
     lanes = [0.0] * workers
-    for fit in sorted((REFIT_FACTOR * t.user_attrs["seconds"] * workers / k for t in members), reverse=True):
+    for fit in sorted((REFIT_FACTOR * t.user_attrs["seconds"] * workers / k for t in counted), reverse=True):
         lanes[lanes.index(min(lanes))] += fit
     return max(lanes)
 

@@ -278,7 +278,7 @@ def train(ws: Workspace, spec: ProjectSpec, dataset_id: str, dataset_path: Path,
             from gristmill.training.portfolio import enqueue_next
 
             enqueue_next(study, cfg.trainers, lambda: False, metric.greater_is_better, len(y),  # before helpers join
-                         classes=fit_task.n_classes if fit_task.kind == "multiclass" else 0)
+                         classes=fit_task.n_classes)
             ref = distributed.study_ref(ws, spec, dataset_id, dataset_path, study_name, oof_dir, deadline,
                                         job_id, parent.info.run_id, optuna_storage_url(ws))
             helpers = (spawn_helpers or distributed.spawn_local)(ref, n_workers - 1)
