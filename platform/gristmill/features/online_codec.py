@@ -140,3 +140,25 @@ def entity_keys(ids, join_key: str):
     return pc.binary_join_element_wise(pa.scalar(head, pa.large_binary()), size_bytes,
                                        pc.cast(text, pa.large_binary()),
                                        pa.scalar(b"", pa.large_binary()))
+
+
+TAG_REPEATED = 0x0A  # feast.types.RepeatedValue.val: field 1, length-delimited
+
+
+def packed_values(columns):
+    """Per row, the serialized ``feast.types.RepeatedValue`` of that row's values in ``columns``
+    (each an array of serialized ``Value`` bytes, as :func:`value_bytes` gives), in that order.
+    ``RepeatedValue.FromString(b).val`` reads them back, a null being the empty ``Value``."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    empty = pa.scalar(b"", pa.large_binary())
+    pieces = []
+    for col in columns:
+        col = pc.cast(col, pa.large_binary())
+        sizes = pc.binary_length(col).to_numpy(zero_copy_only=False)
+        rows, lengths = _varints(sizes, TAG_REPEATED)
+        pieces += [_binary(rows, lengths), col]
+    if not pieces:
+        raise ValueError("packed_values needs at least one column")
+    return pc.binary_join_element_wise(*pieces, empty)

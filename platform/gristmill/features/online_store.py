@@ -1,29 +1,39 @@
-"""Gristmill's online stores: Feast's SQLite and Redis stores with a bulk write path.
+"""Gristmill's online stores: Feast's SQLite and Redis stores, written in bulk and read in one trip.
 
 Feast's own writers build a protobuf per value and issue a statement per value (SQLite) or a
-command assembled in Python per entity (Redis): about 2 ms per entity of 50 features. These
-subclasses keep Feast's data layout and reads untouched (``feast serve``, ``get_online_features``
-and Feast's own ``materialize`` work as before) and add :meth:`write_latest`, which takes an Arrow
-table of each entity's latest row and writes it a column at a time:
+command assembled in Python per entity (Redis): about 2 ms per entity of 50 features. Both stores
+here add :meth:`write_latest`, which takes an Arrow table of each entity's latest row and encodes
+it a column at a time (:mod:`gristmill.features.online_codec`, the same value bytes as Feast's).
 
-- the bytes come from :mod:`gristmill.features.online_codec` (the same bytes as Feast's writer);
-- SQLite: one transaction per view, rows in primary-key order, ``executemany`` of Feast's upsert;
-- Redis: one ``HSET`` of all the view's fields per entity, the RESP commands built by pyarrow and
-  sent in chunks on one connection (a pipeline without redis-py's per-argument packing).
+- **Redis** keeps Feast's layout (a hash per entity, a field per feature), so Feast's own reads and
+  writers work on it unchanged: one ``HSET`` of all the view's fields per entity, the RESP commands
+  built by pyarrow and sent in chunks on one connection.
+- **SQLite** keeps **one row per entity and view** (``<feast table>__packed``: the entity key, the
+  event and created times in microseconds, and the view's values as one serialized
+  ``feast.types.RepeatedValue`` in the order of a *layout*: the view's feature names, kept in
+  :data:`LAYOUTS` under a digest of them). Feast's layout is a row per entity *and feature*, three
+  B-trees per row: 50 M rows for 1 M entities of 50 features, which Python's ``sqlite3`` writes at
+  5-7 us a row. This class implements every path Feast takes through an online store (``update``
+  on ``feast apply``, ``online_write_batch`` for ``feast materialize`` and ``write_to_online_store``,
+  ``online_read`` and the lookup of ``get_online_features`` / ``feast serve``), so the stores stay
+  Feast's to use; only Feast's *built-in* ``type: sqlite`` class cannot read these tables.
+  Rows written before a view gained or lost features keep their layout and read back as written.
+  With ``vector_enabled`` or ``enable_openai_compatible_store`` it is Feast's own store, as is.
 
 Unlike Feast's Redis writer, :meth:`write_latest` does not skip a row whose event time is not newer
 than the stored one: Gristmill computes each entity's latest row over the whole offline history, so
 a correction at the same instant (a later ``created_timestamp``) must replace what is stored.
 
-The SQLite store also reads all the feature views of a lookup in one query (Feast's reads one
-query per view). Name a store in ``feature_store.yaml`` by class path, e.g.
+Name a store in ``feature_store.yaml`` by class path, e.g.
 ``online_store: {type: gristmill.features.online_store.GristmillSqliteOnlineStore, path: ...}``.
 """
 
 from __future__ import annotations
 
-import time
-from datetime import datetime, timezone
+import hashlib
+import json
+import logging
+from datetime import datetime, timedelta, timezone
 from typing import Literal
 
 from feast.infra.online_stores.redis import RedisOnlineStore, RedisOnlineStoreConfig
@@ -32,10 +42,16 @@ from feast.infra.online_stores.sqlite import SqliteOnlineStore, SqliteOnlineStor
 from gristmill.features.naming import REDIS_STORE_TYPE as REDIS_TYPE  # noqa: E402
 from gristmill.features.naming import SQLITE_STORE_TYPE as SQLITE_TYPE  # noqa: E402
 
+log = logging.getLogger(__name__)
+
 #: entities encoded and sent at a time: bounds memory (~60 MB a chunk of 10 features) and the
 #: replies Redis buffers
 CHUNK = 50_000
-SQLITE_CACHE_KIB = 262_144  # page cache of the bulk write: the two indexes of 10M rows stay in it
+SQLITE_CACHE_KIB = 262_144  # page cache of the bulk write
+LAYOUTS = "gristmill_online_layouts"  # layout digest -> the JSON list of a view's feature names
+PACKED = "__packed"  # suffix of a view's one-row-per-entity table, after Feast's table name
+MAX_PARAMS = 30_000  # bound variables per SQLite statement (SQLite's limit: 32,766)
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 class GristmillSqliteOnlineStoreConfig(SqliteOnlineStoreConfig):
@@ -60,23 +76,6 @@ def feast_kind(dtype) -> str:
     return name
 
 
-def _feast_epoch_seconds(column):
-    """What Feast's SQLite writer stores for a timestamp: ``int(naive_utc.timestamp())``, which
-    Python reads as local time (UTC on these machines: then the UTC seconds, toward zero)."""
-    import numpy as np
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    us = pc.cast(pc.cast(column, pa.timestamp("us", "UTC")), pa.int64()).to_numpy(zero_copy_only=False)
-    if time.timezone == 0 and not time.daylight:
-        return np.where(us < 0, -((-us) // 10**6), us // 10**6).tolist()
-    out = {}
-    for v in np.unique(us).tolist():
-        naive = datetime.fromtimestamp(v / 1e6, tz=timezone.utc).replace(tzinfo=None)
-        out[v] = int(naive.timestamp())
-    return [out[v] for v in us.tolist()]
-
-
 def _sorted_by_key(frame, join_key: str):
     """``frame`` with its entity keys serialized (column ``__ek``), sorted by them."""
     import pyarrow.compute as pc
@@ -93,104 +92,245 @@ def _encodable(table) -> bool:
     return all(str(f.dtype) in KINDS for f in table.features)
 
 
+def layout_of(names: list[str]) -> tuple[int, str]:
+    """A view's layout: a signed 64-bit digest of its ordered feature names, and their JSON."""
+    text = json.dumps(list(names))
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big", signed=True), text
+
+
+def _micros(column) -> list:
+    """Microseconds since the epoch (UTC) of an Arrow timestamp column; nulls stay None."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    return pc.cast(pc.cast(column, pa.timestamp("us", "UTC")), pa.int64()).to_pylist()
+
+
+def _micros_of(stamp: datetime | None) -> int | None:
+    """Microseconds since the epoch of ``stamp`` (naive: UTC, as Feast's writers take it)."""
+    if stamp is None:
+        return None
+    if stamp.tzinfo is None:
+        stamp = stamp.replace(tzinfo=timezone.utc)
+    return (stamp - EPOCH) // timedelta(microseconds=1)
+
+
+def _quote(name: str) -> str:
+    from feast.infra.online_stores.sqlite import _quote_id
+
+    return _quote_id(name)
+
+
 class GristmillSqliteOnlineStore(SqliteOnlineStore):
-    """Feast's SQLite online store with a bulk writer and a one-query read of all views."""
+    """Feast's SQLite online store keeping one row per entity and view (see the module's text)."""
+
+    @staticmethod
+    def packs(config) -> bool:
+        """Whether this store keeps Gristmill's packed rows (else it is Feast's store, as is)."""
+        store = config.online_store
+        return not getattr(store, "enable_openai_compatible_store", False) and not store.vector_enabled
+
+    @staticmethod
+    def packed_table(config, table) -> str:
+        """The name of ``table``'s one-row-per-entity table."""
+        from feast.infra.online_stores.sqlite import _table_id
+
+        return _table_id(config.project, table, config.registry.enable_online_feature_view_versioning) + PACKED
 
     def bulk_ready(self, config, table) -> bool:
         """Whether :meth:`write_latest` can write ``table`` (else Feast's own writer must)."""
-        store = config.online_store
-        return (_encodable(table) and not getattr(store, "enable_openai_compatible_store", False)
-                and not store.vector_enabled)
+        return _encodable(table) and self.packs(config)
+
+    def _ensure(self, conn, name: str) -> None:
+        """Create the packed table ``name`` and the layouts table if missing (once per connection)."""
+        ready = self.__dict__.setdefault("_gm_ready", set())
+        if (id(conn), name) in ready:
+            return
+        conn.execute(f"CREATE TABLE IF NOT EXISTS {_quote(name)} (entity_key BLOB PRIMARY KEY, "
+                     "layout INTEGER NOT NULL, event_ts INTEGER, created_ts INTEGER, vals BLOB NOT NULL) "
+                     "WITHOUT ROWID")
+        conn.execute(f"CREATE TABLE IF NOT EXISTS {LAYOUTS} (layout INTEGER PRIMARY KEY, names TEXT NOT NULL)")
+        ready.add((id(conn), name))
+
+    def _upsert(self, conn, name: str, rows, layout: tuple[int, str]) -> None:
+        """Write ``rows`` (entity key, layout, event us, created us, values) into the packed table
+        ``name``; the caller holds the transaction."""
+        self._ensure(conn, name)
+        conn.execute(f"INSERT OR IGNORE INTO {LAYOUTS} (layout, names) VALUES (?, ?)", layout)
+        conn.executemany(
+            f"INSERT INTO {_quote(name)} (entity_key, layout, event_ts, created_ts, vals) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT(entity_key) DO UPDATE SET layout = excluded.layout, "
+            "event_ts = excluded.event_ts, created_ts = excluded.created_ts, vals = excluded.vals", rows)
+
+    def _stored(self, conn, names: list[str]) -> set[str]:
+        """Which of the tables ``names`` exist (a read creates nothing)."""
+        known = self.__dict__.setdefault("_gm_ready", set())
+        missing = [n for n in names if (id(conn), n) not in known]
+        if missing:
+            marks = ",".join("?" * len(missing))
+            for (n,) in conn.execute(f"SELECT name FROM sqlite_master WHERE type = 'table' AND name IN ({marks})",
+                                     missing):
+                known.add((id(conn), n))
+        return {n for n in names if (id(conn), n) in known}
+
+    def update(self, config, tables_to_delete, tables_to_keep, entities_to_delete, entities_to_keep,
+               partial: bool):
+        """``feast apply``: a packed table per kept view; a deleted view's tables dropped. A kept
+        view's table in Feast's layout (written before this store packed its rows) is dropped too:
+        this class cannot read it, and the next materialize finds the entities missing and writes
+        them again."""
+        if not self.packs(config):
+            return super().update(config, tables_to_delete, tables_to_keep, entities_to_delete,
+                                  entities_to_keep, partial)
+        from feast.infra.online_stores.sqlite import _table_id
+
+        conn = self._get_conn(config)
+        versioning = config.registry.enable_online_feature_view_versioning
+        present = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        with conn:
+            for table in tables_to_keep:
+                self._ensure(conn, self.packed_table(config, table))
+                legacy = _table_id(config.project, table, versioning)
+                if legacy in present:
+                    conn.execute(f"DROP TABLE {_quote(legacy)}")
+                    log.info("dropped %s: Feast's row-per-feature layout, which Gristmill's store does not "
+                             "read; materialize writes its entities again", legacy)
+            for table in tables_to_delete:
+                name = self.packed_table(config, table)
+                conn.execute(f"DROP TABLE IF EXISTS {_quote(name)}")
+                self.__dict__.get("_gm_ready", set()).discard((id(conn), name))
+                conn.execute(f"DROP TABLE IF EXISTS {_quote(_table_id(config.project, table, versioning))}")
 
     def write_latest(self, config, table, frame, join_key: str, created: str | None = None) -> int:
         """Upsert every row of the Arrow table ``frame`` (one row per entity: ``join_key``, the
-        view's timestamp field, its features) into the view's table; returns the rows written."""
-        import numpy as np
-
-        from gristmill.features.online_codec import value_bytes, value_texts
-        from feast.infra.online_stores.sqlite import _quote_id, _table_id
+        view's timestamp field, its features) into the view's packed table; returns the rows written."""
+        from gristmill.features.online_codec import packed_values, value_bytes
 
         if not self.bulk_ready(config, table):
-            raise ValueError("the bulk writer writes Feast's plain SQLite layout of Int64, Float64, String, "
-                             "Bool and UnixTimestamp features: turn off vector_enabled and "
+            raise ValueError("the bulk writer writes Int64, Float64, String, Bool and UnixTimestamp features "
+                             "to Gristmill's packed SQLite layout: turn off vector_enabled and "
                              "enable_openai_compatible_store, or use Feast's writer")
         conn = self._get_conn(config)
-        name = _table_id(config.project, table, config.registry.enable_online_feature_view_versioning)
-        features = sorted(table.features, key=lambda f: f.name)  # the primary key's order
+        features = sorted(table.features, key=lambda f: f.name)
         kinds = [feast_kind(f.dtype) for f in features]
-        upsert = (f"INSERT INTO {_quote_id(name)} (entity_key, feature_name, value, value_text, event_ts, "
-                  "created_ts) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(entity_key, feature_name) DO UPDATE SET "
-                  "value = excluded.value, value_text = excluded.value_text, event_ts = excluded.event_ts, "
-                  "created_ts = excluded.created_ts;")
-        frame = _sorted_by_key(frame, join_key)
+        layout = layout_of([f.name for f in features])
+        frame = _sorted_by_key(frame, join_key)  # key order: B-tree appends, not random inserts
         ts_field = table.batch_source.timestamp_field
-        width = len(features)
+        name = self.packed_table(config, table)
         conn.execute(f"PRAGMA cache_size = -{SQLITE_CACHE_KIB}")
-        with conn:
+        with conn:  # one transaction per view
             for start in range(0, frame.num_rows, CHUNK):
                 part = frame.slice(start, CHUNK)
                 n = part.num_rows
-                keys = np.repeat(np.array(part.column("__ek").to_pylist(), dtype=object), width)
-                names = np.tile(np.array([f.name for f in features], dtype=object), n)
-                values = np.empty((n, width), dtype=object)
-                texts = np.empty((n, width), dtype=object)
-                for j, (f, kind) in enumerate(zip(features, kinds)):
-                    values[:, j] = value_bytes(part.column(f.name), kind).to_pylist()
-                    texts[:, j] = value_texts(part.column(f.name), kind)
-                stamps = np.repeat(np.array(_feast_epoch_seconds(part.column(ts_field)), dtype=object), width)
-                made = (np.repeat(np.array(_feast_epoch_seconds(part.column(created)), dtype=object), width)
-                        if created else np.full(n * width, None, dtype=object))
-                conn.executemany(upsert, zip(keys.tolist(), names.tolist(), values.ravel().tolist(),
-                                             texts.ravel().tolist(), stamps.tolist(), made.tolist()))
+                vals = packed_values([value_bytes(part.column(f.name), kind) for f, kind in zip(features, kinds)])
+                made = _micros(part.column(created)) if created else [None] * n
+                self._upsert(conn, name, zip(part.column("__ek").to_pylist(), [layout[0]] * n,
+                                             _micros(part.column(ts_field)), made, vals.to_pylist()), layout)
         return frame.num_rows
+
+    def online_write_batch(self, config, table, data, progress) -> None:
+        """Feast's writer (``feast materialize``, ``write_to_online_store``) into the packed rows."""
+        if not self.packs(config):
+            return super().online_write_batch(config, table, data, progress)
+        from feast.infra.key_encoding_utils import serialize_entity_key
+        from feast.protos.feast.types.Value_pb2 import RepeatedValue, Value
+
+        names = sorted(f.name for f in table.features)
+        layout = layout_of(names)
+        empty, version = Value(), config.entity_key_serialization_version
+        rows = [(serialize_entity_key(key, entity_key_serialization_version=version), layout[0],
+                 _micros_of(ts), _micros_of(made),
+                 RepeatedValue(val=[values.get(n, empty) for n in names]).SerializeToString())
+                for key, values, ts, made in data]
+        conn = self._get_conn(config)
+        with conn:
+            self._upsert(conn, self.packed_table(config, table), rows, layout)
+        if progress:
+            progress(len(rows))
+
+    def _fetch(self, config, wanted: list) -> list[dict]:
+        """For each ``(view, serialized keys)`` of ``wanted``, ``{key: (event time, {feature: Value})}``
+        of the keys stored, read in as few statements as SQLite's bound-variable limit allows."""
+        from feast.protos.feast.types.Value_pb2 import RepeatedValue
+
+        conn = self._get_conn(config)
+        found: list[dict] = [{} for _ in wanted]
+        queries, parts, params = [], [], []
+        tables = [self.packed_table(config, table) for table, _ in wanted]
+        stored = self._stored(conn, tables)
+        for n, ((table, keys), name) in enumerate(zip(wanted, tables)):
+            if name not in stored:  # never applied nor written: nothing stored
+                continue
+            for i in range(0, len(keys), MAX_PARAMS):
+                chunk = keys[i:i + MAX_PARAMS]
+                if params and len(params) + len(chunk) > MAX_PARAMS:
+                    queries.append((parts, params))
+                    parts, params = [], []
+                parts.append(f"SELECT {n}, entity_key, layout, event_ts, vals FROM {_quote(name)} "
+                             f"WHERE entity_key IN ({','.join('?' * len(chunk))})")
+                params += chunk
+        if parts:
+            queries.append((parts, params))
+        current = [layout_of(sorted(f.name for f in table.features)) for table, _ in wanted]
+        names = {code: json.loads(text) for code, text in current}
+        lost: dict[int, int] = {}
+        for parts_, params_ in queries:
+            for n, key, layout, ts, blob in conn.execute(" UNION ALL ".join(parts_), params_):
+                order = names.get(layout)
+                if order is None:
+                    order = names[layout] = self._layout_names(conn, layout)
+                if order is None:
+                    lost[n] = lost.get(n, 0) + 1
+                    continue
+                stamp = None if ts is None else EPOCH + timedelta(microseconds=ts)
+                found[n][key] = (stamp, dict(zip(order, RepeatedValue.FromString(blob).val)))
+        for n, count in lost.items():
+            log.warning("%d online rows of view %s name a layout %s lacks: read as missing; materialize "
+                        "writes them again", count, wanted[n][0].name, LAYOUTS)
+        return found
+
+    @staticmethod
+    def _layout_names(conn, layout: int) -> list[str] | None:
+        row = conn.execute(f"SELECT names FROM {LAYOUTS} WHERE layout = ?", (layout,)).fetchone()
+        return None if row is None else json.loads(row[0])
+
+    def online_read(self, config, table, entity_keys, requested_features=None):
+        """Feast's per-view read, from the packed rows."""
+        if not self.packs(config):
+            return super().online_read(config, table, entity_keys, requested_features)
+        from feast.infra.key_encoding_utils import serialize_entity_key
+
+        version = config.entity_key_serialization_version
+        keys = [serialize_entity_key(k, entity_key_serialization_version=version) for k in entity_keys]
+        rows = self._fetch(config, [(table, keys)])[0]
+        return [rows.get(k, (None, None)) for k in keys]
 
     def _read_features_per_fv(self, config, grouped_refs, join_key_values, entity_name_to_join_key_map,
                               online_features_response, full_feature_names: bool,
                               include_feature_view_version_metadata: bool) -> None:
         """All the views of a lookup in one SQL query (a UNION ALL), answered as Feast's reads."""
-        from feast import utils
-        from feast.infra.key_encoding_utils import serialize_entity_key
-        from feast.infra.online_stores.sqlite import _quote_id, _table_id
-        from feast.protos.feast.types.Value_pb2 import Value as ValueProto
-
-        plans, parts, params = [], [], []
-        versioning = config.registry.enable_online_feature_view_versioning
-        for n, (table, requested) in enumerate(grouped_refs):
-            values, idxs, output_len = utils._get_unique_entities(table, join_key_values,
-                                                                  entity_name_to_join_key_map)
-            keys = [serialize_entity_key(k, entity_key_serialization_version=config.entity_key_serialization_version)
-                    for k in utils._get_entity_key_protos(values)]
-            plans.append((table, requested, idxs, output_len, keys))
-            parts.append(f"SELECT {n}, entity_key, feature_name, value, CAST(event_ts AS INTEGER) FROM "
-                         f"{_quote_id(_table_id(config.project, table, versioning))} "
-                         f"WHERE entity_key IN ({','.join('?' * len(keys))})")
-            params += keys
-        if not plans:
-            return
-        if len(params) > 30_000:  # SQLite's limit of bound variables: Feast's per-view reads
+        if not self.packs(config):
             return super()._read_features_per_fv(config, grouped_refs, join_key_values,
                                                  entity_name_to_join_key_map, online_features_response,
                                                  full_feature_names, include_feature_view_version_metadata)
-        found: list[dict] = [{} for _ in plans]
-        for n, key, feature, blob, ts in self._get_conn(config).execute(" UNION ALL ".join(parts), params):
-            val = ValueProto()
-            val.ParseFromString(blob)
-            entry = found[n].setdefault(key, [None, {}])
-            entry[0] = ts
-            entry[1][feature] = val
+        from feast import utils
+        from feast.infra.key_encoding_utils import serialize_entity_key
+
+        plans = []
+        version = config.entity_key_serialization_version
+        for table, requested in grouped_refs:
+            values, idxs, output_len = utils._get_unique_entities(table, join_key_values,
+                                                                  entity_name_to_join_key_map)
+            keys = [serialize_entity_key(k, entity_key_serialization_version=version)
+                    for k in utils._get_entity_key_protos(values)]
+            plans.append((table, requested, idxs, output_len, keys))
+        if not plans:
+            return
+        found = self._fetch(config, [(plan[0], plan[4]) for plan in plans])
         for (table, requested, idxs, output_len, keys), rows in zip(plans, found):
-            read = []
-            for key in keys:
-                entry = rows.get(key)
-                if entry is None:
-                    read.append((None, None))
-                    continue
-                ts = entry[0]  # as Feast's read: local wall time of the stored seconds, called UTC
-                stamp = None if ts is None else datetime.fromtimestamp(int(ts)).replace(tzinfo=timezone.utc)
-                read.append((stamp, entry[1]))
-            utils._populate_response_from_feature_data(requested, read, idxs, online_features_response,
-                                                       full_feature_names, table, output_len,
-                                                       include_feature_view_version_metadata)
+            utils._populate_response_from_feature_data(requested, [rows.get(k, (None, None)) for k in keys], idxs,
+                                                       online_features_response, full_feature_names, table,
+                                                       output_len, include_feature_view_version_metadata)
 
 
 class GristmillRedisOnlineStore(RedisOnlineStore):

@@ -213,9 +213,22 @@ def materialize(ws: Workspace, project: str, end: datetime | None = None) -> dic
     return state
 
 
-def _latest_rows(table, key: str, end: datetime):
-    """Each entity's latest row stamped at or before ``end`` (a later-written row breaks a tie), with
-    a digest of the row, as an Arrow table (exact integers: no pandas float round trip)."""
+def _state_usable(state_path: Path) -> bool:
+    """Whether ``state_path`` holds digests of this code's kind (a 64-bit hash; an older md5 state
+    is ignored: every entity is written once more)."""
+    if not state_path.is_file():
+        return False
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    field = pq.read_schema(state_path).field("__digest") if "__digest" in pq.read_schema(state_path).names else None
+    return field is not None and field.type == pa.uint64()
+
+
+def _latest_rows(table, key: str, end: datetime, state_path: Path | None = None):
+    """Each entity's latest row stamped at or before ``end`` (a later-written row breaks a tie) as an
+    Arrow table (exact integers: no pandas float round trip), with ``__digest`` (a 64-bit hash of the
+    row's time and values) and ``__same`` (whether the digest is the one ``state_path`` kept)."""
     import duckdb
 
     from gristmill.features.naming import CREATED
@@ -224,16 +237,19 @@ def _latest_rows(table, key: str, end: datetime):
     names = [f.name for f in table.features]
     order = f"{TIMESTAMP} DESC" + (f", {CREATED} DESC" if table.created else "")
     cols = ", ".join(ident(c) for c in [key, TIMESTAMP, *([CREATED] if table.created else []), *names])
-    digest = "md5(CAST(struct_pack(" + ", ".join(f"{ident(c)} := {ident(c)}" for c in [TIMESTAMP, *names]) \
-        + ") AS VARCHAR))"
+    digest = "hash(struct_pack(" + ", ".join(f"{ident(c)} := {ident(c)}" for c in [TIMESTAMP, *names]) + "))"
+    latest = (f"SELECT {cols}, {digest} AS __digest FROM read_parquet({literal(table.path)}) "
+              f"WHERE {TIMESTAMP} <= $end AND {ident(key)} IS NOT NULL "
+              f"QUALIFY row_number() OVER (PARTITION BY {ident(key)} ORDER BY {order}) = 1")
+    if state_path is not None and _state_usable(state_path):
+        sql = (f"SELECT l.*, coalesce(l.__digest = s.__digest, false) AS __same FROM ({latest}) l "
+               f"LEFT JOIN read_parquet({literal(str(state_path))}) s ON CAST(l.{ident(key)} AS VARCHAR) = s.__key")
+    else:
+        sql = f"SELECT *, false AS __same FROM ({latest})"
     con = duckdb.connect()
     try:
         con.execute("SET TimeZone = 'UTC'")
-        return con.sql(
-            f"SELECT {cols}, {digest} AS __digest FROM read_parquet({literal(table.path)}) "
-            f"WHERE {TIMESTAMP} <= $end AND {ident(key)} IS NOT NULL "
-            f"QUALIFY row_number() OVER (PARTITION BY {ident(key)} ORDER BY {order}) = 1",
-            params={"end": end}).to_arrow_table()
+        return con.sql(sql, params={"end": end}).to_arrow_table()
     finally:
         con.close()
 
@@ -271,28 +287,30 @@ def _held_online(store, view: str, key: str, ids) -> set:
 
 def _materialize_view(store, view: str, table, key: str, end: datetime, state_path: Path) -> tuple[int, int]:
     """Write the entities of ``view`` whose latest row changed or the store lacks; (entities, written)."""
-    import pandas as pd
+    import numpy as np
     import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
 
     from gristmill.features.naming import CREATED
 
-    latest = _latest_rows(table, key, end)
-    before = pd.read_parquet(state_path) if state_path.is_file() else pd.DataFrame({key: [], "__digest": []})
-    known = dict(zip(before[key].astype(str), before["__digest"]))
-    ids = pd.Series(latest.column(key).to_pylist(), dtype=object).astype(str)
-    digests = pd.Series(latest.column("__digest").to_pylist(), dtype=object)
-    same = ids.map(known).eq(digests).to_numpy()
-    unchanged = sorted(set(ids[same]))
-    missing: set = set()
-    if unchanged:
-        import random
-
-        sample = random.Random(0).sample(unchanged, min(ONLINE_SAMPLE, len(unchanged)))
-        missing = set(sample) - _held_online(store, view, key, sample)
+    latest = _latest_rows(table, key, end, state_path)
+    same = latest.column("__same").to_numpy(zero_copy_only=False).astype(bool)
+    ids = pc.cast(latest.column(key), pa.string()).combine_chunks()
+    unchanged = ids.filter(pa.array(same))
+    missing: list = []
+    if len(unchanged):
+        pick = np.sort(np.random.default_rng(0).choice(len(unchanged), min(ONLINE_SAMPLE, len(unchanged)),
+                                                       replace=False))
+        sample = unchanged.take(pa.array(pick)).to_pylist()
+        missing = sorted(set(sample) - _held_online(store, view, key, sample))
         if missing and len(sample) < len(unchanged):
-            missing = set(unchanged) - _held_online(store, view, key, unchanged)
-    mask = ~same | ids.isin(missing).to_numpy()
-    todo = latest.filter(pa.array(mask)).drop_columns(["__digest"])
+            every = unchanged.to_pylist()
+            missing = sorted(set(every) - _held_online(store, view, key, every))
+    mask = ~same
+    if missing:
+        mask |= pc.is_in(ids, value_set=pa.array(missing, pa.string())).to_numpy(zero_copy_only=False)
+    todo = latest.filter(pa.array(mask)).drop_columns(["__digest", "__same"])
     online, fv = store._get_provider().online_store, store.get_feature_view(view)
     if todo.num_rows and _bulk(online) and online.bulk_ready(store.config, fv):
         online.write_latest(store.config, fv, todo, key, CREATED if table.created else None)
@@ -302,7 +320,7 @@ def _materialize_view(store, view: str, table, key: str, end: datetime, state_pa
     elif todo.num_rows:
         store.write_to_online_store(view, _as_pandas(todo))
     tmp = state_path.with_suffix(".tmp")
-    pd.DataFrame({key: ids, "__digest": digests}).to_parquet(tmp, index=False)
+    pq.write_table(pa.table({"__key": ids, "__digest": latest.column("__digest")}), tmp)
     tmp.replace(state_path)
     return latest.num_rows, todo.num_rows
 

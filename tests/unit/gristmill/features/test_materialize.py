@@ -46,7 +46,8 @@ def _at(day: str) -> datetime:
 
 def _wipe_online(ws, one_entity: bool = False) -> None:
     with sqlite3.connect(ws.feast_dir / "online.db") as db:
-        for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall():
+        for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table' "
+                                  "AND name LIKE '%\\_\\_packed' ESCAPE '\\'").fetchall():
             where = f' WHERE entity_key = (SELECT MIN(entity_key) FROM "{name}")' if one_entity else ""
             db.execute(f'DELETE FROM "{name}"{where}')
 

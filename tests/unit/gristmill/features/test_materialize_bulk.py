@@ -6,6 +6,8 @@ from datetime import datetime, timezone
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from gristmill import pipeline
@@ -116,3 +118,19 @@ def test_bulk_materialize_equals_offline_latest_and_rewrites_only_what_changed(k
                                                "profile__visits": [7]}
     if kind == "redis":
         client.flushdb()
+
+
+def test_a_digest_state_of_an_older_kind_makes_every_entity_be_written_once_more(workspace, add_tables):
+    """A state file whose digests are not this code's 64-bit hashes (the md5 text of earlier
+    releases) is not compared with: every entity is written, then reruns write none."""
+    profile = _profile(seed=12)
+    add_tables(workspace, "bulk", _tables(profile))
+    pipeline.features_apply(workspace, parse_spec(SPEC, "bulk.yaml"))
+    end = datetime(2024, 6, 1, tzinfo=timezone.utc)
+    assert materialize(workspace, "bulk", end=end)["written"] == {"bulk__profile": N}
+    state = workspace.lake("bulk") / "_features" / "_online" / "bulk__profile.parquet"
+    assert pq.read_schema(state).field("__digest").type == pa.uint64()
+    users = pq.read_table(state).column("__key").to_pylist()
+    pq.write_table(pa.table({"user_id": users, "__digest": ["0" * 32] * len(users)}), state)  # the md5 kind
+    assert materialize(workspace, "bulk", end=end)["written"] == {"bulk__profile": N}
+    assert materialize(workspace, "bulk", end=end)["written"] == {"bulk__profile": 0}

@@ -1,5 +1,6 @@
-"""Gristmill's bulk online stores write what Feast's own writers write, byte for byte, and Feast's
-reads (``get_online_features``, ``feast serve``) answer the same from them. Real Feast, real SQLite,
+"""Gristmill's bulk online stores write what Feast's own writers write, byte for byte (Redis: Feast's
+hashes; SQLite: Gristmill's packed rows, whichever writer), and Feast's reads
+(``get_online_features``, ``feast serve``) answer the same from them as from Feast's own stores. Real Feast, real SQLite,
 real Redis at 127.0.0.1:6379 db 14 (skipped when no Redis answers there)."""
 
 import json
@@ -109,11 +110,11 @@ def _latest(frame: pd.DataFrame) -> pa.Table:
     return pa.Table.from_pandas(latest, preserve_index=False)
 
 
-def _sqlite_rows(store) -> list:
-    path = store.config.online_store.path
-    with sqlite3.connect(path) as db:
-        return db.execute("SELECT entity_key, feature_name, value, value_text, event_ts, created_ts "
-                          "FROM gmt_v ORDER BY entity_key, feature_name").fetchall()
+def _packed_rows(store, view: str = "v") -> list:
+    """The rows of Gristmill's packed SQLite table of ``view``, in key order."""
+    with sqlite3.connect(store.config.online_store.path) as db:
+        return db.execute(f"SELECT entity_key, layout, event_ts, created_ts, vals FROM gmt_{view}__packed "
+                          "ORDER BY entity_key").fetchall()
 
 
 def _bulk_write(store, frame: pd.DataFrame) -> int:
@@ -153,23 +154,100 @@ def test_codec_bytes_equal_feasts_serializer_for_every_type():
         value_bytes(table.column("f_dbl"), "Float32")
 
 
-def test_sqlite_bulk_rows_equal_feasts_materialize_and_read_back_equal(tmp_path):
+def _micros(stamps) -> list:
+    return [None if pd.isna(t) else (t - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(microseconds=1)
+            for t in stamps]
+
+
+def test_sqlite_packs_a_row_per_entity_that_feasts_writers_and_the_bulk_writer_write_alike(tmp_path):
+    """Feast's own materialize into Gristmill's class (protobuf per value) and the column-at-a-time
+    bulk writer give the same rows byte for byte; lookups answer what Feast's built-in SQLite store
+    answers from its row-per-feature layout, and the stored times are the offline ones, exactly."""
     frame = _rows(2000, seed=2)
-    feast_store = _repo(tmp_path, "feast", "  type: sqlite\n  path: " + str(tmp_path / "feast.db"), frame)
+    builtin = _repo(tmp_path, "feast", "  type: sqlite\n  path: " + str(tmp_path / "feast.db"), frame)
+    by_feast = _repo(tmp_path, "gmfeast", f"  type: {SQLITE_STORE_TYPE}\n  path: " + str(tmp_path / "gmfeast.db"),
+                     frame)
     bulk_store = _repo(tmp_path, "bulk", f"  type: {SQLITE_STORE_TYPE}\n  path: " + str(tmp_path / "bulk.db"), frame)
-    feast_store.materialize(datetime(2023, 1, 1, tzinfo=timezone.utc), END)
+    builtin.materialize(datetime(2023, 1, 1, tzinfo=timezone.utc), END)
+    by_feast.materialize(datetime(2023, 1, 1, tzinfo=timezone.utc), END)  # -> online_write_batch
     assert _bulk_write(bulk_store, frame) == 2000
-    expected = _sqlite_rows(feast_store)
-    assert len(expected) == 2000 * len(TYPES)
-    assert _sqlite_rows(bulk_store) == expected
+    rows = _packed_rows(bulk_store)
+    assert len(rows) == 2000  # one row per entity, not one per entity and feature
+    assert rows == _packed_rows(by_feast)
+    latest = _latest(frame).to_pandas().sort_values(KEY)
+    assert sorted(r[2] for r in rows) == sorted(_micros(latest[TS]))
+    assert sorted(r[3] for r in rows) == sorted(_micros(latest[CREATED]))
 
     ids = [f"c{i:05d}" for i in range(0, 2000, 7)] + ["nobody"]
     got = _lookup(bulk_store, ids)  # the one-query read of Gristmill's store
-    assert got == _lookup(feast_store, ids)
+    assert got == _lookup(builtin, ids)
     assert got["f_int"][-1] is None and sum(v is None for v in got["f_dbl"]) > 1
+    stamps = bulk_store.get_online_features(features=bulk_store.get_feature_service("svc"),
+                                            entity_rows=[{KEY: i} for i in ids[:-1]]).to_dict(
+                                                include_event_timestamps=True)
+    want = latest.set_index(KEY)[TS]  # to_dict gives whole seconds
+    assert stamps["f_int__ts"] == [int(want[i].timestamp() // 1) for i in ids[:-1]]
 
     assert _bulk_write(bulk_store, frame) == 2000  # an upsert: rewriting leaves the same rows
-    assert _sqlite_rows(bulk_store) == expected
+    assert _packed_rows(bulk_store) == rows
+    pandas_store = _repo(tmp_path, "pandas", f"  type: {SQLITE_STORE_TYPE}\n  path: " + str(tmp_path / "pd.db"),
+                         frame)
+    pandas_store.write_to_online_store("v", _latest(frame).to_pandas())
+    assert _packed_rows(pandas_store) == rows
+
+
+def test_sqlite_rows_keep_their_layout_when_a_view_gains_a_feature(tmp_path, caplog):
+    """Rows written before ``feast apply`` changed a view read back with the features they were
+    written with (the new one missing); a layout whose names were lost reads as missing, loudly."""
+    import logging
+
+    from feast import Entity, FeatureView, Field, FileSource, ValueType
+    from feast import types as ft
+
+    frame = _rows(200, seed=7)
+    frame["f_new"] = np.arange(len(frame), dtype=float)
+    store = _repo(tmp_path, "bulk", f"  type: {SQLITE_STORE_TYPE}\n  path: " + str(tmp_path / "bulk.db"), frame)
+    _bulk_write(store, frame)
+    ids = [f"c{i:05d}" for i in range(0, 200, 3)]
+    before = _lookup(store, ids)
+    wider = FeatureView(name="v", entities=[Entity(name="c", join_keys=[KEY], value_type=ValueType.STRING)],
+                        ttl=timedelta(0), online=True,
+                        schema=[Field(name=c, dtype=getattr(ft, t)) for c, t in {**TYPES, "f_new": "Float64"}.items()],
+                        source=FileSource(name="v_src", path=str(tmp_path / "bulk.parquet"), timestamp_field=TS,
+                                          created_timestamp_column=CREATED))
+    store.apply([wider])
+    old = store.get_online_features(features=[f"v:{c}" for c in [*TYPES, "f_new"]],
+                                    entity_rows=[{KEY: i} for i in ids]).to_dict()
+    assert {c: old[c] for c in TYPES} == {c: before[c] for c in TYPES}
+    assert old["f_new"] == [None] * len(ids)
+    assert _bulk_write(store, frame[frame[KEY] == "c00000"]) == 1  # c00000 now in the new layout
+    new = store.get_online_features(features=["v:f_new", "v:f_int"], entity_rows=[{KEY: "c00000"}]).to_dict()
+    assert new["f_new"] == [200.0] and new["f_int"] == [before["f_int"][0]]  # its later row, index 200
+
+    with sqlite3.connect(tmp_path / "bulk.db") as db:
+        db.execute("DELETE FROM gristmill_online_layouts")
+    fresh = _repo(tmp_path, "again", f"  type: {SQLITE_STORE_TYPE}\n  path: " + str(tmp_path / "bulk.db"), frame)
+    fresh.apply([wider])
+    with caplog.at_level(logging.WARNING, logger="gristmill.features.online_store"):
+        lost = fresh.get_online_features(features=["v:f_int"], entity_rows=[{KEY: i} for i in ids]).to_dict()
+    assert lost["f_int"][0] == before["f_int"][0]  # the current layout needs no stored names
+    assert lost["f_int"][1:] == [None] * (len(ids) - 1)
+    assert "name a layout gristmill_online_layouts lacks" in caplog.text
+
+
+def test_apply_drops_a_views_table_in_feasts_layout_and_materialize_refills(tmp_path):
+    frame = _rows(100, seed=8)
+    path = tmp_path / "online.db"
+    builtin = _repo(tmp_path, "feast", f"  type: sqlite\n  path: {path}", frame)
+    builtin.materialize(datetime(2023, 1, 1, tzinfo=timezone.utc), END)
+    expected = _lookup(builtin, ["c00001", "c00002"])
+    ours = _repo(tmp_path, "ours", f"  type: {SQLITE_STORE_TYPE}\n  path: {path}", frame)
+    with sqlite3.connect(path) as db:
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert "gmt_v" not in tables and "gmt_v__packed" in tables
+    assert _lookup(ours, ["c00001"])["f_int"] == [None]
+    ours.materialize(datetime(2023, 1, 1, tzinfo=timezone.utc), END)
+    assert _lookup(ours, ["c00001", "c00002"]) == expected
 
 
 def test_redis_bulk_hashes_equal_feasts_materialize_and_read_back_equal(tmp_path, redis_db):
