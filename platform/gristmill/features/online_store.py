@@ -316,36 +316,75 @@ class GristmillSqliteOnlineStore(SqliteOnlineStore):
         rows = self._fetch(config, [(table, keys)])[0]
         return [rows.get(k, (None, None)) for k in keys]
 
+    def read_rows(self, config, wanted: list) -> list[list]:
+        """For each ``(view, requested features, entity key protos)`` of ``wanted``, what
+        :meth:`online_read` answers, every view read in one SQL query (a UNION ALL)."""
+        if not self.packs(config):
+            return [self.online_read(config, table, keys, requested) for table, requested, keys in wanted]
+        from feast.infra.key_encoding_utils import serialize_entity_key
+
+        version = config.entity_key_serialization_version
+        serialized = [[serialize_entity_key(k, entity_key_serialization_version=version) for k in keys]
+                      for _, _, keys in wanted]
+        found = self._fetch(config, [(table, keys) for (table, _, _), keys in zip(wanted, serialized)])
+        return [[rows.get(k, (None, None)) for k in keys] for rows, keys in zip(found, serialized)]
+
     def _read_features_per_fv(self, config, grouped_refs, join_key_values, entity_name_to_join_key_map,
                               online_features_response, full_feature_names: bool,
                               include_feature_view_version_metadata: bool) -> None:
-        """All the views of a lookup in one SQL query (a UNION ALL), answered as Feast's reads."""
-        if not self.packs(config):
-            return super()._read_features_per_fv(config, grouped_refs, join_key_values,
-                                                 entity_name_to_join_key_map, online_features_response,
-                                                 full_feature_names, include_feature_view_version_metadata)
-        from feast import utils
-        from feast.infra.key_encoding_utils import serialize_entity_key
+        """Feast's lookup (``get_online_features``, ``feast serve``): all views in one read."""
+        _respond(self, config, grouped_refs, join_key_values, entity_name_to_join_key_map,
+                 online_features_response, full_feature_names, include_feature_view_version_metadata)
 
-        plans = []
-        version = config.entity_key_serialization_version
-        for table, requested in grouped_refs:
-            values, idxs, output_len = utils._get_unique_entities(table, join_key_values,
-                                                                  entity_name_to_join_key_map)
-            keys = [serialize_entity_key(k, entity_key_serialization_version=version)
-                    for k in utils._get_entity_key_protos(values)]
-            plans.append((table, requested, idxs, output_len, keys))
-        if not plans:
-            return
-        found = self._fetch(config, [(plan[0], plan[4]) for plan in plans])
-        for (table, requested, idxs, output_len, keys), rows in zip(plans, found):
-            utils._populate_response_from_feature_data(requested, [rows.get(k, (None, None)) for k in keys], idxs,
-                                                       online_features_response, full_feature_names, table,
-                                                       output_len, include_feature_view_version_metadata)
+
+def read_plan(online, config, grouped_refs, join_key_values, entity_name_to_join_key_map) -> list:
+    """Feast's steps from a request's views to the rows read: per view ``(view, requested, output
+    positions of each unique entity, output length, what read_rows answered for them)``."""
+    from feast import utils
+
+    plans = []
+    for table, requested in grouped_refs:
+        values, idxs, output_len = utils._get_unique_entities(table, join_key_values, entity_name_to_join_key_map)
+        plans.append((table, requested, idxs, output_len, utils._get_entity_key_protos(values)))
+    if not plans:
+        return []
+    read = online.read_rows(config, [(table, requested, keys) for table, requested, _, _, keys in plans])
+    return [(table, requested, idxs, output_len, rows) for (table, requested, idxs, output_len, _), rows
+            in zip(plans, read)]
+
+
+def _respond(online, config, grouped_refs, join_key_values, entity_name_to_join_key_map, response,
+             full_feature_names: bool, include_version_metadata: bool) -> None:
+    """Fill Feast's online response from one :meth:`read_rows` of every view of the request."""
+    from feast import utils
+
+    for table, requested, idxs, output_len, rows in read_plan(online, config, grouped_refs, join_key_values,
+                                                              entity_name_to_join_key_map):
+        utils._populate_response_from_feature_data(requested, rows, idxs, response, full_feature_names, table,
+                                                   output_len, include_version_metadata)
 
 
 class GristmillRedisOnlineStore(RedisOnlineStore):
     """Feast's Redis online store with a bulk writer (reads: Feast's, one pipeline for all views)."""
+
+    def read_rows(self, config, wanted: list) -> list[list]:
+        """For each ``(view, requested features, entity key protos)`` of ``wanted``, what
+        :meth:`online_read` answers, every view's ``HMGET``s in one pipeline (Feast's own steps)."""
+        from feast.infra.online_stores.redis import _versioned_fv_name
+
+        items, commands = [], []
+        for table, requested, keys in wanted:
+            fv = _versioned_fv_name(table, config)
+            names, fields = self._generate_hset_keys_for_features(table, list(requested), fv_name_override=fv)
+            redis_keys = self._generate_redis_keys_for_entities(config, keys)
+            items.append((fv, names, len(redis_keys)))
+            commands += [(key, fields) for key in redis_keys]
+        replies = self._read_hash_fields(config, commands) if commands else []
+        out, at = [], 0
+        for fv, names, n in items:
+            out.append(self._convert_redis_values_to_protobuf(replies[at:at + n], fv, names))
+            at += n
+        return out
 
     def bulk_ready(self, config, table) -> bool:
         """Whether :meth:`write_latest` can write ``table`` (else Feast's own writer must)."""

@@ -89,10 +89,10 @@ class _Store:
         import time
 
         from gristmill.features.naming import REQUEST_TIME
+        from gristmill.features.online_lookup import lookup
 
         ids = [None if v is None else str(v) for v in frame[self.key].tolist()]
-        online = self.store.get_online_features(
-            features=self.service, entity_rows=[{self.key: i, REQUEST_TIME: time.time()} for i in ids]).to_dict()
+        online = lookup(self.store, self.service, {self.key: ids, REQUEST_TIME: [time.time()] * len(ids)})
         stored = [f for f in self.features if f in online]
         unknown = [i for n, i in enumerate(ids) if all(online[f][n] is None for f in stored)]
         if unknown and not allow_missing:

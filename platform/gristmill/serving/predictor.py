@@ -10,6 +10,7 @@ from typing import Any
 
 from gristmill.errors import EntityNotFound, InvalidRequest, ModelNotFound, shown
 from gristmill.features.naming import REQUEST_TIME, service_name
+from gristmill.features.online_lookup import lookup
 from gristmill.serving import traffic
 from gristmill.serving.bundle import Bundled
 from gristmill.serving.schema import check_numbers
@@ -139,10 +140,7 @@ class Predictor:
         models = self._models()
         self._check_fields(models[0][1], extra or {})
         now = time.time()  # the on-demand views' request time
-        online = self.store.get_online_features(
-            features=self.feature_service,
-            entity_rows=[{self.entity_key: i, REQUEST_TIME: now} for i in ids],
-        ).to_dict()
+        online = lookup(self.store, self.feature_service, {self.entity_key: ids, REQUEST_TIME: [now] * len(ids)})
         stored = list(dict.fromkeys(f for _, m in models for f in m.features if f in online))
         known = [not all(online[f][n] is None for f in stored) for n in range(len(ids))]
         if not all(known):
