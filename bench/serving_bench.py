@@ -1,7 +1,8 @@
 """Serving figures: a real `bentoml serve` of a Gristmill bento under load from wrk on loopback.
 
     .venv/bin/python bench/serving_bench.py [--dir /tmp/gristmill-sbench] [--stores sqlite,redis]
-        [--clients 1,16,64] [--seconds 10] [--gateway-projects 100] [--json]
+        [--clients 1,16,64] [--seconds 10] [--gateway-projects 100] [--gateway-trained 100]
+        [--gateway-memory-mb MB] [--json]
 
 Needs ``wrk`` (Debian: ``apt-get install wrk``); Redis on 127.0.0.1:6379 for the Redis figures
 (db 13, flushed before use).
@@ -18,9 +19,31 @@ Needs ``wrk`` (Debian: ``apt-get install wrk``); Redis on 127.0.0.1:6379 for the
    Peers in the same run, same wrk settings: the HTTP floor (a BentoML service of the same shape,
    same workers, that answers a constant without looking anything up) and Feast's own `feast serve`
    of the same 50 features (``/get-online-features``, same workers).
-3. Gateway: ``--gateway-projects`` more projects in one workspace (each its own labels and model,
-   features shared from the first project), `gristmill serve --all`; memory per loaded model, cold
-   (first request of a project) and warm latency, measured by a Python client.
+3. Gateway: ``--gateway-projects`` projects in one workspace, served by `gristmill serve --all`
+   (``--gateway-memory-mb`` sets its GRISTMILL_GATEWAY_MEMORY_MB; default the gateway's 2,048).
+   The first, ``gbase``, is built like the project above (`gristmill run`, its 50 features
+   materialized online). Every other one is a real registered project whose spec reuses gbase's
+   feature table (``features: [{table: profiles, project: gbase}]``) and has its own 600 labels
+   (a sample of gbase's), built in one process (:func:`build_small`): `register` and `ingest`,
+   its feature tables and generated Feast definitions, then a single ``feast apply`` of all of
+   them (not one per project: each apply re-imports Feast and re-reads every definition, 7-9 s a
+   project at ten projects and growing). The first ``--gateway-trained`` (default 100) then get a
+   training set and `train` (budget 5 s, one trial, through the promotion gate); each of the
+   others gets version 1 of its own registered model as MLflow's ``copy_model_version`` of a
+   trained one's champion (round robin; source ``models:/<trained>/<version>``, tag
+   ``copied_from``), made its champion by `gristmill models promote`'s code
+   (:func:`gristmill.training.registry.promote`). So every project has its own champion in the
+   registry, loaded through the gateway's normal path (alias, ``models:/`` source, pyfunc load,
+   its own feature service): 101 distinct fitted models behind 1,000 champions, each loaded as
+   its own model object. On 2 cores the 999 small projects of a 1,000-project run took 435 s
+   (define 182 s, the one apply 40 s, 100 trainings 157 s, 899 copies 50 s) where building each
+   with its own apply was measured at ~13 s a project (~3.6 h); ``--gateway-trained 1000``
+   trains them all, an estimated ~30-35 min (1.4-1.7 s a training, untested at that size).
+   The build's phases are in ``build_phase_seconds``. Measured by a Python client: RSS before,
+   after the first load (which pays the model libraries' imports) and after; memory per loaded
+   model; cold latency (each project's first request, in order gbase, trained, copied: the split
+   trained/copied is also early/late); warm latency (five rounds over every project in the same
+   order); loaded models and evictions, after the cold pass and at the end.
 
 Client and server share the same 2 cores, so the client's own CPU is part of every figure.
 Figures only: nothing is asserted.
@@ -252,10 +275,13 @@ def bench_gateway(args, root: Path) -> dict:
     import yaml
 
     env = workspace_env(root, None)
+    if args.gateway_memory_mb:
+        env["GRISTMILL_GATEWAY_MEMORY_MB"] = str(args.gateway_memory_mb)
     data = root.parent / "data"
     names = [f"g{n:03d}" for n in range(args.gateway_projects - 1)]
+    trained = max(1, min(args.gateway_trained, len(names)))
     if args.reuse and (root / "ws" / "projects" / names[-1]).is_dir():
-        return measure_gateway(env, ["gbase"] + names, None)
+        return measure_gateway(env, ["gbase"] + names, None, frozenset(names[trained:]))
     build(env, root, "gbase", spec("gbase", data), args.budget)
     rng = np.random.default_rng(11)
     labels = pd.read_csv(data / "labels.csv")
@@ -267,15 +293,24 @@ def bench_gateway(args, root: Path) -> dict:
         body["training"] |= {"budget_seconds": 5, "max_trials": 1}
         (root / f"{name}.yaml").write_text(yaml.safe_dump(body))
     # one process builds them all (the stages in-process: no start-up cost per project)
-    out = subprocess.run([sys.executable, __file__, "--build-small", str(root), *names], env=env,
-                         capture_output=True, text=True, timeout=7200)
+    log = root / "build_small.log"  # progress, to follow with tail -f
+    with open(log, "w") as err:
+        out = subprocess.run([sys.executable, __file__, "--build-small", str(root), str(trained), *names],
+                             check=False, env=env, stdout=subprocess.PIPE, stderr=err, text=True, timeout=7200)
     if out.returncode != 0:
-        raise SystemExit(f"building the gateway's projects failed:\n{out.stderr[-3000:]}")
-    return measure_gateway(env, ["gbase"] + names, time.perf_counter() - started)
+        raise SystemExit(f"building the gateway's projects failed:\n{log.read_text()[-3000:]}")
+    phases = json.loads(out.stdout.strip().splitlines()[-1])
+    built = time.perf_counter() - started
+    return measure_gateway(env, ["gbase"] + names, built, frozenset(names[trained:])) | {
+        "small_trained": trained, "small_copied": len(names) - trained, "build_phase_seconds": phases}
 
 
-def measure_gateway(env: dict, projects: list[str], build_seconds: float | None) -> dict:
-    """Cold requests (each project's first), then warm ones, through `gristmill serve --all`."""
+def measure_gateway(env: dict, projects: list[str], build_seconds: float | None,
+                    copied: frozenset[str] = frozenset()) -> dict:
+    """Cold requests (each project's first, in order), then five warm rounds over every project in
+    the same order, through `gristmill serve --all`. With the gateway's memory budget below what
+    every model needs, least-recently-used eviction plus this cyclic order makes warm requests
+    cold again: ``evictions`` (after the cold pass and in all) and ``warm_non_2xx`` say so."""
     import httpx
 
     port = free_port()
@@ -291,47 +326,119 @@ def measure_gateway(env: dict, projects: list[str], build_seconds: float | None)
 
         with httpx.Client(timeout=120, headers=headers) as client:
             before = rss()
-            cold, warm = [], []
-            for project in projects:
+            cold, warm, warm_bad = [], [], 0
+            for n, project in enumerate(projects):
                 t = time.perf_counter()
                 reply = client.post(f"{base}/predict_entity", json={"project": project, "id": "c000001"})
                 cold.append((time.perf_counter() - t) * 1000)
                 assert reply.status_code == 200, reply.text
+                if n == 0:
+                    first = rss()  # the first load also pays the model libraries' imports
             after = rss()
+            state_cold = client.post(f"{base}/projects", json={}).json()
             for _ in range(5):
                 for project in projects:
                     t = time.perf_counter()
-                    client.post(f"{base}/predict_entity", json={"project": project, "id": "c000002"})
+                    reply = client.post(f"{base}/predict_entity", json={"project": project, "id": "c000002"})
                     warm.append((time.perf_counter() - t) * 1000)
+                    warm_bad += reply.status_code != 200
+            after_warm = rss()
             state = client.post(f"{base}/projects", json={}).json()
     finally:
         stop(proc)
-    per_model = [p["megabytes"] for p in state["loaded"]]
+    per_model = [p["megabytes"] for p in state_cold["loaded"]]
+    tenth = max(len(cold) // 10, 1)
+
+    def p50(values: list[float]) -> float | None:
+        return round(statistics.median(values), 1) if values else None
+
     return {"projects": len(projects), "build_seconds": build_seconds and round(build_seconds, 1),
-            "rss_before_mb": round(before, 1), "rss_after_mb": round(after, 1),
+            "memory_budget_mb": state["memory_budget_mb"],
+            "rss_before_mb": round(before, 1), "rss_after_first_mb": round(first, 1),
+            "rss_after_mb": round(after, 1), "rss_after_warm_mb": round(after_warm, 1),
             "mb_per_model_rss": round((after - before) / len(projects), 2),
+            "mb_per_model_rss_after_first": round((after - first) / max(len(projects) - 1, 1), 2),
             "mb_per_model_accounted_median": statistics.median(per_model) if per_model else None,
+            "memory_used_mb_after_cold": state_cold["memory_used_mb"],
             "cold_ms_p50": round(statistics.median(cold), 1), "cold_ms_max": round(max(cold), 1),
+            "cold_ms_p90": round(sorted(cold)[int(0.9 * (len(cold) - 1))], 1),
+            "cold_ms_p50_first_tenth": p50(cold[:tenth]), "cold_ms_p50_last_tenth": p50(cold[-tenth:]),
+            "cold_ms_p50_trained": p50([c for c, p in zip(cold, projects) if p not in copied]),
+            "cold_ms_p50_copied": p50([c for c, p in zip(cold, projects) if p in copied]),
             "warm_ms_p50": round(statistics.median(warm), 2),
             "warm_ms_p99": round(sorted(warm)[int(0.99 * (len(warm) - 1))], 2),
+            "warm_non_2xx": warm_bad,
+            "loaded_after_cold": len(state_cold["loaded"]), "evictions_after_cold": state_cold["evictions"],
             "loaded": len(state["loaded"]), "evictions": state["evictions"]}
 
 
-def build_small(root: Path, names: list[str]) -> None:
-    """Register, ingest, apply, cut a training set and train each small project (no materialize:
-    they reuse the base project's features, already online)."""
+def build_small(root: Path, names: list[str], trained: int) -> dict:
+    """Build the small projects in this one process; returns seconds per phase (and per project).
+
+    1. every project: ``register``, ``ingest`` (its labels) and its feature tables and generated
+       Feast definitions (what ``features_apply`` writes), then one ``feast apply`` for all of them;
+    2. the first ``trained``: a training set (``features_dataset``) and ``train`` (budget 5 s, one
+       trial) through the promotion gate: each its own champion;
+    3. the rest: MLflow's ``copy_model_version`` of trained project ``n % trained``'s champion as
+       version 1 of the project's own registered model (source ``models:/<trained>/<version>``,
+       tagged ``copied_from``), made champion by :func:`gristmill.training.registry.promote`.
+    """
     from gristmill import pipeline
+    from gristmill.config import mlflow_client
+    from gristmill.features.repo import write_repo
+    from gristmill.features.store import feast_apply
+    from gristmill.features.tables import build_feature_tables
+    from gristmill.training import registry
+    from gristmill.training.train import configure_mlflow
     from gristmill.workspace import Workspace
 
     ws = Workspace.resolve()
+    seconds: dict[str, float] = {}
+    began = time.perf_counter()
+
+    def progress(what: str) -> None:
+        print(f"[{time.perf_counter() - began:7.1f} s] {what}", file=sys.stderr, flush=True)
+
+    def timed(phase: str, started: float) -> None:
+        seconds[phase] = seconds.get(phase, 0.0) + time.perf_counter() - started
+
+    specs = {}
     for n, name in enumerate(names):
         t = time.perf_counter()
-        spec_ = pipeline.register(ws, root / f"{name}.yaml")
-        pipeline.ingest(ws, name, spec_)
-        pipeline.features_apply(ws, spec_)
-        dataset_id, _ = pipeline.features_dataset(ws, spec_)
-        pipeline.train(ws, spec_, budget=5, dataset_id=dataset_id)
-        print(f"{n + 1}/{len(names)} {name}: {time.perf_counter() - t:.1f} s", file=sys.stderr, flush=True)
+        specs[name] = pipeline.register(ws, root / f"{name}.yaml")
+        pipeline.ingest(ws, name, specs[name])
+        timed("register_ingest", t)
+        t = time.perf_counter()
+        write_repo(ws, build_feature_tables(ws, specs[name]))
+        timed("feature_tables", t)
+        if (n + 1) % 100 == 0:
+            progress(f"defined {n + 1}/{len(names)}")
+    t = time.perf_counter()
+    feast_apply(ws)  # one apply of every project's definitions
+    timed("feast_apply", t)
+    progress("feast apply")
+    for n, name in enumerate(names[:trained]):
+        t = time.perf_counter()
+        dataset_id, _ = pipeline.features_dataset(ws, specs[name])
+        timed("features_dataset", t)
+        t = time.perf_counter()
+        pipeline.train(ws, specs[name], budget=5, dataset_id=dataset_id)
+        timed("train", t)
+        progress(f"trained {n + 1}/{trained} {name}")
+    if names[trained:]:
+        configure_mlflow(ws)  # models:/ sources resolve through the process-wide registry URI
+        client = mlflow_client(ws)
+        champions = {s: registry.champion_version(ws, s) for s in names[:trained]}
+        for n, name in enumerate(names[trained:]):
+            t = time.perf_counter()
+            source = names[n % trained]
+            copy = client.copy_model_version(f"models:/{source}/{champions[source]}", name)
+            registry.tag_version(ws, name, str(copy.version), {"copied_from": f"{source}/{champions[source]}"})
+            registry.promote(ws, name, str(copy.version))
+            timed("copy_champion", t)
+            if (n + 1) % 100 == 0:
+                progress(f"copied {n + 1}/{len(names) - trained}")
+    return {k: round(v, 1) for k, v in seconds.items()}
 
 
 def machine() -> str:
@@ -349,7 +456,7 @@ def flush_redis() -> None:
 
 def main() -> None:
     if sys.argv[1:2] == ["--build-small"]:
-        build_small(Path(sys.argv[2]), sys.argv[3:])
+        print(json.dumps(build_small(Path(sys.argv[2]), sys.argv[4:], int(sys.argv[3]))))
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dir", default=str(Path(tempfile.gettempdir()) / "gristmill-sbench"))
@@ -360,6 +467,10 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="Service workers (bento, floor, feast serve).")
     parser.add_argument("--budget", type=int, default=8)
     parser.add_argument("--gateway-projects", type=int, default=100)
+    parser.add_argument("--gateway-trained", type=int, default=100,
+                        help="Small projects trained (the rest serve a registry copy of one of theirs).")
+    parser.add_argument("--gateway-memory-mb", type=int, default=None,
+                        help="GRISTMILL_GATEWAY_MEMORY_MB for `serve --all` (default: the gateway's own).")
     parser.add_argument("--reuse", action="store_true",
                         help="Keep --dir's data and projects from an earlier run (gateway part).")
     parser.add_argument("--json", action="store_true")
