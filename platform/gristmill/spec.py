@@ -349,10 +349,14 @@ def validate(model: type[M], data: object, file: str, keys: str) -> M:
         raise SpecError(file, key, message + (f"; {rest}" if rest else "")) from None
 
 
+#: libyaml's safe loader where PyYAML was built with it (about 10x faster than the pure-Python one)
+SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def read_yaml(path: Path) -> object:
     """The YAML document at ``path``; invalid YAML is a one-line :class:`SpecError`."""
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
+        return yaml.load(path.read_text(encoding="utf-8"), Loader=SAFE_LOADER)  # noqa: S506 (a safe loader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark else ""

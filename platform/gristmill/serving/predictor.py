@@ -42,11 +42,7 @@ class Predictor:
         self.ws, self.project = ws, project
         self.bundled = {k: v for k, v in (bundled or {}).items() if v is not None}
         self.pinned = pinned
-        self.spec = load_spec(ws.spec_path(project))
-        self.entity_key = self.spec.entity.key
-        if not pinned:
-            configure_mlflow(ws)
-        self.reload()
+        self.reload()  # reads the spec and points MLflow at the workspace (once per load)
         self.store = store or open_store(ws)  # the gateway shares one store across projects
         try:
             self.feature_service = self.store.get_feature_service(service_name(project))
@@ -77,6 +73,7 @@ class Predictor:
         from gristmill.training.registry import alias_version
 
         self.spec = load_spec(self.ws.spec_path(self.project))  # traffic settings may have changed
+        self.entity_key = self.spec.entity.key
         wants = self.spec.serving.challenger_share > 0 or self.spec.serving.shadow
         if self.pinned:
             return self._reload_bundled(wants)
