@@ -18,6 +18,7 @@ it a column at a time (:mod:`gristmill.features.online_codec`, the same value by
   ``online_read`` and the lookup of ``get_online_features`` / ``feast serve``), so the stores stay
   Feast's to use; only Feast's *built-in* ``type: sqlite`` class cannot read these tables.
   Rows written before a view gained or lost features keep their layout and read back as written.
+  A view's rows left in Feast's layout are moved into packed rows at first use (:meth:`_migrate`).
   With ``vector_enabled`` or ``enable_openai_compatible_store`` it is Feast's own store, as is.
 
 Unlike Feast's Redis writer, :meth:`write_latest` does not skip a row whose event time is not newer
@@ -184,12 +185,71 @@ class GristmillSqliteOnlineStore(SqliteOnlineStore):
                 known.add((id(conn), n))
         return {n for n in names if (id(conn), n) in known}
 
+    def _prepared(self, conn, config, tables, create: bool) -> set[str]:
+        """The packed tables of ``tables`` that exist, after moving any view's rows still in Feast's
+        row-per-feature layout (an earlier release's, or Feast's own store's) into packed rows, and,
+        with ``create``, creating the missing ones."""
+        from feast.infra.online_stores.sqlite import _table_id
+
+        names = [self.packed_table(config, table) for table in tables]
+        stored = self._stored(conn, names)
+        versioning = config.registry.enable_online_feature_view_versioning
+        for table, name in zip(tables, names):
+            if name in stored:
+                continue
+            legacy = _table_id(config.project, table, versioning)
+            if self._stored(conn, [legacy]):
+                self._migrate(conn, name, legacy)
+                stored.add(name)
+            elif create:
+                self._ensure(conn, name)
+                stored.add(name)
+        return stored
+
+    def _migrate(self, conn, name: str, legacy: str) -> None:
+        """Move the rows of ``legacy`` (Feast's layout: a row per entity and feature) into the packed
+        table ``name``, one row per entity with the features it held, and drop ``legacy``."""
+        import itertools
+
+        def varint(n: int) -> bytes:
+            out = bytearray()
+            while n > 0x7F:
+                out.append((n & 0x7F) | 0x80)
+                n >>= 7
+            out.append(n)
+            return bytes(out)
+
+        layouts: dict[tuple, tuple[int, str]] = {}
+
+        def packed(rows):
+            for key, group in itertools.groupby(rows, key=lambda r: r[0]):
+                group = list(group)
+                names = tuple(r[1] for r in group)
+                layout = layouts.get(names) or layouts.setdefault(names, layout_of(list(names)))
+                secs, made = group[0][3], group[0][4]
+                yield (key, layout[0], None if secs is None else secs * 10**6,
+                       None if made is None else made * 10**6,
+                       b"".join(b"\n" + varint(len(r[2] or b"")) + (r[2] or b"") for r in group))
+
+        with conn:
+            self._ensure(conn, name)
+            source = conn.execute(f"SELECT entity_key, feature_name, value, CAST(event_ts AS INTEGER), "
+                                  f"CAST(created_ts AS INTEGER) FROM {_quote(legacy)} "
+                                  "ORDER BY entity_key, feature_name")
+            before = conn.total_changes
+            conn.executemany(f"INSERT OR REPLACE INTO {_quote(name)} (entity_key, layout, event_ts, created_ts, vals) "
+                             "VALUES (?, ?, ?, ?, ?)", packed(source))
+            moved = conn.total_changes - before
+            conn.executemany(f"INSERT OR IGNORE INTO {LAYOUTS} (layout, names) VALUES (?, ?)", layouts.values())
+            conn.execute(f"DROP TABLE {_quote(legacy)}")
+        self.__dict__.setdefault("_gm_ready", set()).discard((id(conn), legacy))
+        log.warning("moved %d entities of %s (Feast's row-per-feature layout) into %s (one row per entity)",
+                    moved, legacy, name)
+
     def update(self, config, tables_to_delete, tables_to_keep, entities_to_delete, entities_to_keep,
                partial: bool):
-        """``feast apply``: a packed table per kept view; a deleted view's tables dropped. A kept
-        view's table in Feast's layout (written before this store packed its rows) is dropped too:
-        this class cannot read it, and the next materialize finds the entities missing and writes
-        them again."""
+        """``feast apply``: a packed table per kept view (rows a view still holds in Feast's layout
+        are moved into it); a deleted view's tables dropped."""
         if not self.packs(config):
             return super().update(config, tables_to_delete, tables_to_keep, entities_to_delete,
                                   entities_to_keep, partial)
@@ -197,15 +257,8 @@ class GristmillSqliteOnlineStore(SqliteOnlineStore):
 
         conn = self._get_conn(config)
         versioning = config.registry.enable_online_feature_view_versioning
-        present = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        self._prepared(conn, config, list(tables_to_keep), create=True)
         with conn:
-            for table in tables_to_keep:
-                self._ensure(conn, self.packed_table(config, table))
-                legacy = _table_id(config.project, table, versioning)
-                if legacy in present:
-                    conn.execute(f"DROP TABLE {_quote(legacy)}")
-                    log.info("dropped %s: Feast's row-per-feature layout, which Gristmill's store does not "
-                             "read; materialize writes its entities again", legacy)
             for table in tables_to_delete:
                 name = self.packed_table(config, table)
                 conn.execute(f"DROP TABLE IF EXISTS {_quote(name)}")
@@ -228,6 +281,7 @@ class GristmillSqliteOnlineStore(SqliteOnlineStore):
         frame = _sorted_by_key(frame, join_key)  # key order: B-tree appends, not random inserts
         ts_field = table.batch_source.timestamp_field
         name = self.packed_table(config, table)
+        self._prepared(conn, config, [table], create=True)
         conn.execute(f"PRAGMA cache_size = -{SQLITE_CACHE_KIB}")
         with conn:  # one transaction per view
             for start in range(0, frame.num_rows, CHUNK):
@@ -254,6 +308,7 @@ class GristmillSqliteOnlineStore(SqliteOnlineStore):
                  RepeatedValue(val=[values.get(n, empty) for n in names]).SerializeToString())
                 for key, values, ts, made in data]
         conn = self._get_conn(config)
+        self._prepared(conn, config, [table], create=True)
         with conn:
             self._upsert(conn, self.packed_table(config, table), rows, layout)
         if progress:
@@ -268,7 +323,7 @@ class GristmillSqliteOnlineStore(SqliteOnlineStore):
         found: list[dict] = [{} for _ in wanted]
         queries, parts, params = [], [], []
         tables = [self.packed_table(config, table) for table, _ in wanted]
-        stored = self._stored(conn, tables)
+        stored = self._prepared(conn, config, [table for table, _ in wanted], create=False)
         for n, ((table, keys), name) in enumerate(zip(wanted, tables)):
             if name not in stored:  # never applied nor written: nothing stored
                 continue

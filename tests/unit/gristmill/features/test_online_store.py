@@ -235,19 +235,42 @@ def test_sqlite_rows_keep_their_layout_when_a_view_gains_a_feature(tmp_path, cap
     assert "name a layout gristmill_online_layouts lacks" in caplog.text
 
 
-def test_apply_drops_a_views_table_in_feasts_layout_and_materialize_refills(tmp_path):
-    frame = _rows(100, seed=8)
+@pytest.mark.parametrize("how", ["apply", "read", "write"])
+def test_rows_in_feasts_layout_are_moved_into_packed_rows_on_first_use(how, tmp_path, caplog):
+    """A store written in Feast's row-per-feature layout (an earlier release, or Feast's built-in
+    class) reads the same through Gristmill's class after ``feast apply``, at the first lookup, or
+    at the first write: the rows are moved, once, with a warning that counts them."""
+    import logging
+
+    frame = _rows(300, seed=8)
     path = tmp_path / "online.db"
     builtin = _repo(tmp_path, "feast", f"  type: sqlite\n  path: {path}", frame)
     builtin.materialize(datetime(2023, 1, 1, tzinfo=timezone.utc), END)
-    expected = _lookup(builtin, ["c00001", "c00002"])
-    ours = _repo(tmp_path, "ours", f"  type: {SQLITE_STORE_TYPE}\n  path: {path}", frame)
+    ids = [f"c{i:05d}" for i in range(0, 300, 7)] + ["nobody"]
+    expected = _lookup(builtin, ids)
+    stamps = builtin.get_online_features(features=builtin.get_feature_service("svc"),
+                                         entity_rows=[{KEY: i} for i in ids]).to_dict(include_event_timestamps=True)
+    yaml = f"  type: {SQLITE_STORE_TYPE}\n  path: {path}"
+    with caplog.at_level(logging.WARNING, logger="gristmill.features.online_store"):
+        if how == "apply":
+            ours = _repo(tmp_path, "ours", yaml, frame)
+        else:  # the repo switched to Gristmill's class by hand, no apply since
+            (Path(builtin.repo_path) / "feature_store.yaml").write_text(
+                (Path(builtin.repo_path) / "feature_store.yaml").read_text().replace("  type: sqlite", yaml.split("\n")[0]))
+            from feast import FeatureStore
+
+            ours = FeatureStore(repo_path=builtin.repo_path)
+            if how == "write":
+                assert _bulk_write(ours, frame[frame[KEY] == "c00007"]) == 1
+        assert _lookup(ours, ids) == expected
+    assert "moved 300 entities of gmt_v" in caplog.text
     with sqlite3.connect(path) as db:
         tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert "gmt_v" not in tables and "gmt_v__packed" in tables
-    assert _lookup(ours, ["c00001"])["f_int"] == [None]
-    ours.materialize(datetime(2023, 1, 1, tzinfo=timezone.utc), END)
-    assert _lookup(ours, ["c00001", "c00002"]) == expected
+    assert len(_packed_rows(ours)) == 300
+    moved = ours.get_online_features(features=ours.get_feature_service("svc"),
+                                     entity_rows=[{KEY: i} for i in ids]).to_dict(include_event_timestamps=True)
+    assert moved["f_int__ts"] == stamps["f_int__ts"]
 
 
 def test_redis_bulk_hashes_equal_feasts_materialize_and_read_back_equal(tmp_path, redis_db):
