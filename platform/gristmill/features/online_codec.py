@@ -17,6 +17,9 @@ import struct
 TAG_STRING, TAG_INT64, TAG_DOUBLE, TAG_BOOL, TAG_UNIX_TS = 0x12, 0x20, 0x29, 0x38, 0x40
 VALUE_TYPE_STRING = 2  # feast.types.ValueType.STRING
 KINDS = ("Int64", "Float64", "String", "Bool", "UnixTimestamp")
+#: entities a bulk writer encodes and sends at a time: bounds memory (~60 MB a chunk of 10
+#: features) and the replies Redis buffers
+CHUNK = 50_000
 
 
 def _binary(rows, lengths):
@@ -162,3 +165,23 @@ def packed_values(columns):
     if not pieces:
         raise ValueError("packed_values needs at least one column")
     return pc.binary_join_element_wise(*pieces, empty)
+
+
+def feast_kind(dtype) -> str:
+    """The codec's name of a Feast field type (``Float64`` ...); raises for the ones it lacks."""
+    name = str(dtype)
+    if name not in KINDS:
+        raise ValueError(f"no bulk online encoding for Feast type {name} (supported: {', '.join(KINDS)})")
+    return name
+
+
+def sorted_by_key(frame, join_key: str):
+    """``frame`` with its entity keys serialized (column ``__ek``), sorted by them."""
+    import pyarrow.compute as pc
+
+    frame = frame.append_column("__ek", entity_keys(frame.column(join_key), join_key))
+    return frame.take(pc.sort_indices(frame, [("__ek", "ascending")]))
+
+
+def encodable(table) -> bool:
+    return all(str(f.dtype) in KINDS for f in table.features)

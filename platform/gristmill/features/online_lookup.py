@@ -46,8 +46,6 @@ def lookup(store, service, rows: dict[str, list]) -> dict[str, list]:
     ids, request-data columns), as ``get_online_features(service, rows).to_dict()`` gives them."""
     from feast import utils
 
-    from gristmill.features.online_store import read_plan
-
     online = store._get_provider().online_store
     if not hasattr(online, "read_rows") or getattr(service, "precompute_online", False):
         return store.get_online_features(features=service, entity_rows=rows).to_dict()
@@ -74,3 +72,30 @@ def lookup(store, service, rows: dict[str, list]) -> dict[str, list]:
                         column[d] = converted
         out.update(columns)
     return out
+
+
+def read_plan(online, config, grouped_refs, join_key_values, entity_name_to_join_key_map) -> list:
+    """Feast's steps from a request's views to the rows read: per view ``(view, requested, output
+    positions of each unique entity, output length, what read_rows answered for them)``."""
+    from feast import utils
+
+    plans = []
+    for table, requested in grouped_refs:
+        values, idxs, output_len = utils._get_unique_entities(table, join_key_values, entity_name_to_join_key_map)
+        plans.append((table, requested, idxs, output_len, utils._get_entity_key_protos(values)))
+    if not plans:
+        return []
+    read = online.read_rows(config, [(table, requested, keys) for table, requested, _, _, keys in plans])
+    return [(table, requested, idxs, output_len, rows) for (table, requested, idxs, output_len, _), rows
+            in zip(plans, read)]
+
+
+def respond(online, config, grouped_refs, join_key_values, entity_name_to_join_key_map, response,
+             full_feature_names: bool, include_version_metadata: bool) -> None:
+    """Fill Feast's online response from one :meth:`read_rows` of every view of the request."""
+    from feast import utils
+
+    for table, requested, idxs, output_len, rows in read_plan(online, config, grouped_refs, join_key_values,
+                                                              entity_name_to_join_key_map):
+        utils._populate_response_from_feature_data(requested, rows, idxs, response, full_feature_names, table,
+                                                   output_len, include_version_metadata)

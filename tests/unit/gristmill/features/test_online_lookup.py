@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 import numpy as np
 import pandas as pd
 import pytest
-from test_online_store import CREATED, END, KEY, REDIS_DB, TS, TYPES, _redis, _rows
+from test_online_store import END, KEY, REDIS_DB, TS, TYPES, _feast_repo, _redis, _rows, _typed_view
 
 from gristmill.features.naming import REDIS_STORE_TYPE, SQLITE_STORE_TYPE
 from gristmill.features.online_lookup import lookup
@@ -23,7 +23,7 @@ def _close_offline_store():
 
 
 def _store(tmp_path, kind: str):
-    from feast import Entity, FeatureService, FeatureStore, FeatureView, Field, FileSource, RequestSource, ValueType
+    from feast import FeatureService, FeatureView, Field, FileSource, RequestSource
     from feast import types as ft
     from feast.on_demand_feature_view import on_demand_feature_view
 
@@ -39,17 +39,8 @@ def _store(tmp_path, kind: str):
     for data, name in ((frame, "v"), (other, "w")):
         data.to_parquet(tmp_path / f"{name}.parquet", index=False, coerce_timestamps="us",
                         allow_truncated_timestamps=True)
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    (repo / "feature_store.yaml").write_text(
-        f"project: gml\nprovider: local\nregistry: {repo / 'registry.db'}\noffline_store:\n  type: duckdb\n"
-        f"online_store:\n{online}\nentity_key_serialization_version: 3\n")
-    store = FeatureStore(repo_path=str(repo))
-    entity = Entity(name="c", join_keys=[KEY], value_type=ValueType.STRING)
-    v = FeatureView(name="v", entities=[entity], ttl=timedelta(0), online=True,
-                    schema=[Field(name=c, dtype=getattr(ft, t)) for c, t in TYPES.items()],
-                    source=FileSource(name="v_src", path=str(tmp_path / "v.parquet"), timestamp_field=TS,
-                                      created_timestamp_column=CREATED))
+    store = _feast_repo(tmp_path / "repo", online, "gml")
+    entity, v = _typed_view(tmp_path / "v.parquet")
     w = FeatureView(name="w", entities=[entity], ttl=timedelta(0), online=True,
                     schema=[Field(name="g_dbl", dtype=ft.Float64), Field(name="g_int", dtype=ft.Int64)],
                     source=FileSource(name="w_src", path=str(tmp_path / "w.parquet"), timestamp_field=TS))

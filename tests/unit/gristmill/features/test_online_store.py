@@ -82,25 +82,38 @@ def _rows(n: int, seed: int) -> pd.DataFrame:
     return frame
 
 
-def _repo(root: Path, name: str, online: str, frame: pd.DataFrame, project: str = "gmt"):
-    """A Feast repo holding one view of the five types over ``frame``, applied."""
-    from feast import Entity, FeatureService, FeatureStore, FeatureView, Field, FileSource, ValueType
-    from feast import types as ft
+def _feast_repo(repo: Path, online: str, project: str):
+    """A FeatureStore over a new repo folder with the online store config ``online``."""
+    from feast import FeatureStore
 
-    repo = root / name
     repo.mkdir(parents=True)
-    data = root / f"{name}.parquet"
-    if not data.exists():
-        frame.to_parquet(data, index=False, coerce_timestamps="us", allow_truncated_timestamps=True)
     (repo / "feature_store.yaml").write_text(
         f"project: {project}\nprovider: local\nregistry: {repo / 'registry.db'}\n"
         f"offline_store:\n  type: duckdb\nonline_store:\n{online}\nentity_key_serialization_version: 3\n")
-    store = FeatureStore(repo_path=str(repo))
+    return FeatureStore(repo_path=str(repo))
+
+
+def _typed_view(data: Path):
+    """The entity and the view of the five types over the Parquet file ``data``."""
+    from feast import Entity, FeatureView, Field, FileSource, ValueType
+    from feast import types as ft
+
     entity = Entity(name="c", join_keys=[KEY], value_type=ValueType.STRING)
-    view = FeatureView(name="v", entities=[entity], ttl=timedelta(0), online=True,
-                       schema=[Field(name=c, dtype=getattr(ft, t)) for c, t in TYPES.items()],
-                       source=FileSource(name="v_src", path=str(data), timestamp_field=TS,
-                                         created_timestamp_column=CREATED))
+    return entity, FeatureView(name="v", entities=[entity], ttl=timedelta(0), online=True,
+                               schema=[Field(name=c, dtype=getattr(ft, t)) for c, t in TYPES.items()],
+                               source=FileSource(name="v_src", path=str(data), timestamp_field=TS,
+                                                 created_timestamp_column=CREATED))
+
+
+def _repo(root: Path, name: str, online: str, frame: pd.DataFrame, project: str = "gmt"):
+    """A Feast repo holding one view of the five types over ``frame``, applied."""
+    from feast import FeatureService
+
+    data = root / f"{name}.parquet"
+    if not data.exists():
+        frame.to_parquet(data, index=False, coerce_timestamps="us", allow_truncated_timestamps=True)
+    store = _feast_repo(root / name, online, project)
+    entity, view = _typed_view(data)
     store.apply([entity, view, FeatureService(name="svc", features=[view])])
     return store
 
