@@ -148,13 +148,7 @@ class GristmillSqliteOnlineStore(SqliteOnlineStore):
         table ``name``, one row per entity with the features it held, and drop ``legacy``."""
         import itertools
 
-        def varint(n: int) -> bytes:
-            out = bytearray()
-            while n > 0x7F:
-                out.append((n & 0x7F) | 0x80)
-                n >>= 7
-            out.append(n)
-            return bytes(out)
+        from feast.protos.feast.types.Value_pb2 import RepeatedValue, Value
 
         layouts: dict[tuple, tuple[int, str]] = {}
 
@@ -162,11 +156,12 @@ class GristmillSqliteOnlineStore(SqliteOnlineStore):
             for key, group in itertools.groupby(rows, key=lambda r: r[0]):
                 group = list(group)
                 names = tuple(r[1] for r in group)
-                layout = layouts.get(names) or layouts.setdefault(names, layout_of(list(names)))
+                if names not in layouts:
+                    layouts[names] = layout_of(list(names))
                 secs, made = group[0][3], group[0][4]
-                yield (key, layout[0], None if secs is None else secs * 10**6,
+                yield (key, layouts[names][0], None if secs is None else secs * 10**6,
                        None if made is None else made * 10**6,
-                       b"".join(b"\n" + varint(len(r[2] or b"")) + (r[2] or b"") for r in group))
+                       RepeatedValue(val=[Value.FromString(r[2] or b"") for r in group]).SerializeToString())
 
         with conn:
             self._ensure(conn, name)

@@ -221,8 +221,8 @@ def _state_usable(state_path: Path) -> bool:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    field = pq.read_schema(state_path).field("__digest") if "__digest" in pq.read_schema(state_path).names else None
-    return field is not None and field.type == pa.uint64()
+    schema = pq.read_schema(state_path)
+    return "__key" in schema.names and "__digest" in schema.names and schema.field("__digest").type == pa.uint64()
 
 
 def _latest_rows(table, key: str, end: datetime, state_path: Path | None = None):
