@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -33,7 +34,8 @@ class GristmillSqliteOnlineStoreConfig(SqliteOnlineStoreConfig):
     type: Literal["gristmill.features.online_store.GristmillSqliteOnlineStore"] = SQLITE_TYPE  # type: ignore[assignment]
 
 
-def layout_of(names: list[str]) -> tuple[int, str]:
+@functools.lru_cache(maxsize=4096)  # every lookup asks for its views' current layouts
+def layout_of(names: tuple[str, ...]) -> tuple[int, str]:
     """A view's layout: a signed 64-bit digest of its ordered feature names, and their JSON."""
     text = json.dumps(list(names))
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big", signed=True), text
@@ -90,9 +92,13 @@ class GristmillSqliteOnlineStore(SqliteOnlineStore):
             conn.execute(f"PRAGMA mmap_size = {MMAP_BYTES}")
         return conn
 
+    def _known(self) -> set:
+        """``(connection id, table)`` of the tables known to exist (checked once per connection)."""
+        return self.__dict__.setdefault("_gm_ready", set())
+
     def _ensure(self, conn, name: str) -> None:
         """Create the packed table ``name`` and the layouts table if missing (once per connection)."""
-        ready = self.__dict__.setdefault("_gm_ready", set())
+        ready = self._known()
         if (id(conn), name) in ready:
             return
         conn.execute(f"CREATE TABLE IF NOT EXISTS {_quote(name)} (entity_key BLOB PRIMARY KEY, "
@@ -113,7 +119,7 @@ class GristmillSqliteOnlineStore(SqliteOnlineStore):
 
     def _stored(self, conn, names: list[str]) -> set[str]:
         """Which of the tables ``names`` exist (a read creates nothing)."""
-        known = self.__dict__.setdefault("_gm_ready", set())
+        known = self._known()
         missing = [n for n in names if (id(conn), n) not in known]
         if missing:
             marks = ",".join("?" * len(missing))
@@ -157,7 +163,7 @@ class GristmillSqliteOnlineStore(SqliteOnlineStore):
                 group = list(group)
                 names = tuple(r[1] for r in group)
                 if names not in layouts:
-                    layouts[names] = layout_of(list(names))
+                    layouts[names] = layout_of(names)
                 secs, made = group[0][3], group[0][4]
                 yield (key, layouts[names][0], None if secs is None else secs * 10**6,
                        None if made is None else made * 10**6,
@@ -174,7 +180,7 @@ class GristmillSqliteOnlineStore(SqliteOnlineStore):
             moved = conn.total_changes - before
             conn.executemany(f"INSERT OR IGNORE INTO {LAYOUTS} (layout, names) VALUES (?, ?)", layouts.values())
             conn.execute(f"DROP TABLE {_quote(legacy)}")
-        self.__dict__.setdefault("_gm_ready", set()).discard((id(conn), legacy))
+        self._known().discard((id(conn), legacy))
         log.warning("moved %d entities of %s (Feast's row-per-feature layout) into %s (one row per entity)",
                     moved, legacy, name)
 
@@ -194,7 +200,7 @@ class GristmillSqliteOnlineStore(SqliteOnlineStore):
             for table in tables_to_delete:
                 name = self.packed_table(config, table)
                 conn.execute(f"DROP TABLE IF EXISTS {_quote(name)}")
-                self.__dict__.get("_gm_ready", set()).discard((id(conn), name))
+                self._known().discard((id(conn), name))
                 conn.execute(f"DROP TABLE IF EXISTS {_quote(_table_id(config.project, table, versioning))}")
 
     def write_latest(self, config, table, frame, join_key: str, created: str | None = None) -> int:
@@ -209,7 +215,7 @@ class GristmillSqliteOnlineStore(SqliteOnlineStore):
         conn = self._get_conn(config)
         features = sorted(table.features, key=lambda f: f.name)
         kinds = [feast_kind(f.dtype) for f in features]
-        layout = layout_of([f.name for f in features])
+        layout = layout_of(tuple(f.name for f in features))
         frame = sorted_by_key(frame, join_key)  # key order: B-tree appends, not random inserts
         ts_field = table.batch_source.timestamp_field
         name = self.packed_table(config, table)
@@ -233,7 +239,7 @@ class GristmillSqliteOnlineStore(SqliteOnlineStore):
         from feast.protos.feast.types.Value_pb2 import RepeatedValue, Value
 
         names = sorted(f.name for f in table.features)
-        layout = layout_of(names)
+        layout = layout_of(tuple(names))
         empty, version = Value(), config.entity_key_serialization_version
         rows = [(serialize_entity_key(key, entity_key_serialization_version=version), layout[0],
                  _micros_of(ts), _micros_of(made),
@@ -269,7 +275,7 @@ class GristmillSqliteOnlineStore(SqliteOnlineStore):
                 params += chunk
         if parts:
             queries.append((parts, params))
-        current = [layout_of(sorted(f.name for f in table.features)) for table, _ in wanted]
+        current = [layout_of(tuple(sorted(f.name for f in table.features))) for table, _ in wanted]
         names = {code: json.loads(text) for code, text in current}
         lost: dict[int, int] = {}
         for parts_, params_ in queries:
@@ -296,12 +302,7 @@ class GristmillSqliteOnlineStore(SqliteOnlineStore):
         """Feast's per-view read, from the packed rows."""
         if not self.packs(config):
             return super().online_read(config, table, entity_keys, requested_features)
-        from feast.infra.key_encoding_utils import serialize_entity_key
-
-        version = config.entity_key_serialization_version
-        keys = [serialize_entity_key(k, entity_key_serialization_version=version) for k in entity_keys]
-        rows = self._fetch(config, [(table, keys)])[0]
-        return [rows.get(k, (None, None)) for k in keys]
+        return self.read_rows(config, [(table, requested_features, entity_keys)])[0]
 
     def read_rows(self, config, wanted: list) -> list[list]:
         """For each ``(view, requested features, entity key protos)`` of ``wanted``, what
